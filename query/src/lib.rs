@@ -1,0 +1,5 @@
+//! Sextant's query side: PromQL and the Prometheus-compatible HTTP API.
+
+#![forbid(unsafe_code)]
+
+pub mod promql;

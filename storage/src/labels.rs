@@ -1,0 +1,258 @@
+//! Label sets: the identity of a series, kept sorted by name so equality, hashing and ordering
+//! follow Prometheus's rules.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// The label that carries a series' metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// One `name="value"` pair.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+impl Label {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Label {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A set of labels sorted by name, with unique names and no empty values.
+///
+/// Ordering is Prometheus's: pairs compare one at a time, name first, then value; a set that is
+/// a prefix of another sorts first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Labels(Vec<Label>);
+
+impl Labels {
+    pub fn empty() -> Labels {
+        Labels(Vec::new())
+    }
+
+    /// Builds a set from pairs in any order. Empty values are dropped (a label with an empty
+    /// value is the same as no label); for duplicate names the last pair wins.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Labels {
+        let mut labels: Vec<Label> = pairs
+            .into_iter()
+            .map(|(n, v)| Label::new(n, v))
+            .filter(|l| !l.value.is_empty())
+            .collect();
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        // Keep the last of each run of equal names.
+        let mut out: Vec<Label> = Vec::with_capacity(labels.len());
+        for l in labels {
+            match out.last_mut() {
+                Some(last) if last.name == l.name => *last = l,
+                _ => out.push(l),
+            }
+        }
+        Labels(out)
+    }
+
+    /// Wraps labels that are already sorted by name, unique and non-empty.
+    /// Callers that cannot promise this use [`Labels::from_pairs`].
+    pub fn from_sorted(labels: Vec<Label>) -> Labels {
+        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
+        Labels(labels)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<Label> {
+        self.0
+    }
+
+    /// Sets `name` to `value`; an empty value removes the label.
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].value = value.to_string(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, Label::new(name, value)),
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.set(name, "");
+    }
+
+    /// A copy without the metric name.
+    pub fn without_metric_name(&self) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| l.name != METRIC_NAME)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy keeping only the named labels (`by`/`on`).
+    pub fn keep_only(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.iter().any(|n| *n == l.name))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy dropping the named labels and the metric name (`without`/`ignoring`).
+    pub fn drop_names(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| l.name != METRIC_NAME && !names.iter().any(|n| *n == l.name))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A stable 64-bit hash of the set, for grouping and series lookup.
+    pub fn hash64(&self) -> u64 {
+        // FNV-1a with separators so that ("ab","c") and ("a","bc") differ.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for l in &self.0 {
+            for b in l.name.bytes().chain([0xff]).chain(l.value.bytes()).chain([0xff]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> Ordering {
+        for (a, b) in self.0.iter().zip(other.0.iter()) {
+            match a.name.cmp(&b.name).then_with(|| a.value.cmp(&b.value)) {
+                Ordering::Equal => continue,
+                o => return o,
+            }
+        }
+        self.0.len().cmp(&other.0.len())
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Prints the set as Prometheus does: `name{a="b", c="d"}`.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.metric_name();
+        if let Some(n) = name {
+            f.write_str(n)?;
+        }
+        let rest: Vec<&Label> = self.0.iter().filter(|l| l.name != METRIC_NAME).collect();
+        if rest.is_empty() && name.is_some() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, l) in rest.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}={:?}", l.name, l.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// True when `name` is a valid legacy Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// True when `name` is a valid legacy metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_valid_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_pairs_sorts_dedups_and_drops_empty() {
+        let l = Labels::from_pairs([("b", "1"), ("a", "2"), ("c", ""), ("b", "3")]);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l.get("a"), Some("2"));
+        assert_eq!(l.get("b"), Some("3"));
+        assert_eq!(l.get("c"), None);
+    }
+
+    #[test]
+    fn ordering_is_prefix_first() {
+        let a = Labels::from_pairs([("a", "1")]);
+        let ab = Labels::from_pairs([("a", "1"), ("b", "1")]);
+        let a2 = Labels::from_pairs([("a", "2")]);
+        assert!(a < ab);
+        assert!(ab < a2);
+    }
+
+    #[test]
+    fn display_matches_prometheus() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "x")]);
+        assert_eq!(l.to_string(), r#"up{job="x"}"#);
+        assert_eq!(Labels::from_pairs([("__name__", "up")]).to_string(), "up");
+        assert_eq!(Labels::empty().to_string(), "{}");
+    }
+}

@@ -1,0 +1,98 @@
+//! Sextant's time-series storage.
+//!
+//! Writers hand batches of samples to [`Db::append`], which makes them durable in the
+//! write-ahead log before they reach the in-memory head. Readers see the data through the
+//! narrow [`SeriesSource`] trait, so the query engine never learns where samples live (head
+//! today; memory-mapped blocks and remote block stores later).
+//!
+//! This crate knows nothing of HTTP, protobuf or PromQL.
+
+#![forbid(unsafe_code)]
+
+
+mod db;
+
+pub mod labels;
+pub mod matcher;
+
+
+
+
+pub use db::{AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, RejectReason};
+pub use labels::{Label, Labels, METRIC_NAME};
+pub use matcher::{MatchOp, Matcher};
+
+
+/// The bit pattern Prometheus uses to mark a series as stale: a NaN that no computation produces.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// True when `v` is the staleness marker (and not just any NaN).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// One float sample: milliseconds since the Unix epoch and a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A series and its samples inside a queried time range, sorted by time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// The read side of storage as the query engine and HTTP API see it.
+///
+/// Time bounds are inclusive milliseconds. Implementations return series sorted by labels.
+pub trait SeriesSource: Send + Sync {
+    /// Series matching every matcher, with their samples in `[mint, maxt]`. Series that have
+    /// no sample in the range are left out.
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>, StorageError>;
+
+    /// Sorted label names of series that match (all series when `matchers` is empty) and have
+    /// data in the range.
+    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, StorageError>;
+
+    /// Sorted distinct values of label `name` over matching series with data in the range.
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, StorageError>;
+
+    /// Label sets of matching series with data in the range, sorted.
+    fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, StorageError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt data in {path} at offset {offset}: {reason}")]
+    Corruption {
+        path: std::path::PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("storage is closed")]
+    Closed,
+}
+
+impl StorageError {
+    pub(crate) fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> StorageError {
+        StorageError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
