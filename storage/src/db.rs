@@ -72,9 +72,33 @@ pub struct HeadStats {
     pub max_time: Option<i64>,
 }
 
+/// Metadata of one metric family, as remote write and scrapes report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricMetadata {
+    /// `counter`, `gauge`, `histogram`, `gaugehistogram`, `summary`, `info`, `stateset` or `unknown`.
+    pub metric_type: String,
+    pub help: String,
+    pub unit: String,
+}
+
+/// Cardinality statistics for `/api/v1/status/tsdb`.
+#[derive(Clone, Debug, Default)]
+pub struct TsdbStatus {
+    pub head: HeadStats,
+    /// Top metric names by number of series, descending.
+    pub series_count_by_metric_name: Vec<(String, u64)>,
+    /// Top label names by number of distinct values, descending.
+    pub label_value_count_by_label_name: Vec<(String, u64)>,
+    /// Top label names by bytes of their values summed over distinct values, descending.
+    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    /// Top `name=value` pairs by number of series, descending.
+    pub series_count_by_label_value_pair: Vec<(String, u64)>,
+}
+
 pub struct Db {
     dir: Option<PathBuf>,
     series: RwLock<BTreeMap<Labels, Vec<Sample>>>,
+    metadata: RwLock<BTreeMap<String, MetricMetadata>>,
 }
 
 impl Db {
@@ -83,6 +107,7 @@ impl Db {
         Db {
             dir: None,
             series: RwLock::new(BTreeMap::new()),
+            metadata: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -91,6 +116,7 @@ impl Db {
         Ok(Db {
             dir: Some(dir.to_path_buf()),
             series: RwLock::new(BTreeMap::new()),
+            metadata: RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -140,6 +166,61 @@ impl Db {
             }
         }
         st
+    }
+
+    /// Records the metadata of a metric family (the latest report wins).
+    pub fn set_metadata(&self, metric_family: &str, metadata: MetricMetadata) {
+        self.metadata.write().insert(metric_family.to_string(), metadata);
+    }
+
+    /// Metadata by metric family name, optionally of one family only, at most `limit` families.
+    pub fn metadata(&self, metric: Option<&str>, limit: Option<usize>) -> BTreeMap<String, MetricMetadata> {
+        let map = self.metadata.read();
+        map.iter()
+            .filter(|(k, _)| metric.is_none_or(|m| m == k.as_str()))
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Head statistics and the top `limit` entries of each cardinality list.
+    pub fn tsdb_status(&self, limit: usize) -> TsdbStatus {
+        use std::collections::{BTreeSet, HashMap};
+        let map = self.series.read();
+        let mut by_name: HashMap<&str, u64> = HashMap::new();
+        let mut values: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        let mut pairs: HashMap<(&str, &str), u64> = HashMap::new();
+        for labels in map.keys() {
+            if let Some(n) = labels.metric_name() {
+                *by_name.entry(n).or_default() += 1;
+            }
+            for l in labels {
+                values.entry(&l.name).or_default().insert(&l.value);
+                *pairs.entry((&l.name, &l.value)).or_default() += 1;
+            }
+        }
+        drop(map);
+        fn top(mut v: Vec<(String, u64)>, limit: usize) -> Vec<(String, u64)> {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        }
+        let series_count_by_metric_name = top(by_name.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), limit);
+        let label_value_count_by_label_name =
+            top(values.iter().map(|(k, v)| (k.to_string(), v.len() as u64)).collect(), limit);
+        let memory_in_bytes_by_label_name = top(
+            values.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.len() as u64).sum())).collect(),
+            limit,
+        );
+        let series_count_by_label_value_pair =
+            top(pairs.into_iter().map(|((n, v), c)| (format!("{n}={v}"), c)).collect(), limit);
+        TsdbStatus {
+            head: self.head_stats(),
+            series_count_by_metric_name,
+            label_value_count_by_label_name,
+            memory_in_bytes_by_label_name,
+            series_count_by_label_value_pair,
+        }
     }
 
     fn matching(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {

@@ -18,7 +18,7 @@ pub mod matcher;
 
 
 
-pub use db::{AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, RejectReason};
+pub use db::{AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MetricMetadata, RejectReason, TsdbStatus};
 pub use labels::{Label, Labels, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
 
