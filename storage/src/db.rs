@@ -199,7 +199,6 @@ impl Db {
                 *pairs.entry((&l.name, &l.value)).or_default() += 1;
             }
         }
-        drop(map);
         fn top(mut v: Vec<(String, u64)>, limit: usize) -> Vec<(String, u64)> {
             v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             v.truncate(limit);
