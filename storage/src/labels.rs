@@ -149,7 +149,13 @@ impl Labels {
         // FNV-1a with separators so that ("ab","c") and ("a","bc") differ.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for l in &self.0 {
-            for b in l.name.bytes().chain([0xff]).chain(l.value.bytes()).chain([0xff]) {
+            for b in l
+                .name
+                .bytes()
+                .chain([0xff])
+                .chain(l.value.bytes())
+                .chain([0xff])
+            {
                 h ^= u64::from(b);
                 h = h.wrapping_mul(0x0100_0000_01b3);
             }

@@ -9,19 +9,22 @@
 
 #![forbid(unsafe_code)]
 
-
+mod chunk;
 mod db;
+mod head;
 
 pub mod labels;
 pub mod matcher;
+mod metrics;
+mod postings;
+mod wal;
 
-
-
-
-pub use db::{AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MetricMetadata, RejectReason, TsdbStatus};
+pub use db::{
+    AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MetricMetadata, RejectReason, TsdbStatus,
+};
 pub use labels::{Label, Labels, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
-
+pub use metrics::StorageMetrics;
 
 /// The bit pattern Prometheus uses to mark a series as stale: a NaN that no computation produces.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -51,11 +54,21 @@ pub struct Series {
 pub trait SeriesSource: Send + Sync {
     /// Series matching every matcher, with their samples in `[mint, maxt]`. Series that have
     /// no sample in the range are left out.
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>, StorageError>;
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Series>, StorageError>;
 
     /// Sorted label names of series that match (all series when `matchers` is empty) and have
     /// data in the range.
-    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, StorageError>;
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, StorageError>;
 
     /// Sorted distinct values of label `name` over matching series with data in the range.
     fn label_values(
@@ -67,7 +80,12 @@ pub trait SeriesSource: Send + Sync {
     ) -> Result<Vec<String>, StorageError>;
 
     /// Label sets of matching series with data in the range, sorted.
-    fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, StorageError>;
+    fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, StorageError>;
 }
 
 #[derive(Debug, thiserror::Error)]

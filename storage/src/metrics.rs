@@ -1,0 +1,71 @@
+//! Sextant's own storage metrics, exposed on `/metrics` by the binary.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Counters and gauges the storage updates; cheap to clone (shared atomics).
+#[derive(Clone, Debug, Default)]
+pub struct StorageMetrics {
+    pub samples_appended: Counter,
+    pub samples_rejected: Family<Vec<(String, String)>, Counter>,
+    pub samples_duplicate_ignored: Counter,
+    pub series_created: Counter,
+    pub active_series: Gauge,
+    pub wal_bytes_written: Counter,
+    pub wal_fsyncs: Counter,
+    pub wal_truncated_bytes: Counter,
+}
+
+impl StorageMetrics {
+    /// Counts `n` samples rejected for `reason` (storage reasons and the ingest edge's own).
+    pub fn reject(&self, reason: &str, n: u64) {
+        self.samples_rejected
+            .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+            .inc_by(n);
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "sextant_samples_appended",
+            "Samples stored in the head after passing validation",
+            self.samples_appended.clone(),
+        );
+        registry.register(
+            "sextant_samples_rejected",
+            "Samples not stored, by reason",
+            self.samples_rejected.clone(),
+        );
+        registry.register(
+            "sextant_samples_duplicate_ignored",
+            "Resent samples identical to one already stored (same timestamp and value)",
+            self.samples_duplicate_ignored.clone(),
+        );
+        registry.register(
+            "sextant_series_created",
+            "Series created in the head",
+            self.series_created.clone(),
+        );
+        registry.register(
+            "sextant_head_series",
+            "Series in the in-memory head",
+            self.active_series.clone(),
+        );
+        registry.register(
+            "sextant_wal_written_bytes",
+            "Bytes written to the write-ahead log",
+            self.wal_bytes_written.clone(),
+        );
+        registry.register(
+            "sextant_wal_fsyncs",
+            "fsync calls on the write-ahead log",
+            self.wal_fsyncs.clone(),
+        );
+        registry.register(
+            "sextant_wal_truncated_bytes",
+            "Bytes of torn or corrupt WAL tails dropped at startup",
+            self.wal_truncated_bytes.clone(),
+        );
+    }
+}
