@@ -1,1 +1,11 @@
-//! placeholder
+//! Sextant's ingest edge: protocol decoding and validation in front of storage.
+//!
+//! Today: Prometheus remote write 1.0 (`POST /api/v1/write`). Each protocol decodes and
+//! validates its wire format here, hands clean `(Labels, samples)` batches to
+//! [`sextant_storage::Db::append`], and answers in the protocol's own shape.
+
+#![forbid(unsafe_code)]
+
+pub mod remote_write;
+
+pub use remote_write::{router, RemoteWriteLimits, RemoteWriteState};
