@@ -1,0 +1,224 @@
+//! The server configuration: an optional YAML file, overridden by command-line flags. Every
+//! section rejects keys it does not know, naming them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub query: QueryConfig,
+    pub remote_write: RemoteWriteConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the HTTP API, remote write and self-metrics.
+    pub http_addr: SocketAddr,
+    /// `logfmt` or `json`.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `sextant=debug,info`.
+    pub log_level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            log_format: LogFormat::Logfmt,
+            log_level: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Logfmt,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// `always` (fsync before every acknowledgement), `never`, or a duration such as `1s`
+    /// (fsync at most that often).
+    pub wal_fsync: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./data"),
+            wal_fsync: "always".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    pub lookback_delta: String,
+    pub timeout: String,
+    pub max_samples: usize,
+    pub max_points_per_series: i64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            lookback_delta: "5m".into(),
+            timeout: "2m".into(),
+            max_samples: 50_000_000,
+            max_points_per_series: 11_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWriteConfig {
+    pub max_decompressed_bytes: usize,
+    pub max_labels_per_series: usize,
+    pub max_label_name_bytes: usize,
+    pub max_label_value_bytes: usize,
+}
+
+impl Default for RemoteWriteConfig {
+    fn default() -> Self {
+        let d = sextant_ingest::RemoteWriteLimits::default();
+        RemoteWriteConfig {
+            max_decompressed_bytes: d.max_decompressed_bytes,
+            max_labels_per_series: d.max_labels_per_series,
+            max_label_name_bytes: d.max_label_name_bytes,
+            max_label_value_bytes: d.max_label_value_bytes,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_yaml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the settings whose values have their own syntax.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.fsync_policy()?;
+        parse_duration(&self.query.lookback_delta).context("query.lookback_delta")?;
+        parse_duration(&self.query.timeout).context("query.timeout")?;
+        if self.query.max_points_per_series <= 0 {
+            bail!("query.max_points_per_series must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn fsync_policy(&self) -> anyhow::Result<sextant_storage::FsyncPolicy> {
+        use sextant_storage::FsyncPolicy;
+        Ok(match self.storage.wal_fsync.as_str() {
+            "always" => FsyncPolicy::Always,
+            "never" => FsyncPolicy::Never,
+            other => FsyncPolicy::Interval(parse_duration(other).with_context(|| {
+                format!(
+                    "storage.wal_fsync must be \"always\", \"never\" or a duration, got {other:?}"
+                )
+            })?),
+        })
+    }
+}
+
+/// Parses a Prometheus-style duration: `1h30m`, `5m`, `250ms`, `2d`, `1w`, `1y` (365 days).
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    const UNITS: [(&str, u64); 7] = [
+        ("ms", 1),
+        ("s", 1000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+        ("w", 604_800_000),
+        ("y", 31_536_000_000),
+    ];
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        bail!("empty duration");
+    }
+    let mut total_ms: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            bail!("invalid duration {s:?}");
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit = UNITS
+            .iter()
+            .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
+            .with_context(|| format!("invalid duration {s:?}: missing or unknown unit"))?;
+        rest = &rest[unit.0.len()..];
+        total_ms = n
+            .checked_mul(unit.1)
+            .and_then(|v| total_ms.checked_add(v))
+            .with_context(|| format!("duration {s:?} is too large"))?;
+    }
+    Ok(Duration::from_millis(total_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("storage:\n  data_dir: /x\n  retention_tim: 1d\n").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("retention_tim"), "{msg}");
+        let err = Config::parse("strage: {}\n").unwrap_err();
+        assert!(format!("{err:#}").contains("strage"));
+    }
+
+    #[test]
+    fn partial_config_keeps_defaults() {
+        let c = Config::parse("server:\n  http_addr: 0.0.0.0:9999\nstorage:\n  wal_fsync: 2s\n")
+            .unwrap();
+        assert_eq!(c.server.http_addr.port(), 9999);
+        assert_eq!(c.storage.data_dir, PathBuf::from("./data"));
+        assert_eq!(
+            c.fsync_policy().unwrap(),
+            sextant_storage::FsyncPolicy::Interval(Duration::from_secs(2))
+        );
+        assert!(Config::parse("storage:\n  wal_fsync: sometimes\n").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1m5s").unwrap(), Duration::from_secs(65));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

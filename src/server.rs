@@ -1,0 +1,201 @@
+//! Starts the HTTP server at once, opens storage (replaying the WAL) in the background, and only
+//! then routes the APIs: until replay is done `/-/ready` and every API answer 503.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use sextant_ingest::{RemoteWriteLimits, RemoteWriteState};
+use sextant_query::api::{ApiState, ServerInfo};
+use sextant_query::promql::{Engine, EngineOptions};
+use sextant_storage::{Db, DbOptions};
+use tower::ServiceExt;
+
+use crate::config::{parse_duration, Config};
+use crate::telemetry::{self, Telemetry};
+
+/// The Prometheus version whose API we implement, reported by buildinfo (Grafana keys its
+/// feature detection on it).
+const PROMETHEUS_COMPATIBLE_VERSION: &str = "2.53.0";
+
+struct Shared {
+    telemetry: OnceLock<Arc<Telemetry>>,
+    /// The full application, set once storage is open.
+    app: OnceLock<Router>,
+}
+
+pub fn run(config: Config, flags: BTreeMap<String, String>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config, flags))
+}
+
+async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared {
+        telemetry: OnceLock::new(),
+        app: OnceLock::new(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.server.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP address {}", config.server.http_addr))?;
+    tracing::info!(addr = %config.server.http_addr, data_dir = %config.storage.data_dir.display(), "sextant listening");
+
+    let front = Router::new()
+        .route("/-/healthy", get(|| async { "Sextant is Healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(forward)
+        .with_state(shared.clone());
+
+    let opener = {
+        let shared = shared.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            let db = open_storage(&config).await?;
+            let (telemetry, app) = build_app(&config, flags, db.clone())?;
+            let _ = shared.telemetry.set(telemetry);
+            let _ = shared.app.set(app);
+            tracing::info!("sextant is ready");
+            anyhow::Ok(db)
+        })
+    };
+
+    axum::serve(listener, front)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("HTTP server stopped; flushing storage");
+    let db = opener.await.context("storage task")??;
+    let db_for_sync = db.clone();
+    tokio::task::spawn_blocking(move || db_for_sync.sync())
+        .await
+        .context("sync task")??;
+    tracing::info!("storage flushed; bye");
+    Ok(())
+}
+
+async fn open_storage(config: &Config) -> anyhow::Result<Arc<Db>> {
+    let dir = config.storage.data_dir.clone();
+    let opts = DbOptions {
+        fsync: config.fsync_policy()?,
+    };
+    let db = tokio::task::spawn_blocking(move || Db::open(&dir, opts))
+        .await
+        .context("storage open task")?
+        .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
+    Ok(Arc::new(db))
+}
+
+fn build_app(
+    config: &Config,
+    flags: BTreeMap<String, String>,
+    db: Arc<Db>,
+) -> anyhow::Result<(Arc<Telemetry>, Router)> {
+    let mut telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"));
+    db.metrics().register(telemetry.registry_mut());
+    let telemetry = Arc::new(telemetry);
+
+    let engine = Arc::new(Engine::new(EngineOptions {
+        lookback_delta_ms: parse_duration(&config.query.lookback_delta)?.as_millis() as i64,
+        max_samples: config.query.max_samples,
+        timeout: parse_duration(&config.query.timeout)?,
+        ..EngineOptions::default()
+    }));
+    let info = ServerInfo {
+        version: PROMETHEUS_COMPATIBLE_VERSION.to_string(),
+        revision: format!("sextant-{}", env!("CARGO_PKG_VERSION")),
+        branch: "main".to_string(),
+        build_user: "sextant".to_string(),
+        build_date: String::new(),
+        go_version: format!("rust (sextant {})", env!("CARGO_PKG_VERSION")),
+        start_time: SystemTime::now(),
+        config_yaml: serde_yaml::to_string(config).unwrap_or_default(),
+        flags,
+        data_dir: config.storage.data_dir.display().to_string(),
+        storage_retention: "unlimited".to_string(),
+        max_points_per_series: config.query.max_points_per_series,
+    };
+    let api = sextant_query::api::router(Arc::new(ApiState {
+        db: db.clone(),
+        engine,
+        info,
+    }));
+    let rw = &config.remote_write;
+    let ingest = sextant_ingest::router(Arc::new(RemoteWriteState {
+        db,
+        limits: RemoteWriteLimits {
+            max_decompressed_bytes: rw.max_decompressed_bytes,
+            max_labels_per_series: rw.max_labels_per_series,
+            max_label_name_bytes: rw.max_label_name_bytes,
+            max_label_value_bytes: rw.max_label_value_bytes,
+        },
+    }));
+    let app = Router::new()
+        .merge(api)
+        .merge(ingest)
+        .layer(axum::middleware::from_fn_with_state(
+            telemetry.clone(),
+            telemetry::track_http,
+        ));
+    Ok((telemetry, app))
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.app.get().is_some() {
+        "Sextant is Ready.\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.telemetry.get() {
+        Some(t) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            t.render(),
+        )
+            .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response(),
+    }
+}
+
+async fn forward(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    match shared.app.get() {
+        Some(app) => match app.clone().oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        },
+        None => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("received SIGINT; shutting down"),
+        _ = term => tracing::info!("received SIGTERM; shutting down"),
+    }
+}
