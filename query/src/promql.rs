@@ -3,9 +3,11 @@
 //! Pure of I/O: the evaluator reads samples only through [`sextant_storage::SeriesSource`].
 
 pub mod ast;
+pub mod ast_json;
 pub mod engine;
 pub mod functions;
 mod parser;
+pub mod printer;
 pub mod value;
 
 pub use ast::Expr;

@@ -1,11 +1,30 @@
 //! The PromQL evaluator: instant and range queries over a [`SeriesSource`].
+//!
+//! Evaluation happens in three phases: every selector's data is fetched from storage once for
+//! the whole query span ([`prefetch`]), the expression tree is evaluated at each step against
+//! that in-memory data ([`eval`]), and the per-step results are cleaned up (delayed
+//! `__name__` removal, duplicate checks) and assembled into the public result types.
 
-use std::time::Duration;
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod histogram;
+mod model;
+mod prefetch;
+mod range_fns;
+#[cfg(test)]
+mod tests;
 
-use sextant_storage::SeriesSource;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use sextant_storage::{Labels, SeriesSource};
 
 use super::ast::Expr;
-use super::value::{QueryError, QueryResult};
+use super::value::{QueryError, QueryResult, RangeSeries, Value, VectorSample};
+use eval::Evaluator;
+use model::{Sample, Val};
 
 /// Evaluation settings. Defaults match Prometheus's server defaults.
 #[derive(Clone, Debug)]
@@ -18,6 +37,10 @@ pub struct EngineOptions {
     pub timeout: Duration,
     /// Step of subqueries written without one, `[5m:]` (default 1m).
     pub default_subquery_step_ms: i64,
+    /// Prometheus' `enableDelayedNameRemoval`: functions and operators only mark `__name__`
+    /// for removal, and the label is dropped at the end of evaluation (default false, like the
+    /// Prometheus server; the conformance suite runs with true).
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EngineOptions {
@@ -27,6 +50,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
+            delayed_name_removal: false,
         }
     }
 }
@@ -52,8 +76,45 @@ impl Engine {
         expr: &Expr,
         time_ms: i64,
     ) -> Result<QueryResult, QueryError> {
-        let _ = (source, query, expr, time_ms, &self.opts);
-        Err(QueryError::Execution("evaluator not built yet".into()))
+        let deadline = Instant::now() + self.opts.timeout;
+        let data = prefetch::load(source, expr, time_ms, time_ms, &self.opts)?;
+        let mut ev = Evaluator::new(&self.opts, query, data, time_ms, time_ms, false, deadline);
+        let val = ev.eval(expr, time_ms)?;
+        let value = match val {
+            Val::Scalar(v) => Value::Scalar(time_ms, v),
+            Val::Str(s) => Value::String(time_ms, s),
+            Val::Vector(v) => {
+                let v = finish_vector(v)?;
+                Value::Vector(
+                    v.into_iter()
+                        .map(|s| VectorSample {
+                            labels: s.labels,
+                            t: time_ms,
+                            v: s.v,
+                        })
+                        .collect(),
+                )
+            }
+            Val::Matrix(m) => {
+                let mut out: Vec<RangeSeries> = Vec::with_capacity(m.len());
+                for s in m {
+                    let mut labels = s.labels;
+                    if s.drop_name {
+                        eval::remove_name(&mut labels);
+                    }
+                    out.push(RangeSeries {
+                        labels,
+                        points: s.points,
+                    });
+                }
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                if out.windows(2).any(|w| w[0].labels == w[1].labels) {
+                    return Err(dup_labelset());
+                }
+                Value::Matrix(out)
+            }
+        };
+        Ok(ev.into_result(value))
     }
 
     /// Evaluates `expr` at every step from `start_ms` to `end_ms` inclusive; the result is a
@@ -67,7 +128,86 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult, QueryError> {
-        let _ = (source, query, expr, start_ms, end_ms, step_ms);
-        Err(QueryError::Execution("evaluator not built yet".into()))
+        if step_ms <= 0 {
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::BadData("end timestamp must not be before start time".into()));
+        }
+        let deadline = Instant::now() + self.opts.timeout;
+        let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
+        let mut ev = Evaluator::new(&self.opts, query, data, start_ms, end_ms, true, deadline);
+        ev.step_ms = step_ms;
+        let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut total_points = 0usize;
+        let mut t = start_ms;
+        while t <= end_ms {
+            ev.check_deadline()?;
+            ev.reset_step_samples();
+            match ev.eval(expr, t)? {
+                Val::Scalar(v) => {
+                    series.entry(Labels::empty()).or_default().push((t, v));
+                    total_points += 1;
+                }
+                Val::Vector(v) => {
+                    for s in finish_vector(v)? {
+                        series.entry(s.labels).or_default().push((t, s.v));
+                        total_points += 1;
+                    }
+                }
+                Val::Str(_) | Val::Matrix(_) => {
+                    return Err(QueryError::Execution(
+                        "invalid expression type for range query, must be Scalar or instant Vector".into(),
+                    ))
+                }
+            }
+            if total_points > self.opts.max_samples {
+                return Err(too_many_samples());
+            }
+            t = match t.checked_add(step_ms) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        let out = series
+            .into_iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(labels, points)| RangeSeries { labels, points })
+            .collect();
+        Ok(ev.into_result(Value::Matrix(out)))
     }
+}
+
+/// Drops `__name__` from samples marked for it and rejects duplicate label sets.
+fn finish_vector(v: Vec<Sample>) -> Result<Vec<Sample>, QueryError> {
+    let mut out: Vec<Sample> = v
+        .into_iter()
+        .map(|mut s| {
+            if s.drop_name {
+                eval::remove_name(&mut s.labels);
+                s.drop_name = false;
+            }
+            s
+        })
+        .collect();
+    if out.len() > 1 {
+        let mut seen = std::collections::HashSet::with_capacity(out.len());
+        for s in &out {
+            if !seen.insert(&s.labels) {
+                return Err(dup_labelset());
+            }
+        }
+    }
+    out.shrink_to_fit();
+    Ok(out)
+}
+
+pub(crate) fn dup_labelset() -> QueryError {
+    QueryError::Execution("vector cannot contain metrics with the same labelset".into())
+}
+
+pub(crate) fn too_many_samples() -> QueryError {
+    QueryError::Limit("query processing would load too many samples into memory in query execution".into())
 }

@@ -1,0 +1,336 @@
+//! Query endpoints: `query`, `query_range`, `query_exemplars`, `format_query`, `parse_query`,
+//! and the JSON encoding of query results.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use sextant_storage::{Db, Labels};
+
+use super::params::{
+    parse_duration, parse_limit, parse_time, parse_time_param, Params, MAX_TIME_MS, MIN_TIME_MS,
+};
+use super::response::{write_json_str, write_point, write_timestamp, ApiError, Success};
+use super::ApiState;
+use crate::promql::{ast_json, parse, printer, Engine, QueryError, QueryResult, Value};
+
+/// Prometheus caps each kind of annotation in a response at this many.
+const MAX_ANNOTATIONS: usize = 10;
+
+const TRUNCATED: &str = "results truncated due to limit";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `GET|POST /api/v1/query`: an instant query.
+pub async fn query(State(st): State<Arc<ApiState>>, p: Params) -> Result<Success, ApiError> {
+    let t =
+        parse_time_param(&p, "time", now_ms()).map_err(|e| ApiError::invalid_param("time", e))?;
+    let timeout = query_timeout(&p, &st)?;
+    let limit = parse_limit(p.get("limit")).map_err(|e| ApiError::invalid_param("limit", e))?;
+    let text = p.get("query").to_string();
+    let expr = parse(&text).map_err(|e| ApiError::invalid_param("query", e))?;
+    let res = run_blocking(&st, timeout, move |db, engine| {
+        engine.instant_query(db, &text, &expr, t)
+    })
+    .await?;
+    Ok(encode_result(res, limit))
+}
+
+/// `GET|POST /api/v1/query_range`: a range query.
+pub async fn query_range(State(st): State<Arc<ApiState>>, p: Params) -> Result<Success, ApiError> {
+    let start = parse_time(p.get("start")).map_err(|e| ApiError::invalid_param("start", e))?;
+    let end = parse_time(p.get("end")).map_err(|e| ApiError::invalid_param("end", e))?;
+    if end < start {
+        return Err(ApiError::invalid_param(
+            "end",
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step_ns = parse_duration(p.get("step")).map_err(|e| ApiError::invalid_param("step", e))?;
+    if step_ns <= 0 {
+        return Err(ApiError::invalid_param(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    let max_points = st.info.max_points_per_series;
+    let points = (i128::from(end) - i128::from(start)) * 1_000_000 / i128::from(step_ns);
+    if points > i128::from(max_points) {
+        return Err(ApiError::bad_data(format!(
+            "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+            with_thousands(max_points)
+        )));
+    }
+    let timeout = query_timeout(&p, &st)?;
+    let limit = parse_limit(p.get("limit")).map_err(|e| ApiError::invalid_param("limit", e))?;
+    let text = p.get("query").to_string();
+    let expr = parse(&text).map_err(|e| ApiError::invalid_param("query", e))?;
+    // The engine steps in whole milliseconds.
+    let step_ms = (step_ns / 1_000_000).max(1);
+    let res = run_blocking(&st, timeout, move |db, engine| {
+        engine.range_query(db, &text, &expr, start, end, step_ms)
+    })
+    .await?;
+    Ok(encode_result(res, limit))
+}
+
+/// `GET|POST /api/v1/query_exemplars`: parameters are checked; no exemplars are stored yet.
+pub async fn query_exemplars(p: Params) -> Result<Success, ApiError> {
+    let start = parse_time_param(&p, "start", MIN_TIME_MS)
+        .map_err(|e| ApiError::invalid_param("start", e))?;
+    let end =
+        parse_time_param(&p, "end", MAX_TIME_MS).map_err(|e| ApiError::invalid_param("end", e))?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start timestamp",
+        ));
+    }
+    parse(p.get("query")).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    Ok(Success::from_json("[]".into()))
+}
+
+/// `GET|POST /api/v1/format_query`: the query, pretty-printed as Prometheus' `Pretty(0)`.
+pub async fn format_query(p: Params) -> Result<Success, ApiError> {
+    let expr = parse(p.get("query")).map_err(|e| ApiError::invalid_param("query", e))?;
+    Success::of(&printer::pretty(&expr))
+}
+
+/// `GET|POST /api/v1/parse_query`: the query's syntax tree as JSON.
+pub async fn parse_query(p: Params) -> Result<Success, ApiError> {
+    let expr = parse(p.get("query")).map_err(|e| ApiError::invalid_param("query", e))?;
+    Success::of(&ast_json::to_json(&expr))
+}
+
+/// The query deadline: the engine's timeout, or the `timeout` parameter when lower.
+pub(super) fn query_timeout(p: &Params, st: &ApiState) -> Result<Duration, ApiError> {
+    let default = st.engine.options().timeout;
+    let s = p.get("timeout");
+    if s.is_empty() {
+        return Ok(default);
+    }
+    let ns = parse_duration(s).map_err(|e| ApiError::invalid_param("timeout", e))?;
+    let requested = u64::try_from(ns).map_or(Duration::ZERO, Duration::from_nanos);
+    Ok(requested.min(default))
+}
+
+/// Runs an evaluation on the blocking pool and waits for it at most `timeout`.
+///
+/// The engine owns cancellation: a query that overruns is answered with a timeout here, but its
+/// thread finishes on its own.
+pub(super) async fn run_blocking<F>(
+    st: &Arc<ApiState>,
+    timeout: Duration,
+    eval: F,
+) -> Result<QueryResult, ApiError>
+where
+    F: FnOnce(&Db, &Engine) -> Result<QueryResult, QueryError> + Send + 'static,
+{
+    let db = Arc::clone(&st.db);
+    let engine = Arc::clone(&st.engine);
+    let task = tokio::task::spawn_blocking(move || eval(&db, &engine));
+    match tokio::time::timeout(timeout, task).await {
+        Err(_) => Err(QueryError::Timeout("expression evaluation").into()),
+        Ok(Err(join)) => Err(ApiError::internal(format!(
+            "query evaluation failed: {join}"
+        ))),
+        Ok(Ok(res)) => res.map_err(ApiError::from),
+    }
+}
+
+/// `11000` → `11,000`.
+fn with_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    // Digits are ASCII, so byte offsets are character offsets.
+    let head = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        r => r,
+    };
+    out.push_str(&digits[..head]);
+    let mut at = head;
+    while at < digits.len() {
+        out.push(',');
+        out.push_str(&digits[at..at + 3]);
+        at += 3;
+    }
+    out
+}
+
+/// Caps a list of annotations as Prometheus does, noting how many were left out.
+fn cap_annotations(mut list: Vec<String>, kind: &str) -> Vec<String> {
+    if list.len() > MAX_ANNOTATIONS {
+        let omitted = list.len() - MAX_ANNOTATIONS;
+        list.truncate(MAX_ANNOTATIONS);
+        list.push(format!("{omitted} more {kind} annotations omitted"));
+    }
+    list
+}
+
+/// `{"resultType":…,"result":…}` with the annotations as warnings and infos. A non-zero
+/// `limit` keeps at most that many series.
+pub fn encode_result(res: QueryResult, limit: usize) -> Success {
+    let QueryResult {
+        value,
+        mut warnings,
+        infos,
+    } = res;
+    let mut out = String::with_capacity(256);
+    match value {
+        Value::Scalar(t, v) => {
+            out.push_str("{\"resultType\":\"scalar\",\"result\":");
+            write_point(&mut out, t, v);
+        }
+        Value::String(t, s) => {
+            out.push_str("{\"resultType\":\"string\",\"result\":[");
+            write_timestamp(&mut out, t);
+            out.push(',');
+            write_json_str(&mut out, &s);
+            out.push(']');
+        }
+        Value::Vector(mut samples) => {
+            if limit > 0 && samples.len() > limit {
+                samples.truncate(limit);
+                warnings.push(TRUNCATED.into());
+            }
+            out.push_str("{\"resultType\":\"vector\",\"result\":[");
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(&mut out, &s.labels);
+                out.push_str(",\"value\":");
+                write_point(&mut out, s.t, s.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(mut series) => {
+            if limit > 0 && series.len() > limit {
+                series.truncate(limit);
+                warnings.push(TRUNCATED.into());
+            }
+            out.push_str("{\"resultType\":\"matrix\",\"result\":[");
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(&mut out, &s.labels);
+                out.push_str(",\"values\":[");
+                for (j, (t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    write_point(&mut out, *t, *v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+    let mut success = Success::from_json(out);
+    success.warnings = cap_annotations(warnings, "warning");
+    success.infos = cap_annotations(infos, "info");
+    success
+}
+
+/// Appends a label set as a JSON object (`{"__name__":"up","job":"x"}`), in name order.
+pub fn write_labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(out, &l.name);
+        out.push(':');
+        write_json_str(out, &l.value);
+    }
+    out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::{RangeSeries, VectorSample};
+
+    fn result(value: Value) -> QueryResult {
+        QueryResult {
+            value,
+            warnings: vec![],
+            infos: vec![],
+        }
+    }
+
+    #[test]
+    fn thousands() {
+        assert_eq!(with_thousands(11_000), "11,000");
+        assert_eq!(with_thousands(999), "999");
+        assert_eq!(with_thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn encodes_each_result_type() {
+        let s = encode_result(result(Value::Scalar(4000, 2.0)), 0).body();
+        assert_eq!(
+            s,
+            r#"{"status":"success","data":{"resultType":"scalar","result":[4,"2"]}}"#
+        );
+        let s = encode_result(result(Value::String(1500, "a\"b".into())), 0).body();
+        assert_eq!(
+            s,
+            r#"{"status":"success","data":{"resultType":"string","result":[1.500,"a\"b"]}}"#
+        );
+        let labels = Labels::from_pairs([("__name__", "up"), ("job", "x")]);
+        let v = Value::Vector(vec![
+            VectorSample {
+                labels: labels.clone(),
+                t: 1_435_781_451_781,
+                v: 1.0,
+            },
+            VectorSample {
+                labels: Labels::empty(),
+                t: 1_435_781_451_781,
+                v: f64::NAN,
+            },
+        ]);
+        let s = encode_result(result(v.clone()), 0).body();
+        assert_eq!(
+            s,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"x"},"value":[1435781451.781,"1"]},{"metric":{},"value":[1435781451.781,"NaN"]}]}}"#
+        );
+        let s = encode_result(result(v), 1).body();
+        assert!(
+            s.ends_with(r#"}]},"warnings":["results truncated due to limit"]}"#),
+            "{s}"
+        );
+        let m = Value::Matrix(vec![RangeSeries {
+            labels,
+            points: vec![(0, 1.0), (15_000, f64::INFINITY)],
+        }]);
+        let s = encode_result(result(m), 0).body();
+        assert_eq!(
+            s,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"x"},"values":[[0,"1"],[15,"+Inf"]]}]}}"#
+        );
+    }
+
+    #[test]
+    fn caps_annotations() {
+        let mut r = result(Value::Vector(vec![]));
+        r.warnings = (0..12).map(|i| format!("w{i}")).collect();
+        r.infos = vec!["i".into()];
+        let s = encode_result(r, 0);
+        assert_eq!(s.warnings.len(), 11);
+        assert_eq!(s.warnings[10], "2 more warning annotations omitted");
+        assert_eq!(s.infos, vec!["i".to_string()]);
+    }
+}

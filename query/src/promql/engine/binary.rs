@@ -1,0 +1,239 @@
+//! Binary operators: scalar/scalar, vector/scalar and vector/vector with one-to-one,
+//! many-to-one and one-to-many matching, and the set operators `and`, `or`, `unless`.
+
+use std::collections::{HashMap, HashSet};
+
+use sextant_storage::Labels;
+
+use super::eval::Evaluator;
+use super::model::{Sample, Val};
+use crate::promql::ast::{BinaryExpr, BinaryOp, VectorMatchCardinality, VectorMatching};
+use crate::promql::value::QueryError;
+
+pub(super) fn eval_binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Val, QueryError> {
+    let lhs = ev.eval(&b.lhs, t)?;
+    let rhs = ev.eval(&b.rhs, t)?;
+    match (lhs, rhs) {
+        (Val::Scalar(l), Val::Scalar(r)) => {
+            let (v, keep) = apply(b.op, l, r);
+            if b.op.is_comparison() {
+                // Comparisons between scalars need `bool`; the parser enforces it.
+                Ok(Val::Scalar(if keep { 1.0 } else { 0.0 }))
+            } else {
+                Ok(Val::Scalar(v))
+            }
+        }
+        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(ev, b, v, s, false))),
+        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(ev, b, v, s, true))),
+        (Val::Vector(l), Val::Vector(r)) => {
+            let default_matching = VectorMatching {
+                card: if b.op.is_set() {
+                    VectorMatchCardinality::ManyToMany
+                } else {
+                    VectorMatchCardinality::OneToOne
+                },
+                labels: Vec::new(),
+                on: false,
+                include: Vec::new(),
+            };
+            let m = b.matching.as_ref().unwrap_or(&default_matching);
+            match b.op {
+                BinaryOp::And => Ok(Val::Vector(and(l, r, m))),
+                BinaryOp::Or => Ok(Val::Vector(or(l, r, m))),
+                BinaryOp::Unless => Ok(Val::Vector(unless(l, r, m))),
+                _ => Ok(Val::Vector(vector_vector(ev, b, l, r, m)?)),
+            }
+        }
+        _ => Err(QueryError::Execution(format!(
+            "invalid operand types for binary operator {}",
+            b.op.as_str()
+        ))),
+    }
+}
+
+/// Applies `op` to two floats with Go semantics. Returns the value and, for comparisons,
+/// whether the comparison held (the value is then the left operand).
+pub(super) fn apply(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        BinaryOp::Add => (l + r, true),
+        BinaryOp::Sub => (l - r, true),
+        BinaryOp::Mul => (l * r, true),
+        BinaryOp::Div => (l / r, true),
+        BinaryOp::Mod => (l % r, true),
+        BinaryOp::Pow => (l.powf(r), true),
+        BinaryOp::Atan2 => (l.atan2(r), true),
+        BinaryOp::Eql => (l, l == r),
+        BinaryOp::Neq => (l, l != r),
+        BinaryOp::Gtr => (l, l > r),
+        BinaryOp::Lss => (l, l < r),
+        BinaryOp::Gte => (l, l >= r),
+        BinaryOp::Lte => (l, l <= r),
+        BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => (f64::NAN, false),
+    }
+}
+
+fn drops_name(op: BinaryOp) -> bool {
+    matches!(
+        op,
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod | BinaryOp::Pow | BinaryOp::Atan2
+    )
+}
+
+fn vector_scalar(ev: &Evaluator<'_>, b: &BinaryExpr, v: Vec<Sample>, s: f64, swap: bool) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(v.len());
+    for mut smp in v {
+        let (l, r) = if swap { (s, smp.v) } else { (smp.v, s) };
+        let (mut value, keep) = apply(b.op, l, r);
+        if b.op.is_comparison() {
+            value = smp.v;
+            if b.return_bool {
+                value = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                continue;
+            }
+        }
+        smp.v = value;
+        if drops_name(b.op) || b.return_bool {
+            ev.drop_name(&mut smp.labels, &mut smp.drop_name);
+        }
+        out.push(smp);
+    }
+    out
+}
+
+/// The matching signature of a label set.
+fn signature(labels: &Labels, m: &VectorMatching) -> Labels {
+    if m.on {
+        labels.keep_only(&m.labels)
+    } else {
+        labels.drop_names(&m.labels)
+    }
+}
+
+/// Formats labels the way Go's `labels.Labels.String()` does: `{a="b", c="d"}`.
+pub(super) fn labels_string(l: &Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|x| format!("{}={:?}", x.name, x.value)).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn vector_vector(
+    ev: &Evaluator<'_>,
+    b: &BinaryExpr,
+    lhs: Vec<Sample>,
+    rhs: Vec<Sample>,
+    m: &VectorMatching,
+) -> Result<Vec<Sample>, QueryError> {
+    if lhs.is_empty() || rhs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let swapped = m.card == VectorMatchCardinality::OneToMany;
+    let (many, one) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
+    let mut one_sigs: HashMap<Labels, usize> = HashMap::with_capacity(one.len());
+    for (i, s) in one.iter().enumerate() {
+        let sig = signature(&s.labels, m);
+        if let Some(&j) = one_sigs.get(&sig) {
+            let side = if swapped { "left" } else { "right" };
+            let dup = one.get(j).map(|d| labels_string(&d.labels)).unwrap_or_default();
+            return Err(QueryError::Execution(format!(
+                "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                labels_string(&sig),
+                side,
+                dup,
+                labels_string(&s.labels)
+            )));
+        }
+        one_sigs.insert(sig, i);
+    }
+    let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
+    let mut out = Vec::new();
+    for ls in many {
+        let sig = signature(&ls.labels, m);
+        let Some(rs) = one_sigs.get(&sig).and_then(|&i| one.get(i)) else {
+            continue;
+        };
+        let (fl, fr) = if swapped { (rs.v, ls.v) } else { (ls.v, rs.v) };
+        let (mut value, keep) = apply(b.op, fl, fr);
+        let mut drop = ls.drop_name;
+        let mut labels = result_labels(&ls.labels, &rs.labels, m);
+        if drops_name(b.op) || b.return_bool {
+            ev.drop_name(&mut labels, &mut drop);
+        }
+        if m.card == VectorMatchCardinality::OneToOne {
+            if matched.contains_key(&sig) {
+                return Err(QueryError::Execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                ));
+            }
+            matched.insert(sig, HashSet::new());
+        } else {
+            let set = matched.entry(sig).or_default();
+            if !set.insert(labels.clone()) {
+                return Err(QueryError::Execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                ));
+            }
+        }
+        if b.return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        out.push(Sample {
+            labels,
+            v: value,
+            drop_name: drop,
+        });
+    }
+    Ok(out)
+}
+
+/// The labels of a vector/vector result: from the "many" side, reduced for one-to-one
+/// matching, plus `group_x` include labels copied from the "one" side.
+fn result_labels(many: &Labels, one: &Labels, m: &VectorMatching) -> Labels {
+    let mut l = many.clone();
+    if m.card == VectorMatchCardinality::OneToOne {
+        if m.on {
+            l = l.keep_only(&m.labels);
+        } else {
+            for n in &m.labels {
+                l.remove(n);
+            }
+        }
+    }
+    for n in &m.include {
+        match one.get(n) {
+            Some(v) => l.set(n, v),
+            None => l.remove(n),
+        }
+    }
+    l
+}
+
+fn set_sigs(v: &[Sample], m: &VectorMatching) -> HashSet<Labels> {
+    v.iter().map(|s| signature(&s.labels, m)).collect()
+}
+
+fn and(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
+    if l.is_empty() || r.is_empty() {
+        return Vec::new();
+    }
+    let sigs = set_sigs(&r, m);
+    l.into_iter().filter(|s| sigs.contains(&signature(&s.labels, m))).collect()
+}
+
+fn or(mut l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
+    if l.is_empty() {
+        return r;
+    }
+    let sigs = set_sigs(&l, m);
+    l.extend(r.into_iter().filter(|s| !sigs.contains(&signature(&s.labels, m))));
+    l
+}
+
+fn unless(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
+    if l.is_empty() || r.is_empty() {
+        return l;
+    }
+    let sigs = set_sigs(&r, m);
+    l.into_iter().filter(|s| !sigs.contains(&signature(&s.labels, m))).collect()
+}

@@ -1,0 +1,350 @@
+//! The tree-walking evaluator: one expression at one evaluation time, reading selector data
+//! from the prefetched in-memory cache with binary search.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use sextant_storage::{is_stale_nan, Labels, METRIC_NAME};
+
+use super::model::{Annotations, Sample, Series, Val};
+use super::prefetch::{at_time, key, Data};
+use super::{aggregate, binary, functions, too_many_samples, EngineOptions};
+use crate::promql::ast::{AtModifier, Expr, MatrixSelector, PosRange, SubqueryExpr, UnaryOp, VectorSelector};
+use crate::promql::value::{QueryError, QueryResult, Value};
+
+/// A range-vector argument of a function, with the bounds of its window.
+pub(super) struct RangeArg {
+    pub series: Vec<Series>,
+    /// Exclusive start and inclusive end of the selection window (ms).
+    pub start: i64,
+    pub end: i64,
+    /// The range in milliseconds.
+    pub range_ms: i64,
+}
+
+pub(super) struct Evaluator<'a> {
+    pub opts: &'a EngineOptions,
+    pub query: &'a str,
+    data: Data,
+    /// Start and end of the whole query (for `@ start()`/`@ end()` and `start()`/`end()`).
+    pub qstart: i64,
+    pub qend: i64,
+    pub is_range: bool,
+    /// Step of the range query (0 for instant queries), for `step()`.
+    pub step_ms: i64,
+    pub annos: Annotations,
+    deadline: Instant,
+    step_samples: usize,
+    ticks: u32,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        opts: &'a EngineOptions,
+        query: &'a str,
+        data: Data,
+        qstart: i64,
+        qend: i64,
+        is_range: bool,
+        deadline: Instant,
+    ) -> Evaluator<'a> {
+        Evaluator {
+            opts,
+            query,
+            data,
+            qstart,
+            qend,
+            is_range,
+            step_ms: 0,
+            annos: Annotations::default(),
+            deadline,
+            step_samples: 0,
+            ticks: 0,
+        }
+    }
+
+    pub fn into_result(self, value: Value) -> QueryResult {
+        QueryResult {
+            value,
+            warnings: self.annos.warnings,
+            infos: self.annos.infos,
+        }
+    }
+
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
+        if Instant::now() > self.deadline {
+            return Err(QueryError::Timeout("query execution"));
+        }
+        Ok(())
+    }
+
+    /// Cheap periodic deadline check.
+    pub fn tick(&mut self) -> Result<(), QueryError> {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % 256 == 0 {
+            self.check_deadline()?;
+        }
+        Ok(())
+    }
+
+    pub fn reset_step_samples(&mut self) {
+        self.step_samples = 0;
+    }
+
+    /// Accounts for `n` samples held in memory at this step.
+    pub fn count_samples(&mut self, n: usize) -> Result<(), QueryError> {
+        self.step_samples = self.step_samples.saturating_add(n);
+        if self.step_samples > self.opts.max_samples {
+            return Err(too_many_samples());
+        }
+        Ok(())
+    }
+
+    pub fn warn(&mut self, msg: &str, pos: PosRange) {
+        self.annos.warn(self.query, msg, pos);
+    }
+
+    pub fn info(&mut self, msg: &str, pos: PosRange) {
+        self.annos.info(self.query, msg, pos);
+    }
+
+    /// Marks a sample's metric name for removal (or removes it right away).
+    pub fn drop_name(&self, labels: &mut Labels, flag: &mut bool) {
+        if self.opts.delayed_name_removal {
+            *flag = true;
+        } else {
+            remove_name(labels);
+        }
+    }
+
+    /// The time a selector or subquery with `at`/`offset` reads at when evaluated at `t`.
+    pub fn effective_time(&self, at: Option<AtModifier>, offset: i64, t: i64) -> i64 {
+        at_time(at, self.qstart, self.qend)
+            .unwrap_or(t)
+            .saturating_sub(offset)
+    }
+
+    pub fn eval(&mut self, e: &Expr, t: i64) -> Result<Val, QueryError> {
+        self.tick()?;
+        match e {
+            Expr::NumberLiteral(v) => Ok(Val::Scalar(*v)),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.clone())),
+            Expr::Paren(inner) => self.eval(inner, t),
+            Expr::VectorSelector(vs) => {
+                let v = self.select_instant(vs, t)?.into_iter().map(|(s, _)| s).collect();
+                Ok(Val::Vector(v))
+            }
+            Expr::MatrixSelector(ms) => Ok(Val::Matrix(self.select_range(ms, t)?.series)),
+            Expr::Subquery(sq) => Ok(Val::Matrix(self.eval_subquery(sq, t)?.series)),
+            Expr::Unary(u) => {
+                let v = self.eval(&u.expr, t)?;
+                if u.op == UnaryOp::Pos {
+                    return Ok(v);
+                }
+                match v {
+                    Val::Scalar(x) => Ok(Val::Scalar(-x)),
+                    Val::Vector(mut vec) => {
+                        for s in &mut vec {
+                            s.v = -s.v;
+                            self.drop_name(&mut s.labels, &mut s.drop_name);
+                        }
+                        Ok(Val::Vector(vec))
+                    }
+                    _ => Err(QueryError::Execution("unary expression only allowed on expressions of type scalar or instant vector".into())),
+                }
+            }
+            Expr::Binary(b) => binary::eval_binary(self, b, t),
+            Expr::Aggregate(a) => aggregate::eval_aggregate(self, a, t),
+            Expr::Call(c) => functions::eval_call(self, c, t),
+        }
+    }
+
+    pub fn eval_vector(&mut self, e: &Expr, t: i64) -> Result<Vec<Sample>, QueryError> {
+        match self.eval(e, t)? {
+            Val::Vector(v) => Ok(v),
+            other => Err(type_error("instant vector", &other)),
+        }
+    }
+
+    pub fn eval_scalar(&mut self, e: &Expr, t: i64) -> Result<f64, QueryError> {
+        match self.eval(e, t)? {
+            Val::Scalar(v) => Ok(v),
+            other => Err(type_error("scalar", &other)),
+        }
+    }
+
+    pub fn eval_string(&mut self, e: &Expr, t: i64) -> Result<String, QueryError> {
+        match self.eval(e, t)? {
+            Val::Str(s) => Ok(s),
+            other => Err(type_error("string", &other)),
+        }
+    }
+
+    /// Evaluates a range-vector function argument (a matrix selector or a subquery).
+    pub fn eval_range_arg(&mut self, e: &Expr, t: i64) -> Result<RangeArg, QueryError> {
+        match e {
+            Expr::Paren(inner) => self.eval_range_arg(inner, t),
+            Expr::MatrixSelector(ms) => self.select_range(ms, t),
+            Expr::Subquery(sq) => self.eval_subquery(sq, t),
+            _ => Err(QueryError::Execution("expected a range vector argument".into())),
+        }
+    }
+
+    /// Latest non-stale sample of each series in the lookback window, with its timestamp.
+    pub fn select_instant(&mut self, vs: &VectorSelector, t: i64) -> Result<Vec<(Sample, i64)>, QueryError> {
+        let et = self.effective_time(vs.at, vs.offset, t);
+        let lo = et.saturating_sub(self.opts.lookback_delta_ms);
+        let mut out = Vec::new();
+        if let Some(series) = self.data.get(&key(vs)) {
+            for s in series {
+                let idx = s.samples.partition_point(|p| p.t <= et);
+                let Some(p) = idx.checked_sub(1).and_then(|i| s.samples.get(i)) else {
+                    continue;
+                };
+                if p.t <= lo || is_stale_nan(p.v) {
+                    continue;
+                }
+                out.push((
+                    Sample {
+                        labels: s.labels.clone(),
+                        v: p.v,
+                        drop_name: false,
+                    },
+                    p.t,
+                ));
+            }
+        }
+        self.count_samples(out.len())?;
+        Ok(out)
+    }
+
+    /// Samples of each series in `(t - range, t]` after offset/`@`, stale markers dropped.
+    pub fn select_range(&mut self, ms: &MatrixSelector, t: i64) -> Result<RangeArg, QueryError> {
+        let vs = &ms.selector;
+        let et = self.effective_time(vs.at, vs.offset, t);
+        let lo = et.saturating_sub(ms.range);
+        let mut out = Vec::new();
+        let mut n = 0usize;
+        if let Some(series) = self.data.get(&key(vs)) {
+            for s in series {
+                let a = s.samples.partition_point(|p| p.t <= lo);
+                let b = s.samples.partition_point(|p| p.t <= et);
+                let points: Vec<(i64, f64)> = s
+                    .samples
+                    .get(a..b.max(a))
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.v))
+                    .map(|p| (p.t, p.v))
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                n += points.len();
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    points,
+                    drop_name: false,
+                });
+            }
+        }
+        self.count_samples(n)?;
+        Ok(RangeArg {
+            series: out,
+            start: lo,
+            end: et,
+            range_ms: ms.range,
+        })
+    }
+
+    /// Evaluates the inner expression at every multiple of the step in `(t - range, t]`.
+    pub fn eval_subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<RangeArg, QueryError> {
+        let et = self.effective_time(sq.at, sq.offset, t);
+        let step = match sq.step {
+            Some(s) if s > 0 => s,
+            _ => self.opts.default_subquery_step_ms.max(1),
+        };
+        let lo = et.saturating_sub(sq.range);
+        let mut ts = step.saturating_mul(lo / step);
+        if ts <= lo {
+            ts = ts.saturating_add(step);
+        }
+        let mut map: BTreeMap<Labels, (Vec<(i64, f64)>, bool)> = BTreeMap::new();
+        let mut n = 0usize;
+        while ts <= et {
+            self.check_deadline()?;
+            match self.eval(&sq.expr, ts)? {
+                Val::Scalar(v) => {
+                    map.entry(Labels::empty()).or_default().0.push((ts, v));
+                    n += 1;
+                }
+                Val::Vector(vec) => {
+                    n += vec.len();
+                    for s in vec {
+                        let e = map.entry(s.labels).or_default();
+                        e.0.push((ts, s.v));
+                        e.1 |= s.drop_name;
+                    }
+                }
+                other => return Err(type_error("instant vector or scalar", &other)),
+            }
+            ts = match ts.checked_add(step) {
+                Some(x) => x,
+                None => break,
+            };
+        }
+        self.count_samples(n)?;
+        let series = map
+            .into_iter()
+            .map(|(labels, (points, drop_name))| Series {
+                labels,
+                points,
+                drop_name,
+            })
+            .collect();
+        Ok(RangeArg {
+            series,
+            start: lo,
+            end: et,
+            range_ms: sq.range,
+        })
+    }
+}
+
+fn type_error(want: &str, got: &Val) -> QueryError {
+    let got = match got {
+        Val::Scalar(_) => "scalar",
+        Val::Str(_) => "string",
+        Val::Vector(_) => "instant vector",
+        Val::Matrix(_) => "range vector",
+    };
+    QueryError::Execution(format!("expected {want}, got {got}"))
+}
+
+/// The position of an expression node (its first byte), for annotations.
+pub(super) fn expr_pos(e: &Expr) -> PosRange {
+    match e {
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => PosRange::default(),
+        Expr::VectorSelector(vs) => vs.pos,
+        Expr::MatrixSelector(ms) => ms.pos,
+        Expr::Subquery(sq) => sq.pos,
+        Expr::Paren(inner) => {
+            let p = expr_pos(inner);
+            PosRange {
+                start: p.start.saturating_sub(1),
+                end: p.end + 1,
+            }
+        }
+        Expr::Unary(u) => u.pos,
+        Expr::Binary(b) => b.pos,
+        Expr::Aggregate(a) => a.pos,
+        Expr::Call(c) => c.pos,
+    }
+}
+
+/// Removes `__name__` and, with it, the `__type__` and `__unit__` metadata labels.
+pub(super) fn remove_name(labels: &mut Labels) {
+    labels.remove(METRIC_NAME);
+    labels.remove("__type__");
+    labels.remove("__unit__");
+}

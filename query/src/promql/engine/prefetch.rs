@@ -1,0 +1,107 @@
+//! Fetches every selector's samples once for the whole query span.
+//!
+//! The tree is walked with the interval of evaluation times each node will be evaluated at
+//! (widened by subquery ranges, shifted by offsets, pinned by `@`), and each selector's data
+//! for `[mint, maxt]` is read from storage and kept in memory, keyed by the selector's address
+//! in the (immutably borrowed) AST.
+
+use std::collections::HashMap;
+
+use sextant_storage::{Series, SeriesSource};
+
+use super::EngineOptions;
+use crate::promql::ast::{AtModifier, Expr, VectorSelector};
+use crate::promql::value::QueryError;
+
+/// Cached samples per selector.
+pub(super) type Data = HashMap<usize, Vec<Series>>;
+
+/// The cache key of a selector node.
+pub(super) fn key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+/// Resolves `@` to a timestamp given the query's start and end.
+pub(super) fn at_time(at: Option<AtModifier>, qstart: i64, qend: i64) -> Option<i64> {
+    match at {
+        None => None,
+        Some(AtModifier::At(t)) => Some(t),
+        Some(AtModifier::Start) => Some(qstart),
+        Some(AtModifier::End) => Some(qend),
+    }
+}
+
+struct Walk<'a> {
+    qstart: i64,
+    qend: i64,
+    lookback: i64,
+    out: Vec<(&'a VectorSelector, i64, i64)>,
+}
+
+impl<'a> Walk<'a> {
+    fn shifted(&self, at: Option<AtModifier>, offset: i64, lo: i64, hi: i64) -> (i64, i64) {
+        match at_time(at, self.qstart, self.qend) {
+            Some(t) => (t.saturating_sub(offset), t.saturating_sub(offset)),
+            None => (lo.saturating_sub(offset), hi.saturating_sub(offset)),
+        }
+    }
+
+    fn walk(&mut self, e: &'a Expr, lo: i64, hi: i64) {
+        match e {
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+            Expr::VectorSelector(vs) => {
+                let (a, b) = self.shifted(vs.at, vs.offset, lo, hi);
+                self.out.push((vs, a.saturating_sub(self.lookback), b));
+            }
+            Expr::MatrixSelector(ms) => {
+                let vs = &ms.selector;
+                let (a, b) = self.shifted(vs.at, vs.offset, lo, hi);
+                self.out.push((vs, a.saturating_sub(ms.range), b));
+            }
+            Expr::Subquery(sq) => {
+                let (a, b) = self.shifted(sq.at, sq.offset, lo, hi);
+                self.walk(&sq.expr, a.saturating_sub(sq.range), b);
+            }
+            Expr::Paren(inner) => self.walk(inner, lo, hi),
+            Expr::Unary(u) => self.walk(&u.expr, lo, hi),
+            Expr::Binary(b) => {
+                self.walk(&b.lhs, lo, hi);
+                self.walk(&b.rhs, lo, hi);
+            }
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    self.walk(p, lo, hi);
+                }
+                self.walk(&a.expr, lo, hi);
+            }
+            Expr::Call(c) => {
+                for arg in &c.args {
+                    self.walk(arg, lo, hi);
+                }
+            }
+        }
+    }
+}
+
+/// Loads the data of every selector in `expr` for evaluation times in `[start, end]`.
+pub(super) fn load(
+    source: &dyn SeriesSource,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    opts: &EngineOptions,
+) -> Result<Data, QueryError> {
+    let mut w = Walk {
+        qstart: start,
+        qend: end,
+        lookback: opts.lookback_delta_ms,
+        out: Vec::new(),
+    };
+    w.walk(expr, start, end);
+    let mut data = Data::new();
+    for (vs, mint, maxt) in w.out {
+        let series = source.select(&vs.matchers, mint, maxt)?;
+        data.insert(key(vs), series);
+    }
+    Ok(data)
+}

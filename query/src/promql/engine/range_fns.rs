@@ -1,0 +1,349 @@
+//! Functions over range vectors: `rate`, `increase`, `delta`, `irate`, `idelta`, the
+//! `*_over_time` family, `deriv`, `predict_linear`, `resets`, `changes` and
+//! `double_exponential_smoothing`.
+
+use super::eval::RangeArg;
+use crate::promql::value::QueryError;
+
+/// One step of Kahan-Babuška-Neumaier summation: returns the new sum and compensation.
+pub(super) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// The φ-quantile of `values` with linear interpolation; NaN sorts first.
+pub(super) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    let lv = values.get(lower as usize).copied().unwrap_or(f64::NAN);
+    let uv = values.get(upper as usize).copied().unwrap_or(f64::NAN);
+    lv * (1.0 - weight) + uv * weight
+}
+
+/// rate/increase/delta with Prometheus' extrapolation to the range boundaries.
+pub(super) fn extrapolated_rate(points: &[(i64, f64)], arg: &RangeArg, is_counter: bool, is_rate: bool) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let (first_t, first_v) = *points.first()?;
+    let (last_t, last_v) = *points.last()?;
+    let mut result = last_v - first_v;
+    if is_counter {
+        for w in points.windows(2) {
+            if let [(_, a), (_, b)] = w {
+                if b < a {
+                    result += a;
+                }
+            }
+        }
+    }
+    let mut to_start = (first_t - arg.start) as f64 / 1000.0;
+    let mut to_end = (arg.end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg = sampled / (points.len() - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if is_counter {
+        let mut to_zero = to_start;
+        if result > 0.0 && first_v >= 0.0 {
+            to_zero = sampled * (first_v / result);
+        }
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= arg.range_ms as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// irate/idelta from the last two samples.
+fn instant_value(points: &[(i64, f64)], is_rate: bool) -> Option<f64> {
+    let n = points.len();
+    if n < 2 {
+        return None;
+    }
+    let (pt, pv) = *points.get(n - 2)?;
+    let (lt, lv) = *points.get(n - 1)?;
+    let mut v = if is_rate && lv < pv { lv } else { lv - pv };
+    let interval = lt - pt;
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        v /= interval as f64 / 1000.0;
+    }
+    Some(v)
+}
+
+/// Least-squares slope and intercept with x measured in seconds from `intercept_t`.
+pub(super) fn linear_regression(points: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let init_y = points.first().map(|p| p.1).unwrap_or(f64::NAN);
+    let mut const_y = true;
+    for (i, &(t, v)) in points.iter().enumerate() {
+        if const_y && i > 0 && v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (t - intercept_t) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(v, sy, cy);
+        (sxy, cxy) = kahan_inc(x * v, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+fn avg_over_time(vals: &[f64]) -> f64 {
+    let Some((&first, rest)) = vals.split_first() else {
+        return f64::NAN;
+    };
+    let (mut sum, mut count, mut mean, mut c, mut incremental) = (first, 1.0, 0.0, 0.0, false);
+    for (i, &v) in rest.iter().enumerate() {
+        count = (i + 2) as f64;
+        if !incremental {
+            let (ns, nc) = kahan_inc(v, sum, c);
+            if !ns.is_infinite() {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc(v / count, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    }
+}
+
+fn variance(vals: &[f64]) -> f64 {
+    let (mut count, mut mean, mut cmean, mut aux, mut caux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &v in vals {
+        count += 1.0;
+        let delta = v - (mean + cmean);
+        (mean, cmean) = kahan_inc(delta / count, mean, cmean);
+        (aux, caux) = kahan_inc(delta * (v - (mean + cmean)), aux, caux);
+    }
+    (aux + caux) / count
+}
+
+fn double_exponential_smoothing(vals: &[f64], sf: f64, tf: f64) -> Option<f64> {
+    if vals.len() < 2 {
+        return None;
+    }
+    let mut s0 = 0.0;
+    let mut s1 = *vals.first()?;
+    let mut b = vals.get(1)? - s1;
+    for (i, &v) in vals.iter().enumerate().skip(1) {
+        let x = sf * v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}
+
+/// Scalar arguments of range functions (quantile, predict_linear, smoothing factors).
+#[derive(Clone, Copy, Default)]
+pub(super) struct Params {
+    pub p0: f64,
+    pub p1: f64,
+    /// Evaluation time (ms) for `predict_linear`.
+    pub t: i64,
+}
+
+/// Computes `name` over one series' points. `None` means no output for the series.
+pub(super) fn apply(name: &str, points: &[(i64, f64)], arg: &RangeArg, p: Params) -> Result<Option<f64>, QueryError> {
+    let vals = || points.iter().map(|x| x.1).collect::<Vec<f64>>();
+    let nonempty = !points.is_empty();
+    let r = match name {
+        "rate" => extrapolated_rate(points, arg, true, true),
+        "increase" => extrapolated_rate(points, arg, true, false),
+        "delta" => extrapolated_rate(points, arg, false, false),
+        "irate" => instant_value(points, true),
+        "idelta" => instant_value(points, false),
+        "avg_over_time" => nonempty.then(|| avg_over_time(&vals())),
+        "sum_over_time" => nonempty.then(|| {
+            let (mut s, mut c) = (0.0, 0.0);
+            for x in points {
+                (s, c) = kahan_inc(x.1, s, c);
+            }
+            if s.is_infinite() {
+                s
+            } else {
+                s + c
+            }
+        }),
+        "count_over_time" => nonempty.then_some(points.len() as f64),
+        "min_over_time" => points.split_first().map(|(f, rest)| {
+            rest.iter().fold(f.1, |m, x| if x.1 < m || m.is_nan() { x.1 } else { m })
+        }),
+        "max_over_time" => points.split_first().map(|(f, rest)| {
+            rest.iter().fold(f.1, |m, x| if x.1 > m || m.is_nan() { x.1 } else { m })
+        }),
+        "last_over_time" => points.last().map(|x| x.1),
+        "first_over_time" => points.first().map(|x| x.1),
+        "ts_of_last_over_time" => points.last().map(|x| x.0 as f64 / 1000.0),
+        "ts_of_first_over_time" => points.first().map(|x| x.0 as f64 / 1000.0),
+        "ts_of_max_over_time" => points.split_first().map(|(f, rest)| {
+            let best = rest.iter().fold(*f, |m, x| if x.1 >= m.1 || m.1.is_nan() { *x } else { m });
+            best.0 as f64 / 1000.0
+        }),
+        "ts_of_min_over_time" => points.split_first().map(|(f, rest)| {
+            let best = rest.iter().fold(*f, |m, x| if x.1 <= m.1 || m.1.is_nan() { *x } else { m });
+            best.0 as f64 / 1000.0
+        }),
+        "present_over_time" => nonempty.then_some(1.0),
+        "quantile_over_time" => nonempty.then(|| quantile(p.p0, vals())),
+        "stdvar_over_time" => nonempty.then(|| variance(&vals())),
+        "stddev_over_time" => nonempty.then(|| variance(&vals()).sqrt()),
+        "mad_over_time" => nonempty.then(|| {
+            let v = vals();
+            if v.iter().any(|x| x.is_nan()) {
+                f64::NAN
+            } else {
+                let median = quantile(0.5, v.clone());
+                quantile(0.5, v.iter().map(|x| (x - median).abs()).collect())
+            }
+        }),
+        "deriv" => {
+            if points.len() < 2 {
+                None
+            } else {
+                let t0 = points.first().map(|x| x.0).unwrap_or(0);
+                Some(linear_regression(points, t0).0)
+            }
+        }
+        "predict_linear" => {
+            if points.len() < 2 {
+                None
+            } else {
+                let (slope, intercept) = linear_regression(points, p.t);
+                Some(slope * p.p0 + intercept)
+            }
+        }
+        "resets" => nonempty.then(|| points.windows(2).filter(|w| matches!(w, [a, b] if b.1 < a.1)).count() as f64),
+        "changes" => nonempty.then(|| {
+            points
+                .windows(2)
+                .filter(|w| matches!(w, [a, b] if b.1 != a.1 && !(a.1.is_nan() && b.1.is_nan())))
+                .count() as f64
+        }),
+        "double_exponential_smoothing" | "holt_winters" => {
+            if !(p.p0 > 0.0 && p.p0 < 1.0) {
+                return Err(QueryError::Execution(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {:.6}",
+                    p.p0
+                )));
+            }
+            if !(p.p1 > 0.0 && p.p1 < 1.0) {
+                return Err(QueryError::Execution(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {:.6}",
+                    p.p1
+                )));
+            }
+            double_exponential_smoothing(&vals(), p.p0, p.p1)
+        }
+        _ => {
+            return Err(QueryError::Execution(format!(
+                "function {name} is not supported over range vectors"
+            )))
+        }
+    };
+    Ok(r)
+}
+
+/// Whether a range function keeps the metric name of its input.
+pub(super) fn keeps_name(name: &str) -> bool {
+    matches!(name, "last_over_time" | "first_over_time")
+}
+
+/// Whether `name` is evaluated by [`apply`].
+pub(super) fn is_range_fn(name: &str) -> bool {
+    matches!(
+        name,
+        "rate"
+            | "increase"
+            | "delta"
+            | "irate"
+            | "idelta"
+            | "avg_over_time"
+            | "sum_over_time"
+            | "count_over_time"
+            | "min_over_time"
+            | "max_over_time"
+            | "last_over_time"
+            | "first_over_time"
+            | "ts_of_last_over_time"
+            | "ts_of_first_over_time"
+            | "ts_of_max_over_time"
+            | "ts_of_min_over_time"
+            | "present_over_time"
+            | "quantile_over_time"
+            | "stdvar_over_time"
+            | "stddev_over_time"
+            | "mad_over_time"
+            | "deriv"
+            | "predict_linear"
+            | "resets"
+            | "changes"
+            | "double_exponential_smoothing"
+            | "holt_winters"
+    )
+}
