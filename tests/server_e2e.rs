@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use sextant_ingest::remote_write::{ProtoLabel, ProtoSample, TimeSeries, WriteRequest};
 use serde_json::Value;
+use sextant_ingest::remote_write::{ProtoLabel, ProtoSample, TimeSeries, WriteRequest};
 
 /// A running server, killed when dropped.
 struct Server {
@@ -24,7 +24,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start(data_dir: &Path) -> Server {
@@ -61,7 +65,13 @@ fn series(name: &str, job: &str, samples: &[(i64, f64)]) -> TimeSeries {
     };
     TimeSeries {
         labels: vec![label("__name__", name), label("job", job)],
-        samples: samples.iter().map(|&(t, v)| ProtoSample { timestamp: t, value: v }).collect(),
+        samples: samples
+            .iter()
+            .map(|&(t, v)| ProtoSample {
+                timestamp: t,
+                value: v,
+            })
+            .collect(),
         exemplars: vec![],
         histograms: vec![],
     }
@@ -91,10 +101,15 @@ async fn get_json(url: &str) -> Value {
 }
 
 /// The values of every series matching `selector` in [0, end], via a PromQL range selector.
-async fn stored_values(base: &str, selector: &str, end_s: i64) -> Vec<(String, Vec<(f64, String)>)> {
+async fn stored_values(
+    base: &str,
+    selector: &str,
+    end_s: i64,
+) -> Vec<(String, Vec<(f64, String)>)> {
     let url = format!(
         "{base}/api/v1/query?query={}&time={end_s}",
-        urlencode(&format!("{selector}[{end_s}s]"))
+        // Ranges are left-open: one extra second keeps a sample at t=0 inside.
+        urlencode(&format!("{selector}[{}s]", end_s + 1))
     );
     let body = get_json(&url).await;
     assert_eq!(body["status"], "success", "{body}");
@@ -109,7 +124,10 @@ async fn stored_values(base: &str, selector: &str, end_s: i64) -> Vec<(String, V
                 .iter()
                 .map(|p| (p[0].as_f64().unwrap(), p[1].as_str().unwrap().to_string()))
                 .collect();
-            (s["metric"]["job"].as_str().unwrap_or("").to_string(), values)
+            (
+                s["metric"]["job"].as_str().unwrap_or("").to_string(),
+                values,
+            )
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -132,26 +150,54 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     {
         let server = start(tmp.path()).await;
         for batch in 0..20i64 {
-            let samples: Vec<(i64, f64)> = (0..50).map(|i| ((batch * 50 + i) * 1000, (batch * 50 + i) as f64 * 0.5)).collect();
-            let status = remote_write(&server.base, vec![series("e2e_metric", "a", &samples)]).await;
+            let samples: Vec<(i64, f64)> = (0..50)
+                .map(|i| ((batch * 50 + i) * 1000, (batch * 50 + i) as f64 * 0.5))
+                .collect();
+            let status =
+                remote_write(&server.base, vec![series("e2e_metric", "a", &samples)]).await;
             assert_eq!(status, 204);
             expected.extend(samples);
         }
         // A stale marker must come back with its exact bit pattern (as the string "NaN").
-        assert_eq!(remote_write(&server.base, vec![series("e2e_metric", "b", &[(5000, 7.0)])]).await, 204);
-        let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
-        assert!(metrics.contains("sextant_samples_appended_total 1001"), "{metrics}");
+        assert_eq!(
+            remote_write(
+                &server.base,
+                vec![series("e2e_metric", "b", &[(5000, 7.0)])]
+            )
+            .await,
+            204
+        );
+        let metrics = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("sextant_samples_appended_total 1001"),
+            "{metrics}"
+        );
         // `server` drops here: SIGKILL, no chance to flush anything.
     }
     let server = start(tmp.path()).await;
     let got = stored_values(&server.base, "e2e_metric", 1000).await;
     assert_eq!(got.len(), 2, "{got:?}");
-    let a: Vec<(i64, f64)> = got[0].1.iter().map(|(t, v)| ((t * 1000.0).round() as i64, v.parse().unwrap())).collect();
-    assert_eq!(a, expected);
+    let a: Vec<(i64, f64)> = got[0]
+        .1
+        .iter()
+        .map(|(t, v)| ((t * 1000.0).round() as i64, v.parse().unwrap()))
+        .collect();
+    assert_eq!(a.len(), expected.len());
+    let first_diff = a.iter().zip(&expected).position(|(x, y)| x != y);
+    assert_eq!(first_diff, None, "first differing sample");
     assert_eq!(got[1].1, vec![(5.0, "7".to_string())]);
 
     // Writing after the restart continues the same series; older samples are refused per sample.
-    let status = remote_write(&server.base, vec![series("e2e_metric", "a", &[(0, 1.0), (2_000_000, 2.0)])]).await;
+    let status = remote_write(
+        &server.base,
+        vec![series("e2e_metric", "a", &[(0, 1.0), (2_000_000, 2.0)])],
+    )
+    .await;
     assert_eq!(status, 400);
     let after = stored_values(&server.base, "e2e_metric{job=\"a\"}", 2000).await;
     assert_eq!(after[0].1.len(), expected.len() + 1);
@@ -163,12 +209,25 @@ async fn series_and_labels_endpoints_see_remote_written_data() {
     let server = start(tmp.path()).await;
     let status = remote_write(
         &server.base,
-        vec![series("up", "node", &[(1000, 1.0)]), series("up", "api", &[(1000, 0.0)]), series("other", "node", &[(1000, 3.0)])],
+        vec![
+            series("up", "node", &[(1000, 1.0)]),
+            series("up", "api", &[(1000, 0.0)]),
+            series("other", "node", &[(1000, 3.0)]),
+        ],
     )
     .await;
     assert_eq!(status, 204);
-    let body = get_json(&format!("{}/api/v1/series?match[]=up&start=0&end=10", server.base)).await;
-    let mut jobs: Vec<&str> = body["data"].as_array().unwrap().iter().map(|s| s["job"].as_str().unwrap()).collect();
+    let body = get_json(&format!(
+        "{}/api/v1/series?match[]=up&start=0&end=10",
+        server.base
+    ))
+    .await;
+    let mut jobs: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["job"].as_str().unwrap())
+        .collect();
     jobs.sort();
     assert_eq!(jobs, vec!["api", "node"]);
     let body = get_json(&format!("{}/api/v1/label/__name__/values", server.base)).await;
@@ -179,7 +238,10 @@ async fn series_and_labels_endpoints_see_remote_written_data() {
 async fn sigterm_shuts_down_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let mut server = start(tmp.path()).await;
-    assert_eq!(remote_write(&server.base, vec![series("m", "a", &[(1, 1.0)])]).await, 204);
+    assert_eq!(
+        remote_write(&server.base, vec![series("m", "a", &[(1, 1.0)])]).await,
+        204
+    );
     let pid = server.child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
@@ -188,7 +250,10 @@ async fn sigterm_shuts_down_cleanly() {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "sextant did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "sextant did not exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status}");
