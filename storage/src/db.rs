@@ -10,6 +10,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::head::{check_sample, Head, MemSeries, SampleCheck};
+use crate::labels::SeriesLabels;
 use crate::metrics::StorageMetrics;
 use crate::wal::{Record, Wal};
 use crate::{Labels, Matcher, Sample, Series, SeriesSource, StorageError};
@@ -193,21 +194,29 @@ impl Db {
     /// one series must come in time order; each sample that is out of order or collides with a
     /// stored timestamp is rejected and counted, the rest are stored.
     pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendOutcome, StorageError> {
+        self.append_series(batch.iter().map(|(l, s)| (l, s.as_slice())))
+    }
+
+    /// [`Db::append`] for label sets that may borrow from a request buffer: existing series
+    /// are found without allocating.
+    pub fn append_series<'a, L: SeriesLabels + 'a>(
+        &self,
+        batch: impl Iterator<Item = (&'a L, &'a [Sample])>,
+    ) -> Result<AppendOutcome, StorageError> {
         let mut wal = self.wal.lock();
         let mut out = AppendOutcome::default();
-        let mut new_series: Vec<(u32, &Labels)> = Vec::new();
+        let mut new_series: Vec<(u32, Arc<Mutex<MemSeries>>)> = Vec::new();
         let mut accepted: Vec<(u32, Sample)> = Vec::new();
-        let mut handles: Vec<Arc<Mutex<MemSeries>>> = Vec::with_capacity(batch.len());
         // The newest sample per series including earlier accepted samples of this batch.
         let mut newest: HashMap<u32, (i64, u64)> = HashMap::new();
         for (labels, samples) in batch {
             let (id, created) = self.head.get_or_create(labels);
-            if created {
-                new_series.push((id, labels));
-            }
             let Some(series) = self.head.series(id) else {
                 continue;
             };
+            if created {
+                new_series.push((id, series.clone()));
+            }
             let mut last = match newest.get(&id) {
                 Some(l) => Some(*l),
                 None => series.lock().last(),
@@ -232,10 +241,15 @@ impl Db {
             if let Some(l) = last {
                 newest.insert(id, l);
             }
-            handles.push(series);
         }
         if let Some(wal) = wal.as_mut() {
-            let (bytes, synced) = wal.log(&new_series, &accepted)?;
+            let guards: Vec<_> = new_series.iter().map(|(id, s)| (*id, s.lock())).collect();
+            let new_labels: Vec<(u32, &Labels)> =
+                guards.iter().map(|(id, g)| (*id, &g.labels)).collect();
+            let logged = wal.log(&new_labels, &accepted);
+            drop(new_labels);
+            drop(guards);
+            let (bytes, synced) = logged?;
             self.metrics.wal_bytes_written.inc_by(bytes);
             if synced {
                 self.metrics.wal_fsyncs.inc();
@@ -246,7 +260,6 @@ impl Db {
                 self.head.append_checked(&series, s.t, s.v);
             }
         }
-        drop(handles);
         drop(wal);
         out.appended = accepted.len();
         self.metrics.samples_appended.inc_by(accepted.len() as u64);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::chunk::{Chunk, ChunkEncoder, SAMPLES_PER_CHUNK};
+use crate::labels::SeriesLabels;
 use crate::postings::Postings;
 use crate::{Labels, Matcher, Sample};
 
@@ -107,11 +108,11 @@ struct Index {
 }
 
 impl Index {
-    fn find(&self, hash: u64, labels: &Labels) -> Option<u32> {
+    fn find<L: SeriesLabels + ?Sized>(&self, hash: u64, labels: &L) -> Option<u32> {
         self.by_hash.get(&hash)?.iter().copied().find(|&id| {
             self.series
                 .get(id as usize)
-                .is_some_and(|s| s.lock().labels == *labels)
+                .is_some_and(|s| labels.equals(&s.lock().labels))
         })
     }
 }
@@ -148,7 +149,7 @@ impl Head {
     }
 
     /// The id of the series, creating it if needed; the flag tells whether it is new.
-    pub(crate) fn get_or_create(&self, labels: &Labels) -> (u32, bool) {
+    pub(crate) fn get_or_create<L: SeriesLabels + ?Sized>(&self, labels: &L) -> (u32, bool) {
         let hash = labels.hash64();
         if let Some(id) = self.index.read().find(hash, labels) {
             return (id, false);
@@ -158,7 +159,7 @@ impl Head {
             return (id, false);
         }
         let id = index.series.len() as u32;
-        self.insert_locked(&mut index, id, labels.clone());
+        self.insert_locked(&mut index, id, labels.to_labels());
         (id, true)
     }
 

@@ -127,7 +127,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect(),
         )
@@ -138,7 +138,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|l| l.name != METRIC_NAME && !names.iter().any(|n| *n == l.name))
+                .filter(|l| l.name != METRIC_NAME && !names.contains(&l.name))
                 .cloned()
                 .collect(),
         )
@@ -146,21 +146,65 @@ impl Labels {
 
     /// A stable 64-bit hash of the set, for grouping and series lookup.
     pub fn hash64(&self) -> u64 {
-        // FNV-1a with separators so that ("ab","c") and ("a","bc") differ.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for l in &self.0 {
-            for b in l
-                .name
-                .bytes()
-                .chain([0xff])
-                .chain(l.value.bytes())
-                .chain([0xff])
-            {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
+        hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+    }
+}
+
+/// FNV-1a over `name 0xff value 0xff` for each pair, so that ("ab","c") and ("a","bc") differ.
+/// [`Labels::hash64`] and every [`SeriesLabels`] implementation hash the same way.
+pub fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    for (n, v) in pairs {
+        eat(n.as_bytes());
+        eat(v.as_bytes());
+    }
+    h
+}
+
+/// A series' label set as an appender sees it: possibly borrowed from a request buffer, so that
+/// looking up an existing series allocates nothing. Pairs must be sorted by name, unique, with
+/// non-empty values.
+pub trait SeriesLabels {
+    /// The pairs in name order.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+
+    fn hash64(&self) -> u64 {
+        hash_pairs(self.pairs())
+    }
+
+    /// True when this set equals `labels`.
+    fn equals(&self, labels: &Labels) -> bool {
+        let mut ours = self.pairs();
+        for l in labels {
+            match ours.next() {
+                Some((n, v)) if n == l.name && v == l.value => {}
+                _ => return false,
             }
         }
-        h
+        ours.next().is_none()
+    }
+
+    /// An owned copy, made only when the series is new.
+    fn to_labels(&self) -> Labels {
+        Labels::from_sorted(self.pairs().map(|(n, v)| Label::new(n, v)).collect())
+    }
+}
+
+impl SeriesLabels for Labels {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+    }
+
+    fn to_labels(&self) -> Labels {
+        self.clone()
     }
 }
 

@@ -22,7 +22,7 @@ mod wal;
 pub use db::{
     AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MetricMetadata, RejectReason, TsdbStatus,
 };
-pub use labels::{Label, Labels, METRIC_NAME};
+pub use labels::{Label, Labels, SeriesLabels, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
 pub use metrics::StorageMetrics;
 
