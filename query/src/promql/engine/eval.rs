@@ -9,7 +9,9 @@ use sextant_storage::{is_stale_nan, Labels, METRIC_NAME};
 use super::model::{Annotations, Sample, Series, Val};
 use super::prefetch::{at_time, key, Data};
 use super::{aggregate, binary, functions, too_many_samples, EngineOptions};
-use crate::promql::ast::{AtModifier, Expr, MatrixSelector, PosRange, SubqueryExpr, UnaryOp, VectorSelector};
+use crate::promql::ast::{
+    AtModifier, Expr, MatrixSelector, PosRange, SubqueryExpr, UnaryOp, VectorSelector,
+};
 use crate::promql::value::{QueryError, QueryResult, Value};
 
 /// A range-vector argument of a function, with the bounds of its window.
@@ -81,7 +83,7 @@ impl<'a> Evaluator<'a> {
     /// Cheap periodic deadline check.
     pub fn tick(&mut self) -> Result<(), QueryError> {
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % 256 == 0 {
+        if self.ticks.is_multiple_of(256) {
             self.check_deadline()?;
         }
         Ok(())
@@ -131,7 +133,11 @@ impl<'a> Evaluator<'a> {
             Expr::StringLiteral(s) => Ok(Val::Str(s.clone())),
             Expr::Paren(inner) => self.eval(inner, t),
             Expr::VectorSelector(vs) => {
-                let v = self.select_instant(vs, t)?.into_iter().map(|(s, _)| s).collect();
+                let v = self
+                    .select_instant(vs, t)?
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect();
                 Ok(Val::Vector(v))
             }
             Expr::MatrixSelector(ms) => Ok(Val::Matrix(self.select_range(ms, t)?.series)),
@@ -186,12 +192,18 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(inner) => self.eval_range_arg(inner, t),
             Expr::MatrixSelector(ms) => self.select_range(ms, t),
             Expr::Subquery(sq) => self.eval_subquery(sq, t),
-            _ => Err(QueryError::Execution("expected a range vector argument".into())),
+            _ => Err(QueryError::Execution(
+                "expected a range vector argument".into(),
+            )),
         }
     }
 
     /// Latest non-stale sample of each series in the lookback window, with its timestamp.
-    pub fn select_instant(&mut self, vs: &VectorSelector, t: i64) -> Result<Vec<(Sample, i64)>, QueryError> {
+    pub fn select_instant(
+        &mut self,
+        vs: &VectorSelector,
+        t: i64,
+    ) -> Result<Vec<(Sample, i64)>, QueryError> {
         let et = self.effective_time(vs.at, vs.offset, t);
         let lo = et.saturating_sub(self.opts.lookback_delta_ms);
         let mut out = Vec::new();
@@ -216,6 +228,22 @@ impl<'a> Evaluator<'a> {
         }
         self.count_samples(out.len())?;
         Ok(out)
+    }
+
+    /// Latest non-stale sample at `et` of each cached series under `k`: labels and timestamp.
+    pub fn latest_at(&self, k: usize, et: i64) -> Vec<(Labels, i64)> {
+        let lo = et.saturating_sub(self.opts.lookback_delta_ms);
+        let mut out = Vec::new();
+        for s in self.data.get(&k).map(Vec::as_slice).unwrap_or(&[]) {
+            let idx = s.samples.partition_point(|p| p.t <= et);
+            let Some(p) = idx.checked_sub(1).and_then(|i| s.samples.get(i)) else {
+                continue;
+            };
+            if p.t > lo && !is_stale_nan(p.v) {
+                out.push((s.labels.clone(), p.t));
+            }
+        }
+        out
     }
 
     /// Samples of each series in `(t - range, t]` after offset/`@`, stale markers dropped.

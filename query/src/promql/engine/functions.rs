@@ -56,6 +56,7 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
             Ok(Val::Vector(vec![absent_sample(Some(arg))]))
         }
         "timestamp" => timestamp(ev, c, t),
+        "info" => info(ev, c, t),
         "label_replace" => label_replace(ev, c, t),
         "label_join" => label_join(ev, c, t),
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, c, t),
@@ -82,10 +83,15 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
         "min_of" | "max_of" => {
             let a = scalar_arg(ev, c, 0, t)?;
             let b = scalar_arg(ev, c, 1, t)?;
-            Ok(Val::Scalar(if name == "min_of" { go_min(a, b) } else { go_max(a, b) }))
+            Ok(Val::Scalar(if name == "min_of" {
+                go_min(a, b)
+            } else {
+                go_max(a, b)
+            }))
         }
         "step" => Ok(Val::Scalar(ev.step_ms as f64 / 1000.0)),
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" => {
             // Native histograms are not supported yet; float samples are ignored.
             for (i, a) in c.args.iter().enumerate() {
                 let _ = i;
@@ -95,9 +101,15 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
         }
         "round" => {
             let v = vector_arg(ev, c, 0, t)?;
-            let to_nearest = if c.args.len() > 1 { scalar_arg(ev, c, 1, t)? } else { 1.0 };
+            let to_nearest = if c.args.len() > 1 {
+                scalar_arg(ev, c, 1, t)?
+            } else {
+                1.0
+            };
             let inv = 1.0 / to_nearest;
-            Ok(Val::Vector(map_values(ev, v, |x| (x * inv + 0.5).floor() / inv)))
+            Ok(Val::Vector(map_values(ev, v, |x| {
+                (x * inv + 0.5).floor() / inv
+            })))
         }
         "clamp" => {
             let v = vector_arg(ev, c, 0, t)?;
@@ -106,7 +118,9 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
             if max < min {
                 return Ok(Val::Vector(Vec::new()));
             }
-            Ok(Val::Vector(map_values(ev, v, |x| go_max(min, go_min(max, x)))))
+            Ok(Val::Vector(map_values(ev, v, |x| {
+                go_max(min, go_min(max, x))
+            })))
         }
         "clamp_min" => {
             let v = vector_arg(ev, c, 0, t)?;
@@ -118,7 +132,8 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
             let max = scalar_arg(ev, c, 1, t)?;
             Ok(Val::Vector(map_values(ev, v, |x| go_min(max, x))))
         }
-        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month" | "year" => {
+        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
+        | "month" | "year" => {
             if c.args.is_empty() {
                 let v = date_part(name, t.div_euclid(1000));
                 return Ok(Val::Vector(vec![Sample {
@@ -140,7 +155,9 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
                 let v = vector_arg(ev, c, 0, t)?;
                 Ok(Val::Vector(map_values(ev, v, f)))
             }
-            None => Err(QueryError::Execution(format!("function {name:?} is not supported"))),
+            None => Err(QueryError::Execution(format!(
+                "function {name:?} is not supported"
+            ))),
         },
     }
 }
@@ -149,7 +166,12 @@ fn missing(name: &str) -> QueryError {
     QueryError::Execution(format!("missing argument to {name}"))
 }
 
-fn vector_arg(ev: &mut Evaluator<'_>, c: &Call, i: usize, t: i64) -> Result<Vec<Sample>, QueryError> {
+fn vector_arg(
+    ev: &mut Evaluator<'_>,
+    c: &Call,
+    i: usize,
+    t: i64,
+) -> Result<Vec<Sample>, QueryError> {
     let a = c.args.get(i).ok_or_else(|| missing(c.func.name))?;
     ev.eval_vector(a, t)
 }
@@ -248,15 +270,17 @@ fn absent_sample(arg: Option<&Expr>) -> Sample {
     }
     let mut labels = Labels::empty();
     if let Some(vs) = vs {
+        let mut seen: Vec<&str> = Vec::new();
         for m in &vs.matchers {
             if m.name == METRIC_NAME {
                 continue;
             }
-            if m.op == MatchOp::Equal && labels.get(&m.name).is_none() {
+            if m.op == MatchOp::Equal && !seen.contains(&m.name.as_str()) {
                 labels.set(&m.name, &m.value);
             } else {
                 labels.remove(&m.name);
             }
+            seen.push(&m.name);
         }
     }
     Sample {
@@ -274,7 +298,10 @@ fn timestamp(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryError
     let pairs: Vec<(Sample, i64)> = if let Expr::VectorSelector(vs) = arg {
         ev.select_instant(vs, t)?
     } else {
-        ev.eval_vector(arg, t)?.into_iter().map(|s| (s, t)).collect()
+        ev.eval_vector(arg, t)?
+            .into_iter()
+            .map(|s| (s, t))
+            .collect()
     };
     let mut out = Vec::with_capacity(pairs.len());
     for (mut s, ts) in pairs {
@@ -291,8 +318,11 @@ fn label_replace(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryE
     let repl = string_arg(ev, c, 2, t)?;
     let src = string_arg(ev, c, 3, t)?;
     let re_src = string_arg(ev, c, 4, t)?;
-    let re = Regex::new(&format!("^(?s:{re_src})$"))
-        .map_err(|e| QueryError::BadData(format!("invalid regular expression in label_replace(): {re_src}: {e}")))?;
+    let re = Regex::new(&format!("^(?s:{re_src})$")).map_err(|e| {
+        QueryError::BadData(format!(
+            "invalid regular expression in label_replace(): {re_src}: {e}"
+        ))
+    })?;
     if !is_valid_label_name(&dst) {
         return Err(QueryError::BadData(format!(
             "invalid destination label name in label_replace(): {dst}"
@@ -322,7 +352,9 @@ fn label_join(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryErro
     for i in 3..c.args.len() {
         let s = string_arg(ev, c, i, t)?;
         if !is_valid_label_name(&s) {
-            return Err(QueryError::BadData(format!("invalid source label name in label_join(): {s}")));
+            return Err(QueryError::BadData(format!(
+                "invalid source label name in label_join(): {s}"
+            )));
         }
         srcs.push(s);
     }
@@ -528,7 +560,11 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
     for s in &arg.series {
         if counter_fn && !s.points.is_empty() {
             if let Some(n) = s.labels.metric_name() {
-                if !(n.ends_with("_total") || n.ends_with("_sum") || n.ends_with("_count") || n.ends_with("_bucket")) {
+                if !(n.ends_with("_total")
+                    || n.ends_with("_sum")
+                    || n.ends_with("_count")
+                    || n.ends_with("_bucket"))
+                {
                     infos.push(format!(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
                     ));
@@ -554,4 +590,107 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
         ev.info(&i, pos);
     }
     Ok(Val::Vector(out))
+}
+
+/// The identifying labels `info()` joins on.
+const IDENTIFYING: [&str; 2] = ["instance", "job"];
+
+/// `info(v, {selector})`: adds data labels of matching info series (default `target_info`).
+fn info(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryError> {
+    let base = vector_arg(ev, c, 0, t)?;
+    let matchers: &[sextant_storage::Matcher] = match c.args.get(1) {
+        Some(Expr::VectorSelector(vs)) => &vs.matchers,
+        _ => &[],
+    };
+    let name_matchers = super::prefetch::info_name_matchers(c);
+    let data_matchers: Vec<&sextant_storage::Matcher> =
+        matchers.iter().filter(|m| m.name != METRIC_NAME).collect();
+    let rt = ref_time(ev, c.args.first(), t);
+    let mut infos = ev.latest_at(super::prefetch::info_key(c), rt);
+    infos.retain(|(l, _)| {
+        name_matchers.iter().all(|m| m.matches_labels(l))
+            && data_matchers.iter().all(|m| m.matches_labels(l))
+    });
+    let requires_match = data_matchers.iter().any(|m| !m.matches_empty());
+    let mut out = Vec::with_capacity(base.len());
+    for mut s in base {
+        if name_matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+            out.push(s);
+            continue;
+        }
+        let ident: Vec<(&str, String)> = IDENTIFYING
+            .iter()
+            .filter_map(|n| s.labels.get(n).map(|v| (*n, v.to_string())))
+            .collect();
+        if ident.is_empty() {
+            out.push(s);
+            continue;
+        }
+        // Latest matching info series per metric name.
+        let mut chosen: Vec<(&Labels, i64)> = Vec::new();
+        for (l, ts) in &infos {
+            if !ident.iter().all(|(n, v)| l.get(n) == Some(v.as_str())) {
+                continue;
+            }
+            let name = l.metric_name();
+            match chosen.iter_mut().find(|(cl, _)| cl.metric_name() == name) {
+                Some(e) if e.1 < *ts => *e = (l, *ts),
+                Some(_) => {}
+                None => chosen.push((l, *ts)),
+            }
+        }
+        if chosen.is_empty() {
+            if !requires_match {
+                out.push(s);
+            }
+            continue;
+        }
+        let mut added: Vec<(String, String)> = Vec::new();
+        for (l, _) in &chosen {
+            for lbl in l.iter() {
+                if lbl.name == METRIC_NAME || IDENTIFYING.contains(&lbl.name.as_str()) {
+                    continue;
+                }
+                if !data_matchers.is_empty() && !data_matchers.iter().any(|m| m.name == lbl.name) {
+                    continue;
+                }
+                if s.labels.get(&lbl.name).is_some() {
+                    continue;
+                }
+                match added.iter().find(|(n, _)| *n == lbl.name) {
+                    Some((_, v)) if *v != lbl.value => {
+                        return Err(QueryError::Execution(format!(
+                            "conflicting label: {} has values {:?} and {:?} in different info series",
+                            lbl.name, v, lbl.value
+                        )));
+                    }
+                    Some(_) => {}
+                    None => added.push((lbl.name.clone(), lbl.value.clone())),
+                }
+            }
+        }
+        for (n, v) in added {
+            s.labels.set(&n, &v);
+        }
+        out.push(s);
+    }
+    Ok(Val::Vector(out))
+}
+
+/// The time the samples of `e` evaluated at `t` refer to: `@`/offset of the selector (or
+/// subquery) its result is based on.
+fn ref_time(ev: &Evaluator<'_>, e: Option<&Expr>, t: i64) -> i64 {
+    match e {
+        Some(Expr::VectorSelector(vs)) => ev.effective_time(vs.at, vs.offset, t),
+        Some(Expr::MatrixSelector(ms)) => ev.effective_time(ms.selector.at, ms.selector.offset, t),
+        Some(Expr::Subquery(sq)) => {
+            let et = ev.effective_time(sq.at, sq.offset, t);
+            ref_time(ev, Some(&sq.expr), et)
+        }
+        Some(other) => match super::prefetch::first_child(other) {
+            Some(c) => ref_time(ev, Some(c), t),
+            None => t,
+        },
+        None => t,
+    }
 }

@@ -163,7 +163,10 @@ fn group_buckets(ev: &mut Evaluator<'_>, input: Vec<Sample>, vec_pos: PosRange) 
 
 fn warn_quantile(ev: &mut Evaluator<'_>, q: f64, pos: PosRange) {
     if q.is_nan() || !(0.0..=1.0).contains(&q) {
-        ev.warn(&format!("quantile value should be between 0 and 1, got {}", fmt_g(q)), pos);
+        ev.warn(
+            &format!("quantile value should be between 0 and 1, got {}", fmt_g(q)),
+            pos,
+        );
     }
 }
 
@@ -177,7 +180,12 @@ fn monotonicity_info(ev: &mut Evaluator<'_>, name: &str, pos: PosRange) {
 }
 
 /// `histogram_quantile(q, buckets)`.
-pub(super) fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, q: f64, input: Vec<Sample>) -> Vec<Sample> {
+pub(super) fn histogram_quantile(
+    ev: &mut Evaluator<'_>,
+    c: &Call,
+    q: f64,
+    input: Vec<Sample>,
+) -> Vec<Sample> {
     let vec_pos = c.args.get(1).map(expr_pos).unwrap_or(c.pos);
     let q_pos = c.args.first().map(expr_pos).unwrap_or(c.pos);
     warn_quantile(ev, q, q_pos);
@@ -237,7 +245,13 @@ pub(super) fn histogram_quantiles(
 }
 
 /// `histogram_fraction(lower, upper, buckets)` over classic buckets.
-pub(super) fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, lower: f64, upper: f64, input: Vec<Sample>) -> Vec<Sample> {
+pub(super) fn histogram_fraction(
+    ev: &mut Evaluator<'_>,
+    c: &Call,
+    lower: f64,
+    upper: f64,
+    input: Vec<Sample>,
+) -> Vec<Sample> {
     let vec_pos = c.args.get(2).map(expr_pos).unwrap_or(c.pos);
     let groups = group_buckets(ev, input, vec_pos);
     groups
@@ -255,9 +269,6 @@ pub(super) fn bucket_fraction(lower: f64, upper: f64, buckets: Vec<(f64, f64)>) 
     let Some((buckets, _)) = prepare(buckets) else {
         return f64::NAN;
     };
-    if buckets.len() < 2 {
-        return f64::NAN;
-    }
     let count = buckets.last().map(|b| b.1).unwrap_or(0.0);
     if count == 0.0 || lower.is_nan() || upper.is_nan() {
         return f64::NAN;
@@ -336,11 +347,20 @@ pub(super) fn parse_go_float(s: &str) -> Option<f64> {
     let body = lower.trim_start_matches(['+', '-']);
     let neg = lower.starts_with('-');
     match body {
-        "inf" | "infinity" => return Some(if neg { f64::NEG_INFINITY } else { f64::INFINITY }),
+        "inf" | "infinity" => {
+            return Some(if neg {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        }
         "nan" => return Some(f64::NAN),
         _ => {}
     }
-    if !body.chars().all(|ch| ch.is_ascii_digit() || matches!(ch, '.' | 'e' | '+' | '-' | '_')) {
+    if !body
+        .chars()
+        .all(|ch| ch.is_ascii_digit() || matches!(ch, '.' | 'e' | '+' | '-' | '_'))
+    {
         return None;
     }
     t.replace('_', "").parse::<f64>().ok()

@@ -80,7 +80,11 @@ pub(super) fn fmt_g(v: f64) -> String {
         }
     } else {
         let s = format!("{v}");
-        let exp = if v == 0.0 { 0 } else { v.abs().log10().floor() as i32 };
+        let exp = if v == 0.0 {
+            0
+        } else {
+            v.abs().log10().floor() as i32
+        };
         if !(-4..21).contains(&exp) {
             let e = format!("{v:e}");
             // Go prints e+06 style exponents.
@@ -90,7 +94,11 @@ pub(super) fn fmt_g(v: f64) -> String {
                         Some(d) => ('-', d),
                         None => ('+', x),
                     };
-                    let digits = if digits.len() < 2 { format!("0{digits}") } else { digits.to_string() };
+                    let digits = if digits.len() < 2 {
+                        format!("0{digits}")
+                    } else {
+                        digits.to_string()
+                    };
                     format!("{m}e{sign}{digits}")
                 }
                 None => e,

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use sextant_storage::{Series, SeriesSource};
+use sextant_storage::{MatchOp, Matcher, Series, SeriesSource, METRIC_NAME};
 
 use super::EngineOptions;
-use crate::promql::ast::{AtModifier, Expr, VectorSelector};
+use crate::promql::ast::{AtModifier, Call, Expr, VectorSelector};
 use crate::promql::value::QueryError;
 
 /// Cached samples per selector.
@@ -19,6 +19,51 @@ pub(super) type Data = HashMap<usize, Vec<Series>>;
 /// The cache key of a selector node.
 pub(super) fn key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
+}
+
+/// The cache key of the info series of an `info()` call.
+pub(super) fn info_key(c: &Call) -> usize {
+    c as *const Call as usize
+}
+
+/// The `__name__` matchers selecting an `info()` call's info series: those written in its
+/// selector, `target_info` when there are none, and `.+_info` when all of them are negative.
+pub(super) fn info_name_matchers(c: &Call) -> Vec<Matcher> {
+    let mut names: Vec<Matcher> = match c.args.get(1) {
+        Some(Expr::VectorSelector(vs)) => vs
+            .matchers
+            .iter()
+            .filter(|m| m.name == METRIC_NAME)
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    if names.is_empty() {
+        names.push(Matcher::equal(METRIC_NAME, "target_info"));
+    } else if !names
+        .iter()
+        .any(|m| matches!(m.op, MatchOp::Equal | MatchOp::Regex))
+    {
+        if let Ok(m) = Matcher::new(MatchOp::Regex, METRIC_NAME, ".+_info") {
+            names.insert(0, m);
+        }
+    }
+    names
+}
+
+/// The sub-expression whose samples an expression's result is based on, for `info()`.
+pub(super) fn first_child(e: &Expr) -> Option<&Expr> {
+    match e {
+        Expr::Paren(inner) => Some(inner),
+        Expr::Unary(u) => Some(&u.expr),
+        Expr::Binary(b) => Some(&b.lhs),
+        Expr::Aggregate(a) => Some(&a.expr),
+        Expr::Call(c) => c
+            .args
+            .iter()
+            .find(|a| !matches!(a, Expr::NumberLiteral(_) | Expr::StringLiteral(_))),
+        _ => None,
+    }
 }
 
 /// Resolves `@` to a timestamp given the query's start and end.
@@ -36,6 +81,8 @@ struct Walk<'a> {
     qend: i64,
     lookback: i64,
     out: Vec<(&'a VectorSelector, i64, i64)>,
+    /// `info()` calls: cache key, matchers selecting the info series, time bounds.
+    info: Vec<(usize, Vec<Matcher>, i64, i64)>,
 }
 
 impl<'a> Walk<'a> {
@@ -43,6 +90,25 @@ impl<'a> Walk<'a> {
         match at_time(at, self.qstart, self.qend) {
             Some(t) => (t.saturating_sub(offset), t.saturating_sub(offset)),
             None => (lo.saturating_sub(offset), hi.saturating_sub(offset)),
+        }
+    }
+
+    /// The window of reference times `info()` looks up info series at (see [`ref_time`]).
+    fn ref_window(&self, e: Option<&Expr>, lo: i64, hi: i64) -> (i64, i64) {
+        match e {
+            Some(Expr::VectorSelector(vs)) => self.shifted(vs.at, vs.offset, lo, hi),
+            Some(Expr::MatrixSelector(ms)) => {
+                self.shifted(ms.selector.at, ms.selector.offset, lo, hi)
+            }
+            Some(Expr::Subquery(sq)) => {
+                let (a, b) = self.shifted(sq.at, sq.offset, lo, hi);
+                self.ref_window(Some(&sq.expr), a.saturating_sub(sq.range), b)
+            }
+            Some(other) => match first_child(other) {
+                Some(c) => self.ref_window(Some(c), lo, hi),
+                None => (lo, hi),
+            },
+            None => (lo, hi),
         }
     }
 
@@ -74,6 +140,15 @@ impl<'a> Walk<'a> {
                 }
                 self.walk(&a.expr, lo, hi);
             }
+            Expr::Call(c) if c.func.name == "info" => {
+                if let Some(a) = c.args.first() {
+                    self.walk(a, lo, hi);
+                }
+                let names = info_name_matchers(c);
+                let (rlo, rhi) = self.ref_window(c.args.first(), lo, hi);
+                self.info
+                    .push((info_key(c), names, rlo.saturating_sub(self.lookback), rhi));
+            }
             Expr::Call(c) => {
                 for arg in &c.args {
                     self.walk(arg, lo, hi);
@@ -96,12 +171,17 @@ pub(super) fn load(
         qend: end,
         lookback: opts.lookback_delta_ms,
         out: Vec::new(),
+        info: Vec::new(),
     };
     w.walk(expr, start, end);
     let mut data = Data::new();
     for (vs, mint, maxt) in w.out {
         let series = source.select(&vs.matchers, mint, maxt)?;
         data.insert(key(vs), series);
+    }
+    for (k, matchers, mint, maxt) in w.info {
+        let series = source.select(&matchers, mint, maxt)?;
+        data.insert(k, series);
     }
     Ok(data)
 }

@@ -46,7 +46,12 @@ pub(super) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
 }
 
 /// rate/increase/delta with Prometheus' extrapolation to the range boundaries.
-pub(super) fn extrapolated_rate(points: &[(i64, f64)], arg: &RangeArg, is_counter: bool, is_rate: bool) -> Option<f64> {
+pub(super) fn extrapolated_rate(
+    points: &[(i64, f64)],
+    arg: &RangeArg,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
     if points.len() < 2 {
         return None;
     }
@@ -209,7 +214,12 @@ pub(super) struct Params {
 }
 
 /// Computes `name` over one series' points. `None` means no output for the series.
-pub(super) fn apply(name: &str, points: &[(i64, f64)], arg: &RangeArg, p: Params) -> Result<Option<f64>, QueryError> {
+pub(super) fn apply(
+    name: &str,
+    points: &[(i64, f64)],
+    arg: &RangeArg,
+    p: Params,
+) -> Result<Option<f64>, QueryError> {
     let vals = || points.iter().map(|x| x.1).collect::<Vec<f64>>();
     let nonempty = !points.is_empty();
     let r = match name {
@@ -232,21 +242,27 @@ pub(super) fn apply(name: &str, points: &[(i64, f64)], arg: &RangeArg, p: Params
         }),
         "count_over_time" => nonempty.then_some(points.len() as f64),
         "min_over_time" => points.split_first().map(|(f, rest)| {
-            rest.iter().fold(f.1, |m, x| if x.1 < m || m.is_nan() { x.1 } else { m })
+            rest.iter()
+                .fold(f.1, |m, x| if x.1 < m || m.is_nan() { x.1 } else { m })
         }),
         "max_over_time" => points.split_first().map(|(f, rest)| {
-            rest.iter().fold(f.1, |m, x| if x.1 > m || m.is_nan() { x.1 } else { m })
+            rest.iter()
+                .fold(f.1, |m, x| if x.1 > m || m.is_nan() { x.1 } else { m })
         }),
         "last_over_time" => points.last().map(|x| x.1),
         "first_over_time" => points.first().map(|x| x.1),
         "ts_of_last_over_time" => points.last().map(|x| x.0 as f64 / 1000.0),
         "ts_of_first_over_time" => points.first().map(|x| x.0 as f64 / 1000.0),
         "ts_of_max_over_time" => points.split_first().map(|(f, rest)| {
-            let best = rest.iter().fold(*f, |m, x| if x.1 >= m.1 || m.1.is_nan() { *x } else { m });
+            let best = rest
+                .iter()
+                .fold(*f, |m, x| if x.1 >= m.1 || m.1.is_nan() { *x } else { m });
             best.0 as f64 / 1000.0
         }),
         "ts_of_min_over_time" => points.split_first().map(|(f, rest)| {
-            let best = rest.iter().fold(*f, |m, x| if x.1 <= m.1 || m.1.is_nan() { *x } else { m });
+            let best = rest
+                .iter()
+                .fold(*f, |m, x| if x.1 <= m.1 || m.1.is_nan() { *x } else { m });
             best.0 as f64 / 1000.0
         }),
         "present_over_time" => nonempty.then_some(1.0),
@@ -278,7 +294,12 @@ pub(super) fn apply(name: &str, points: &[(i64, f64)], arg: &RangeArg, p: Params
                 Some(slope * p.p0 + intercept)
             }
         }
-        "resets" => nonempty.then(|| points.windows(2).filter(|w| matches!(w, [a, b] if b.1 < a.1)).count() as f64),
+        "resets" => nonempty.then(|| {
+            points
+                .windows(2)
+                .filter(|w| matches!(w, [a, b] if b.1 < a.1))
+                .count() as f64
+        }),
         "changes" => nonempty.then(|| {
             points
                 .windows(2)

@@ -191,7 +191,10 @@ impl Parser<'_> {
         let (lt, rt) = (lhs.expr.value_type(), rhs.expr.value_type());
         let mut matching = mods.matching;
         if mods.return_bool && !op.is_comparison() {
-            self.check_error(op_pos, "bool modifier can only be used on comparison operators");
+            self.check_error(
+                op_pos,
+                "bool modifier can only be used on comparison operators",
+            );
         }
         if op.is_comparison()
             && !mods.return_bool
@@ -232,7 +235,10 @@ impl Parser<'_> {
         let both_vectors = lt == ValueType::Vector && rt == ValueType::Vector;
         if !both_vectors {
             if !matching.labels.is_empty() {
-                self.check_error(pos.start, "vector matching only allowed between instant vectors");
+                self.check_error(
+                    pos.start,
+                    "vector matching only allowed between instant vectors",
+                );
             }
         } else if op.is_set() {
             if matches!(
@@ -241,7 +247,10 @@ impl Parser<'_> {
             ) {
                 self.check_error(
                     pos.start,
-                    format!("no grouping allowed for {} operation", go_quote(op.as_str())),
+                    format!(
+                        "no grouping allowed for {} operation",
+                        go_quote(op.as_str())
+                    ),
                 );
             }
             if matching.card != VectorMatchCardinality::ManyToMany {

@@ -76,10 +76,9 @@ impl Parser<'_> {
                 self.dur_primary()?
             }
             _ => {
-                return Err(self.unexpected(
-                    Some("offset"),
-                    Some("number, duration, step(), or range()"),
-                ))
+                return Err(
+                    self.unexpected(Some("offset"), Some("number, duration, step(), or range()"))
+                )
             }
         };
         self.seconds_to_ms(sign * secs, start.start)

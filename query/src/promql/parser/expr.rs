@@ -46,6 +46,12 @@ impl Parser<'_> {
         let mut lhs = self.parse_unary()?;
         loop {
             let op_tok = self.peek();
+            if op_tok.kind == T::Trim {
+                return Err(self.fail(
+                    op_tok.start,
+                    "histogram trim operators \"</\" and \">/\" are not supported",
+                ));
+            }
             let Some(op) = binary_op(op_tok.kind) else {
                 break;
             };

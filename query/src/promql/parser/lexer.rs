@@ -9,246 +9,7 @@ use nom::sequence::pair;
 use nom::IResult;
 
 use super::literals::{go_quote_rune, scan_string};
-
-/// Keywords, aggregators and the other reserved words of PromQL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kw {
-    And,
-    Or,
-    Unless,
-    Atan2,
-    Sum,
-    Avg,
-    Count,
-    Min,
-    Max,
-    Group,
-    Stddev,
-    Stdvar,
-    Topk,
-    Bottomk,
-    CountValues,
-    Quantile,
-    Limitk,
-    LimitRatio,
-    Offset,
-    Smoothed,
-    Anchored,
-    By,
-    Without,
-    On,
-    Ignoring,
-    GroupLeft,
-    GroupRight,
-    Fill,
-    FillLeft,
-    FillRight,
-    Bool,
-    Start,
-    End,
-    Step,
-    Range,
-}
-
-impl Kw {
-    fn from_word(lower: &str) -> Option<Kw> {
-        Some(match lower {
-            "and" => Kw::And,
-            "or" => Kw::Or,
-            "unless" => Kw::Unless,
-            "atan2" => Kw::Atan2,
-            "sum" => Kw::Sum,
-            "avg" => Kw::Avg,
-            "count" => Kw::Count,
-            "min" => Kw::Min,
-            "max" => Kw::Max,
-            "group" => Kw::Group,
-            "stddev" => Kw::Stddev,
-            "stdvar" => Kw::Stdvar,
-            "topk" => Kw::Topk,
-            "bottomk" => Kw::Bottomk,
-            "count_values" => Kw::CountValues,
-            "quantile" => Kw::Quantile,
-            "limitk" => Kw::Limitk,
-            "limit_ratio" => Kw::LimitRatio,
-            "offset" => Kw::Offset,
-            "smoothed" => Kw::Smoothed,
-            "anchored" => Kw::Anchored,
-            "by" => Kw::By,
-            "without" => Kw::Without,
-            "on" => Kw::On,
-            "ignoring" => Kw::Ignoring,
-            "group_left" => Kw::GroupLeft,
-            "group_right" => Kw::GroupRight,
-            "fill" => Kw::Fill,
-            "fill_left" => Kw::FillLeft,
-            "fill_right" => Kw::FillRight,
-            "bool" => Kw::Bool,
-            "start" => Kw::Start,
-            "end" => Kw::End,
-            "step" => Kw::Step,
-            "range" => Kw::Range,
-            _ => return None,
-        })
-    }
-
-    /// Set and `atan2` operators are "operators" in Prometheus' token classes.
-    pub(super) fn is_operator(self) -> bool {
-        matches!(self, Kw::And | Kw::Or | Kw::Unless | Kw::Atan2)
-    }
-
-    pub(super) fn is_aggregator(self) -> bool {
-        matches!(
-            self,
-            Kw::Sum
-                | Kw::Avg
-                | Kw::Count
-                | Kw::Min
-                | Kw::Max
-                | Kw::Group
-                | Kw::Stddev
-                | Kw::Stdvar
-                | Kw::Topk
-                | Kw::Bottomk
-                | Kw::CountValues
-                | Kw::Quantile
-                | Kw::Limitk
-                | Kw::LimitRatio
-        )
-    }
-
-    /// The words Prometheus classes as keywords (printed as `<by>` in messages).
-    fn is_keyword(self) -> bool {
-        matches!(
-            self,
-            Kw::Offset
-                | Kw::Smoothed
-                | Kw::Anchored
-                | Kw::By
-                | Kw::Without
-                | Kw::On
-                | Kw::Ignoring
-                | Kw::GroupLeft
-                | Kw::GroupRight
-                | Kw::Fill
-                | Kw::FillLeft
-                | Kw::FillRight
-                | Kw::Bool
-        )
-    }
-
-    /// Words that may also be used as a metric name.
-    pub(super) fn can_be_metric_name(self) -> bool {
-        !matches!(
-            self,
-            Kw::Atan2
-                | Kw::Bool
-                | Kw::On
-                | Kw::Ignoring
-                | Kw::GroupLeft
-                | Kw::GroupRight
-                | Kw::Fill
-                | Kw::FillLeft
-                | Kw::FillRight
-        )
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum T {
-    Ident,
-    MetricIdent,
-    Number,
-    Duration,
-    Str,
-    LParen,
-    RParen,
-    LBrace,
-    RBrace,
-    LBracket,
-    RBracket,
-    Comma,
-    Colon,
-    /// `=` (only meaningful inside braces).
-    Assign,
-    EqlRegex,
-    NeqRegex,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    Pow,
-    Eqlc,
-    Neq,
-    Lss,
-    Lte,
-    Gtr,
-    Gte,
-    At,
-    Kw(Kw),
-    Eof,
-    /// A lexer error; the message is in [`Lexed::error`].
-    Error,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Token {
-    pub kind: T,
-    pub start: usize,
-    pub end: usize,
-}
-
-/// The token stream. It ends with `Eof`, or with `Error` when lexing failed.
-pub(super) struct Lexed {
-    pub tokens: Vec<Token>,
-    pub error: Option<String>,
-}
-
-impl Token {
-    /// How Prometheus describes this token in "unexpected ..." messages.
-    pub(super) fn describe(&self, input: &str) -> String {
-        let text = input.get(self.start..self.end).unwrap_or("");
-        match self.kind {
-            T::Eof => "end of input".to_string(),
-            T::Error => text.to_string(),
-            T::Ident => format!("identifier {}", super::literals::go_quote(text)),
-            T::MetricIdent => format!("metric identifier {}", super::literals::go_quote(text)),
-            T::Number => format!("number {}", quote_short(text)),
-            T::Duration => format!("duration {}", quote_short(text)),
-            T::Str => format!("string {}", quote_short(text)),
-            T::Kw(k) if k.is_keyword() => format!("<{text}>"),
-            T::Kw(k) if k.is_operator() => format!("<op:{text}>"),
-            T::Kw(k) if k.is_aggregator() => format!("<aggr:{text}>"),
-            T::Add
-            | T::Sub
-            | T::Mul
-            | T::Div
-            | T::Mod
-            | T::Pow
-            | T::Eqlc
-            | T::Neq
-            | T::Lss
-            | T::Lte
-            | T::Gtr
-            | T::Gte
-            | T::EqlRegex
-            | T::NeqRegex
-            | T::At => format!("<op:{text}>"),
-            _ => quote_short(text),
-        }
-    }
-}
-
-/// Go's `%.10q...` for long token values, `%q` otherwise.
-fn quote_short(text: &str) -> String {
-    if text.len() > 10 {
-        let cut: String = text.chars().take(10).collect();
-        format!("{}...", super::literals::go_quote(&cut))
-    } else {
-        super::literals::go_quote(text)
-    }
-}
+pub(super) use super::tokens::{Kw, Lexed, Token, T};
 
 fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r')
@@ -445,7 +206,9 @@ enum Mode {
     Normal,
     Braces,
     /// Inside `[...]`; `seen` is true once a token followed the `[`.
-    Bracket { seen: bool },
+    Bracket {
+        seen: bool,
+    },
 }
 
 struct Lexer<'a> {
@@ -613,13 +376,18 @@ impl<'a> Lexer<'a> {
                         T::Ident
                     }
                     Some(k) => T::Kw(k),
-                    None if word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("nan") => {
+                    None if word.eq_ignore_ascii_case("inf")
+                        || word.eq_ignore_ascii_case("nan") =>
+                    {
                         T::Number
                     }
                     None if word.contains(':') => T::MetricIdent,
                     None => T::Ident,
                 };
                 self.push(kind, start, end);
+            }
+            b'<' | b'>' if self.b.get(start + 1) == Some(&b'/') => {
+                self.push(T::Trim, start, start + 2)
             }
             _ => {
                 let rest = self.rest();
@@ -735,9 +503,7 @@ impl<'a> Lexer<'a> {
                 };
                 self.push(kind, start, start + word.len());
             }
-            _ => {
-                return Err(self.unexpected_char("unexpected character in duration expression: "))
-            }
+            _ => return Err(self.unexpected_char("unexpected character in duration expression: ")),
         }
         Ok(())
     }
@@ -782,29 +548,69 @@ mod tests {
 
     #[test]
     fn numbers_and_durations() {
-        assert_eq!(kinds("1 1.5 .5 0x1f 1e3"), vec![T::Number; 5].into_iter().chain([T::Eof]).collect::<Vec<_>>());
-        assert_eq!(kinds("5m 1h30m 1y2w3d4h5m6s7ms"), vec![T::Duration, T::Duration, T::Duration, T::Eof]);
+        assert_eq!(
+            kinds("1 1.5 .5 0x1f 1e3"),
+            vec![T::Number; 5]
+                .into_iter()
+                .chain([T::Eof])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            kinds("5m 1h30m 1y2w3d4h5m6s7ms"),
+            vec![T::Duration, T::Duration, T::Duration, T::Eof]
+        );
         assert_eq!(kinds("Inf nan"), vec![T::Number, T::Number, T::Eof]);
         let l = lex("5x");
-        assert_eq!(l.error.as_deref(), Some("bad number or duration syntax: \"5\""));
+        assert_eq!(
+            l.error.as_deref(),
+            Some("bad number or duration syntax: \"5\"")
+        );
     }
 
     #[test]
     fn keywords_and_identifiers() {
         assert_eq!(
             kinds("sum by foo:bar fill fill(1)"),
-            vec![T::Kw(Kw::Sum), T::Kw(Kw::By), T::MetricIdent, T::Ident, T::Kw(Kw::Fill), T::LParen, T::Number, T::RParen, T::Eof]
+            vec![
+                T::Kw(Kw::Sum),
+                T::Kw(Kw::By),
+                T::MetricIdent,
+                T::Ident,
+                T::Kw(Kw::Fill),
+                T::LParen,
+                T::Number,
+                T::RParen,
+                T::Eof
+            ]
         );
-        assert_eq!(kinds("{sum=\"a\"}"), vec![T::LBrace, T::Ident, T::Assign, T::Str, T::RBrace, T::Eof]);
+        assert_eq!(
+            kinds("{sum=\"a\"}"),
+            vec![T::LBrace, T::Ident, T::Assign, T::Str, T::RBrace, T::Eof]
+        );
     }
 
     #[test]
     fn errors() {
-        assert_eq!(lex("foo{").error.as_deref(), Some("unexpected end of input inside braces"));
-        assert_eq!(lex("(foo").error.as_deref(), Some("unclosed left parenthesis"));
-        assert_eq!(lex("foo[5m").error.as_deref(), Some("unclosed left bracket"));
-        assert_eq!(lex("foo}").error.as_deref(), Some("unexpected character: '}'"));
-        assert_eq!(lex("\"abc").error.as_deref(), Some("unterminated quoted string"));
+        assert_eq!(
+            lex("foo{").error.as_deref(),
+            Some("unexpected end of input inside braces")
+        );
+        assert_eq!(
+            lex("(foo").error.as_deref(),
+            Some("unclosed left parenthesis")
+        );
+        assert_eq!(
+            lex("foo[5m").error.as_deref(),
+            Some("unclosed left bracket")
+        );
+        assert_eq!(
+            lex("foo}").error.as_deref(),
+            Some("unexpected character: '}'")
+        );
+        assert_eq!(
+            lex("\"abc").error.as_deref(),
+            Some("unterminated quoted string")
+        );
         assert_eq!(lex("foo # comment\n+ 1").error, None);
     }
 }

@@ -34,10 +34,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
         }
         let value: u64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .bytes()
-            .take_while(|c| c.is_ascii_alphabetic())
-            .count();
+        let unit_len = rest.bytes().take_while(|c| c.is_ascii_alphabetic()).count();
         if unit_len == 0 {
             return Err(invalid());
         }
@@ -149,7 +146,12 @@ pub(crate) fn parse_number(s: &str) -> Result<f64, String> {
     if let Some(i) = parse_int_base0(s) {
         return Ok(i as f64);
     }
-    let err = || format!("strconv.ParseFloat: parsing {}: invalid syntax", go_quote(s));
+    let err = || {
+        format!(
+            "strconv.ParseFloat: parsing {}: invalid syntax",
+            go_quote(s)
+        )
+    };
     if s.contains('_') && !underscores_ok(s) {
         return Err(err());
     }
@@ -212,9 +214,7 @@ pub(crate) fn scan_string(b: &[u8], start: usize, quote: u8) -> Result<usize, St
                     'x' => (2, 16, 255),
                     'u' => (4, 16, 0x10ffff),
                     'U' => (8, 16, 0x10ffff),
-                    other => {
-                        return Err(format!("unknown escape sequence {}", go_sharp_u(other)))
-                    }
+                    other => return Err(format!("unknown escape sequence {}", go_sharp_u(other))),
                 };
                 let mut x: u32 = 0;
                 let mut left = n;
@@ -306,10 +306,7 @@ pub(crate) fn unquote(raw: &str) -> Result<String, String> {
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
     }
-    Ok(match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
+    String::from_utf8(out).map_err(|_| "invalid UTF-8".to_string())
 }
 
 /// Go's `unicode.IsPrint`, approximated.
@@ -338,9 +335,7 @@ fn push_escaped(out: &mut String, c: char, quote: char) {
         '\r' => out.push_str("\\r"),
         '\t' => out.push_str("\\t"),
         '\u{b}' => out.push_str("\\v"),
-        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-            out.push_str(&format!("\\x{:02x}", c as u32))
-        }
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
         c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
         c => out.push_str(&format!("\\U{:08x}", c as u32)),
     }
@@ -382,10 +377,19 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
         assert_eq!(parse_duration("0"), Ok(0));
-        assert_eq!(parse_duration("1y2w3d4h5m6s7ms"), Ok(31_536_000_000 + 1_209_600_000 + 259_200_000 + 14_400_000 + 300_000 + 6000 + 7));
+        assert_eq!(
+            parse_duration("1y2w3d4h5m6s7ms"),
+            Ok(31_536_000_000 + 1_209_600_000 + 259_200_000 + 14_400_000 + 300_000 + 6000 + 7)
+        );
         assert!(parse_duration("1m1h").is_err());
-        assert_eq!(parse_duration("1.5m"), Err("not a valid duration string: \"1.5m\"".into()));
-        assert_eq!(parse_duration("5x"), Err("unknown unit \"x\" in duration \"5x\"".into()));
+        assert_eq!(
+            parse_duration("1.5m"),
+            Err("not a valid duration string: \"1.5m\"".into())
+        );
+        assert_eq!(
+            parse_duration("5x"),
+            Err("unknown unit \"x\" in duration \"5x\"".into())
+        );
         assert_eq!(format_duration(5_400_000), "1h30m");
         assert_eq!(format_duration(0), "0s");
         assert_eq!(format_duration(90 * 86_400_000), "90d");
@@ -412,12 +416,24 @@ mod tests {
     fn strings() {
         assert_eq!(unquote(r#""a\nb\"c""#).as_deref(), Ok("a\nb\"c"));
         assert_eq!(unquote(r#"'a\'b'"#).as_deref(), Ok("a'b"));
-        assert_eq!(unquote(r#""\u00e4\x41\101\U0001F600""#).as_deref(), Ok("äAA😀"));
+        assert_eq!(
+            unquote(r#""\u00e4\x41\101\U0001F600""#).as_deref(),
+            Ok("äAA😀")
+        );
         assert_eq!(unquote(r#""\xc3\xa4""#).as_deref(), Ok("ä"));
         assert_eq!(unquote("`a\\nb`").as_deref(), Ok("a\\nb"));
-        assert_eq!(scan_string(br#""a\qb""#, 0, b'"'), Err("unknown escape sequence U+0071 'q'".into()));
-        assert_eq!(scan_string(br#""\u12""#, 0, b'"'), Err("illegal character U+0022 '\"' in escape sequence".into()));
-        assert_eq!(scan_string(br#""\ud800""#, 0, b'"'), Err("escape sequence is an invalid Unicode code point".into()));
+        assert_eq!(
+            scan_string(br#""a\qb""#, 0, b'"'),
+            Err("unknown escape sequence U+0071 'q'".into())
+        );
+        assert_eq!(
+            scan_string(br#""\u12""#, 0, b'"'),
+            Err("illegal character U+0022 '\"' in escape sequence".into())
+        );
+        assert_eq!(
+            scan_string(br#""\ud800""#, 0, b'"'),
+            Err("escape sequence is an invalid Unicode code point".into())
+        );
         assert_eq!(go_quote("a\"b\\c\n\u{1}ä"), "\"a\\\"b\\\\c\\n\\x01ä\"");
         assert_eq!(go_quote_rune('}'), "'}'");
         assert_eq!(go_quote_rune('\''), "'\\''");

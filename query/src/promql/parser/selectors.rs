@@ -106,7 +106,18 @@ impl Parser<'_> {
         }
         self.bump();
         let value = self.unquote_token(v)?;
-        Matcher::new(op, name, value).map_err(|e| self.fail(t.start, e.to_string()))
+        Matcher::new(op, name, value).map_err(|e| {
+            // The regex crate explains over several lines; keep the last one.
+            let reason = e.reason.lines().last().unwrap_or("").trim();
+            let reason = reason.strip_prefix("error: ").unwrap_or(reason);
+            self.fail(
+                t.start,
+                format!(
+                    "invalid regular expression {}: {reason}",
+                    super::literals::go_quote(&e.value)
+                ),
+            )
+        })
     }
 
     /// `( label, ... )` after `by`, `without`, `on`, `ignoring`, `group_left`, `group_right`.
