@@ -1,6 +1,13 @@
-//! The database: the entry point for writers and readers. It owns the head and the WAL and
-//! keeps them consistent: a batch is validated against the head, logged, then applied, all
-//! under one append lock, so what the WAL replays is exactly what was acknowledged.
+//! The database: the entry point for writers and readers. It owns the head, the WAL and the
+//! blocks and keeps them consistent: a batch is validated against the head, logged, then
+//! applied, all under one append lock, so what the WAL replays is exactly what was
+//! acknowledged. Maintenance (`db/maintenance.rs`) moves old head data into blocks, compacts
+//! and expires them; reads (`db/read.rs`) merge blocks and head.
+
+mod maintenance;
+mod read;
+
+pub use maintenance::MaintenanceReport;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -9,11 +16,12 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::head::{check_sample, Head, MemSeries, SampleCheck};
+use crate::block::{Block, BlockMeta};
+use crate::head::{Head, MemSeries, SampleCheck};
 use crate::labels::SeriesLabels;
 use crate::metrics::StorageMetrics;
 use crate::wal::{Record, Wal};
-use crate::{Labels, Matcher, Sample, Series, SeriesSource, StorageError};
+use crate::{Labels, Sample, StorageError};
 
 /// When the WAL is fsynced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,12 +40,30 @@ pub enum FsyncPolicy {
 #[derive(Clone, Debug)]
 pub struct DbOptions {
     pub fsync: FsyncPolicy,
+    /// Time range of a level-1 block cut from the head (default 2h). The head holds up to 1.5×
+    /// this before the oldest range is persisted.
+    pub block_range_ms: i64,
+    /// Largest block compaction produces (default 24h).
+    pub max_block_range_ms: i64,
+    /// Blocks entirely older than this, relative to the newest sample, are deleted (default 15d;
+    /// 0 keeps everything).
+    pub retention_ms: i64,
+    /// When blocks and WAL together exceed this many bytes the oldest blocks are deleted
+    /// (default 0: no size limit).
+    pub retention_bytes: u64,
+    /// zstd level for block pages (default 3).
+    pub zstd_level: i32,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
             fsync: FsyncPolicy::Always,
+            block_range_ms: 2 * 3_600_000,
+            max_block_range_ms: 24 * 3_600_000,
+            retention_ms: 15 * 24 * 3_600_000,
+            retention_bytes: 0,
+            zstd_level: 3,
         }
     }
 }
@@ -49,6 +75,8 @@ pub enum RejectReason {
     OutOfOrder,
     /// Same timestamp as the newest sample of its series, different value.
     DuplicateTimestamp,
+    /// Older than the head's minimum valid time: that range is already persisted in a block.
+    TooOld,
 }
 
 impl RejectReason {
@@ -56,6 +84,7 @@ impl RejectReason {
         match self {
             RejectReason::OutOfOrder => "out_of_order",
             RejectReason::DuplicateTimestamp => "duplicate_timestamp",
+            RejectReason::TooOld => "too_old",
         }
     }
 }
@@ -80,6 +109,7 @@ impl AppendOutcome {
 pub struct HeadStats {
     pub num_series: usize,
     pub num_samples: u64,
+    pub num_chunks: usize,
     pub num_label_pairs: usize,
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
@@ -110,30 +140,46 @@ pub struct TsdbStatus {
 
 pub struct Db {
     dir: Option<PathBuf>,
+    opts: DbOptions,
     head: Head,
     /// `None` for in-memory databases. Also serialises appends.
     wal: Mutex<Option<Wal>>,
+    /// Sorted by `min_time`. Readers clone the `Arc`s, so a block replaced by compaction or
+    /// expired by retention lives on until its last query finishes.
+    blocks: RwLock<Vec<Arc<Block>>>,
+    /// One cut, compaction or retention pass at a time.
+    maintenance: Mutex<()>,
     metadata: RwLock<BTreeMap<String, MetricMetadata>>,
     metrics: StorageMetrics,
 }
 
 impl Db {
-    /// An in-memory database with no WAL (tests and tools).
+    /// An in-memory database with no WAL and no blocks (tests and tools).
     pub fn in_memory() -> Db {
+        let opts = DbOptions::default();
         Db {
             dir: None,
-            head: Head::new(),
+            head: Head::new(opts.block_range_ms),
+            opts,
             wal: Mutex::new(None),
+            blocks: RwLock::new(Vec::new()),
+            maintenance: Mutex::new(()),
             metadata: RwLock::new(BTreeMap::new()),
             metrics: StorageMetrics::default(),
         }
     }
 
-    /// Opens (creating if needed) the database in `dir` and replays its WAL into the head.
+    /// Opens (creating if needed) the database in `dir`: opens its blocks (moving corrupt ones
+    /// aside) and replays the WAL into the head.
     pub fn open(dir: &Path, opts: DbOptions) -> Result<Db, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-        let head = Head::new();
         let metrics = StorageMetrics::default();
+        let blocks = maintenance::open_blocks(dir, &metrics)?;
+        let head = Head::new(opts.block_range_ms);
+        // Everything before the newest block's end is persisted; the WAL may still hold it.
+        if let Some(end) = blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid_time(end);
+        }
         let mut orphan_samples = 0u64;
         let started = std::time::Instant::now();
         let (wal, stats) = Wal::open(&dir.join("wal"), opts.fsync, |record| match record {
@@ -146,9 +192,8 @@ impl Db {
                 for (id, s) in samples {
                     match head.series(id) {
                         Some(series) => {
-                            let ok =
-                                check_sample(series.lock().last(), s.t, s.v) == SampleCheck::Ok;
-                            if ok {
+                            let last = series.lock().last();
+                            if head.check(last, s.t, s.v) == SampleCheck::Ok {
                                 head.append_checked(&series, s.t, s.v);
                             }
                         }
@@ -165,18 +210,23 @@ impl Db {
         }
         metrics.wal_truncated_bytes.inc_by(stats.truncated_bytes);
         metrics.active_series.set(head.num_series() as i64);
+        metrics.blocks_loaded.set(blocks.len() as i64);
         tracing::info!(
+            blocks = blocks.len(),
             segments = stats.segments,
             records = stats.records,
             series = head.num_series(),
             samples = head.num_samples(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "wal replay done"
+            "storage opened; wal replay done"
         );
         Ok(Db {
             dir: Some(dir.to_path_buf()),
+            opts,
             head,
             wal: Mutex::new(Some(wal)),
+            blocks: RwLock::new(blocks),
+            maintenance: Mutex::new(()),
             metadata: RwLock::new(BTreeMap::new()),
             metrics,
         })
@@ -186,13 +236,27 @@ impl Db {
         self.dir.as_deref()
     }
 
+    pub fn options(&self) -> &DbOptions {
+        &self.opts
+    }
+
     pub fn metrics(&self) -> &StorageMetrics {
         &self.metrics
     }
 
+    /// The metadata of every block, oldest first.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        self.blocks
+            .read()
+            .iter()
+            .map(|b| b.meta().clone())
+            .collect()
+    }
+
     /// Appends a batch and returns once it is in the WAL (and fsynced, by policy). Samples of
-    /// one series must come in time order; each sample that is out of order or collides with a
-    /// stored timestamp is rejected and counted, the rest are stored.
+    /// one series must come in time order; each sample that is out of order, collides with a
+    /// stored timestamp or falls before the head's minimum valid time is rejected and counted,
+    /// the rest are stored.
     pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendOutcome, StorageError> {
         self.append_series(batch.iter().map(|(l, s)| (l, s.as_slice())))
     }
@@ -222,21 +286,21 @@ impl Db {
                 None => series.lock().last(),
             };
             for s in samples {
-                match check_sample(last, s.t, s.v) {
+                let reason = match self.head.check(last, s.t, s.v) {
                     SampleCheck::Ok => {
                         accepted.push((id, *s));
                         last = Some((s.t, s.v.to_bits()));
+                        continue;
                     }
-                    SampleCheck::Identical => out.duplicates_ignored += 1,
-                    SampleCheck::OutOfOrder => {
-                        *out.rejected.entry(RejectReason::OutOfOrder).or_default() += 1
+                    SampleCheck::Identical => {
+                        out.duplicates_ignored += 1;
+                        continue;
                     }
-                    SampleCheck::DuplicateTimestamp => {
-                        *out.rejected
-                            .entry(RejectReason::DuplicateTimestamp)
-                            .or_default() += 1
-                    }
-                }
+                    SampleCheck::OutOfOrder => RejectReason::OutOfOrder,
+                    SampleCheck::DuplicateTimestamp => RejectReason::DuplicateTimestamp,
+                    SampleCheck::TooOld => RejectReason::TooOld,
+                };
+                *out.rejected.entry(reason).or_default() += 1;
             }
             if let Some(l) = last {
                 newest.insert(id, l);
@@ -294,6 +358,7 @@ impl Db {
         HeadStats {
             num_series: self.head.num_series(),
             num_samples: self.head.num_samples(),
+            num_chunks: self.head.num_chunks(),
             num_label_pairs: pairs,
             min_time: range.map(|r| r.0),
             max_time: range.map(|r| r.1),
@@ -326,14 +391,15 @@ impl Db {
     pub fn tsdb_status(&self, limit: usize) -> TsdbStatus {
         let mut by_name: HashMap<String, u64> = HashMap::new();
         let mut pairs: HashMap<(String, String), u64> = HashMap::new();
-        self.head.for_each_labels(|labels| {
-            if let Some(n) = labels.metric_name() {
+        for (_, series) in self.head.all_series() {
+            let s = series.lock();
+            if let Some(n) = s.labels.metric_name() {
                 *by_name.entry(n.to_string()).or_default() += 1;
             }
-            for l in labels {
+            for l in &s.labels {
                 *pairs.entry((l.name.clone(), l.value.clone())).or_default() += 1;
             }
-        });
+        }
         let mut values: HashMap<&str, BTreeSet<&str>> = HashMap::new();
         for (n, v) in pairs.keys() {
             values.entry(n).or_default().insert(v);
@@ -369,112 +435,12 @@ impl Db {
             ),
         }
     }
-
-    /// Labels of matching series with data in the range, sorted.
-    fn matching_labels(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
-        let mut out: Vec<Labels> = self
-            .head
-            .select(matchers)
-            .into_iter()
-            .filter_map(|s| {
-                let s = s.lock();
-                s.overlaps(mint, maxt).then(|| s.labels.clone())
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// True when a label query can be answered from the postings alone: no matchers and a range
-    /// that covers all data in the head.
-    fn covers_everything(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> bool {
-        matchers.is_empty()
-            && self.head.total_ids() == self.head.num_series() as u64
-            && self
-                .head
-                .time_range()
-                .is_none_or(|(lo, hi)| mint <= lo && maxt >= hi)
-    }
-}
-
-impl SeriesSource for Db {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<Series>, StorageError> {
-        let mut out: Vec<Series> = Vec::new();
-        for series in self.head.select(matchers) {
-            let s = series.lock();
-            if !s.overlaps(mint, maxt) {
-                continue;
-            }
-            let mut samples = Vec::new();
-            s.samples_in(mint, maxt, &mut samples);
-            if !samples.is_empty() {
-                out.push(Series {
-                    labels: s.labels.clone(),
-                    samples,
-                });
-            }
-        }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(out)
-    }
-
-    fn label_names(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<String>, StorageError> {
-        let mut names: Vec<String> = if self.covers_everything(matchers, mint, maxt) {
-            self.head.all_label_names()
-        } else {
-            let set: BTreeSet<String> = self
-                .matching_labels(matchers, mint, maxt)
-                .iter()
-                .flat_map(|l| l.iter().map(|l| l.name.clone()))
-                .collect();
-            set.into_iter().collect()
-        };
-        names.sort();
-        Ok(names)
-    }
-
-    fn label_values(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<String>, StorageError> {
-        if self.covers_everything(matchers, mint, maxt) {
-            return Ok(self.head.all_label_values(name));
-        }
-        let set: BTreeSet<String> = self
-            .matching_labels(matchers, mint, maxt)
-            .iter()
-            .filter_map(|l| l.get(name).map(str::to_string))
-            .collect();
-        Ok(set.into_iter().collect())
-    }
-
-    fn series(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<Labels>, StorageError> {
-        Ok(self.matching_labels(matchers, mint, maxt))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MatchOp;
+    use crate::{MatchOp, Matcher, SeriesSource};
 
     fn up(job: &str) -> Labels {
         Labels::from_pairs([("__name__", "up"), ("job", job)])

@@ -1,8 +1,9 @@
-//! The in-memory head: every series with its compressed chunks, and the postings index.
+//! The in-memory head: every recent series with its compressed chunks, and the postings index.
 //!
 //! Series ids are dense `u32`s handed out in creation order; they are what the WAL and the
 //! postings refer to. The index lock is held only to find or create series and to evaluate
-//! matchers; sample data sits behind a per-series lock.
+//! matchers; sample data sits behind a per-series lock. Chunks are sealed at block-range
+//! boundaries, so persisting a range to a block and truncating the head never splits a chunk.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -24,6 +25,8 @@ pub(crate) enum SampleCheck {
     DuplicateTimestamp,
     /// Same timestamp and the same value bits: a harmless resend.
     Identical,
+    /// Older than the head's minimum valid time (that range is already in a block).
+    TooOld,
 }
 
 pub(crate) struct MemSeries {
@@ -47,8 +50,10 @@ impl MemSeries {
         self.last
     }
 
-    pub(crate) fn append(&mut self, t: i64, v: f64) {
-        if self.open.count() >= SAMPLES_PER_CHUNK {
+    fn append(&mut self, t: i64, v: f64, range: i64) {
+        let crosses =
+            !self.open.is_empty() && t.div_euclid(range) != self.open.min_t().div_euclid(range);
+        if crosses || self.open.count() >= SAMPLES_PER_CHUNK {
             let chunk = self.open.seal();
             self.sealed.push(chunk);
         }
@@ -63,6 +68,10 @@ impl MemSeries {
         }
     }
 
+    fn has_data(&self) -> bool {
+        !self.sealed.is_empty() || !self.open.is_empty()
+    }
+
     pub(crate) fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         match (self.min_t(), self.last) {
             (Some(lo), Some((hi, _))) => lo <= maxt && hi >= mint,
@@ -72,7 +81,6 @@ impl MemSeries {
 
     /// Appends the samples in `[mint, maxt]` to `out`, decoding only overlapping chunks.
     pub(crate) fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
-        // Sealed chunks are in time order: skip those that end before the range.
         let first = self.sealed.partition_point(|c| c.max_t < mint);
         for c in &self.sealed[first..] {
             if c.min_t > maxt {
@@ -83,6 +91,21 @@ impl MemSeries {
         if !self.open.is_empty() && self.open.min_t() <= maxt && self.open.max_t() >= mint {
             out.extend(self.open.iter().filter(|s| s.t >= mint && s.t <= maxt));
         }
+    }
+
+    /// Drops chunks that end before `before`; returns the samples dropped.
+    fn truncate(&mut self, before: i64) -> u64 {
+        let keep_from = self.sealed.partition_point(|c| c.max_t < before);
+        let mut dropped: u64 = self.sealed[..keep_from]
+            .iter()
+            .map(|c| u64::from(c.count))
+            .sum();
+        self.sealed.drain(..keep_from);
+        if !self.open.is_empty() && self.open.max_t() < before {
+            dropped += u64::from(self.open.count());
+            self.open = ChunkEncoder::default();
+        }
+        dropped
     }
 }
 
@@ -100,10 +123,14 @@ pub(crate) fn check_sample(last: Option<(i64, u64)>, t: i64, v: f64) -> SampleCh
     }
 }
 
+type SeriesRef = Arc<Mutex<MemSeries>>;
+
 #[derive(Default)]
 struct Index {
     by_hash: HashMap<u64, Vec<u32>>,
-    series: Vec<Arc<Mutex<MemSeries>>>,
+    /// Indexed by id; `None` for ids whose series was garbage-collected (or never restored).
+    series: Vec<Option<SeriesRef>>,
+    live: usize,
     postings: Postings,
 }
 
@@ -112,40 +139,88 @@ impl Index {
         self.by_hash.get(&hash)?.iter().copied().find(|&id| {
             self.series
                 .get(id as usize)
+                .and_then(Option::as_ref)
                 .is_some_and(|s| labels.equals(&s.lock().labels))
         })
     }
+
+    fn insert(&mut self, id: u32, labels: Labels) {
+        while self.series.len() < id as usize {
+            self.series.push(None);
+        }
+        self.by_hash.entry(labels.hash64()).or_default().push(id);
+        self.postings.add(id, &labels);
+        let series = Some(Arc::new(Mutex::new(MemSeries::new(labels))));
+        match self.series.get_mut(id as usize) {
+            Some(slot) => *slot = series,
+            None => self.series.push(series),
+        }
+        self.live += 1;
+    }
 }
 
-#[derive(Default)]
 pub(crate) struct Head {
     index: RwLock<Index>,
+    /// Chunks never span a multiple of this (the block range).
+    chunk_range: i64,
     num_samples: AtomicU64,
     min_t: AtomicI64,
     max_t: AtomicI64,
+    /// Samples older than this are refused: their range is already persisted in a block.
+    min_valid_t: AtomicI64,
 }
 
 impl Head {
-    pub(crate) fn new() -> Head {
+    pub(crate) fn new(chunk_range: i64) -> Head {
         Head {
+            index: RwLock::new(Index::default()),
+            chunk_range: chunk_range.max(1),
+            num_samples: AtomicU64::new(0),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
-            ..Default::default()
+            min_valid_t: AtomicI64::new(i64::MIN),
         }
     }
 
     pub(crate) fn num_series(&self) -> usize {
-        self.index.read().series.len()
+        self.index.read().live
     }
 
     pub(crate) fn num_samples(&self) -> u64 {
         self.num_samples.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn num_chunks(&self) -> usize {
+        self.all_series()
+            .iter()
+            .map(|(_, s)| {
+                let s = s.lock();
+                s.sealed.len() + usize::from(!s.open.is_empty())
+            })
+            .sum()
+    }
+
     pub(crate) fn time_range(&self) -> Option<(i64, i64)> {
         let lo = self.min_t.load(Ordering::Relaxed);
         let hi = self.max_t.load(Ordering::Relaxed);
         (lo <= hi).then_some((lo, hi))
+    }
+
+    pub(crate) fn min_valid_time(&self) -> i64 {
+        self.min_valid_t.load(Ordering::SeqCst)
+    }
+
+    /// Raises the minimum valid time; never lowers it.
+    pub(crate) fn set_min_valid_time(&self, t: i64) {
+        self.min_valid_t.fetch_max(t, Ordering::SeqCst);
+    }
+
+    /// [`check_sample`] plus the head's minimum valid time.
+    pub(crate) fn check(&self, last: Option<(i64, u64)>, t: i64, v: f64) -> SampleCheck {
+        if t < self.min_valid_time() {
+            return SampleCheck::TooOld;
+        }
+        check_sample(last, t, v)
     }
 
     /// The id of the series, creating it if needed; the flag tells whether it is new.
@@ -159,53 +234,50 @@ impl Head {
             return (id, false);
         }
         let id = index.series.len() as u32;
-        self.insert_locked(&mut index, id, labels.to_labels());
+        index.insert(id, labels.to_labels());
         (id, true)
     }
 
-    /// Recreates a series with the id the WAL recorded for it. Ids are dense, so gaps (series
-    /// whose record was lost) are filled with empty placeholders that match nothing.
+    /// Recreates a series with the id the WAL recorded for it (a no-op if it exists).
     pub(crate) fn restore_series(&self, id: u32, labels: Labels) {
         let mut index = self.index.write();
-        if (id as usize) < index.series.len() {
+        if index.series.get(id as usize).is_some_and(Option::is_some) {
             return;
         }
-        while (index.series.len() as u32) < id {
-            index
-                .series
-                .push(Arc::new(Mutex::new(MemSeries::new(Labels::empty()))));
-        }
-        self.insert_locked(&mut index, id, labels);
+        index.insert(id, labels);
     }
 
-    fn insert_locked(&self, index: &mut Index, id: u32, labels: Labels) {
-        index.by_hash.entry(labels.hash64()).or_default().push(id);
-        index.postings.add(id, &labels);
-        index
-            .series
-            .push(Arc::new(Mutex::new(MemSeries::new(labels))));
+    pub(crate) fn series(&self, id: u32) -> Option<SeriesRef> {
+        self.index.read().series.get(id as usize).cloned().flatten()
     }
 
-    pub(crate) fn series(&self, id: u32) -> Option<Arc<Mutex<MemSeries>>> {
-        self.index.read().series.get(id as usize).cloned()
-    }
-
-    /// Appends one sample that the caller already checked with [`check_sample`].
+    /// Appends one sample that the caller already checked.
     pub(crate) fn append_checked(&self, series: &Mutex<MemSeries>, t: i64, v: f64) {
-        series.lock().append(t, v);
+        series.lock().append(t, v, self.chunk_range);
         self.num_samples.fetch_add(1, Ordering::Relaxed);
         self.min_t.fetch_min(t, Ordering::Relaxed);
         self.max_t.fetch_max(t, Ordering::Relaxed);
     }
 
     /// Series matching all matchers, in id order.
-    pub(crate) fn select(&self, matchers: &[Matcher]) -> Vec<Arc<Mutex<MemSeries>>> {
+    pub(crate) fn select(&self, matchers: &[Matcher]) -> Vec<SeriesRef> {
         let index = self.index.read();
         index
             .postings
             .select(matchers)
             .iter()
-            .filter_map(|id| index.series.get(id as usize).cloned())
+            .filter_map(|id| index.series.get(id as usize).cloned().flatten())
+            .collect()
+    }
+
+    /// Every live series with its id.
+    pub(crate) fn all_series(&self) -> Vec<(u32, SeriesRef)> {
+        let index = self.index.read();
+        index
+            .series
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| s.clone().map(|s| (id as u32, s)))
             .collect()
     }
 
@@ -229,19 +301,65 @@ impl Head {
             .collect()
     }
 
-    /// Visits every series' labels.
-    pub(crate) fn for_each_labels(&self, mut f: impl FnMut(&Labels)) {
-        let series: Vec<Arc<Mutex<MemSeries>>> = self.index.read().series.clone();
-        for s in series {
-            let s = s.lock();
-            if !s.labels.is_empty() {
-                f(&s.labels);
-            }
-        }
-    }
-
-    /// True when the index covers all series, i.e. `select(&[])` would return everything.
+    /// True when the postings cover exactly the live series.
     pub(crate) fn total_ids(&self) -> u64 {
         self.index.read().postings.all().len()
+    }
+
+    /// Drops all chunks before `before` and forgets series left with no data whose newest sample
+    /// is older than `before`. Returns (samples dropped, series removed).
+    pub(crate) fn truncate(&self, before: i64) -> (u64, usize) {
+        let mut dropped = 0u64;
+        let mut empty: Vec<u32> = Vec::new();
+        for (id, series) in self.all_series() {
+            let mut s = series.lock();
+            dropped += s.truncate(before);
+            if !s.has_data() && s.last.is_none_or(|(t, _)| t < before) {
+                empty.push(id);
+            }
+        }
+        let mut index = self.index.write();
+        let mut removed = 0;
+        for id in empty {
+            let Some(Some(series)) = index.series.get(id as usize).cloned() else {
+                continue;
+            };
+            let s = series.lock();
+            // A sample may have arrived since the scan; keep the series then.
+            if s.has_data() {
+                continue;
+            }
+            let labels = s.labels.clone();
+            drop(s);
+            index.postings.remove(id, &labels);
+            let hash = labels.hash64();
+            if let Some(ids) = index.by_hash.get_mut(&hash) {
+                ids.retain(|&x| x != id);
+                if ids.is_empty() {
+                    index.by_hash.remove(&hash);
+                }
+            }
+            index.series[id as usize] = None;
+            index.live -= 1;
+            removed += 1;
+        }
+        drop(index);
+        self.num_samples
+            .fetch_sub(dropped.min(self.num_samples()), Ordering::Relaxed);
+        match self.earliest_sample() {
+            Some(t) => self.min_t.store(t, Ordering::Relaxed),
+            None => {
+                self.min_t.store(i64::MAX, Ordering::Relaxed);
+                self.max_t.store(i64::MIN, Ordering::Relaxed);
+            }
+        }
+        (dropped, removed)
+    }
+
+    fn earliest_sample(&self) -> Option<i64> {
+        self.all_series()
+            .iter()
+            .filter_map(|(_, s)| s.lock().min_t())
+            .min()
     }
 }

@@ -7,8 +7,9 @@
 //!
 //! This crate knows nothing of HTTP, protobuf or PromQL.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+mod block;
 mod chunk;
 mod db;
 mod head;
@@ -16,11 +17,14 @@ mod head;
 pub mod labels;
 pub mod matcher;
 mod metrics;
+mod mmap;
 mod postings;
 mod wal;
 
+pub use block::{BlockMeta, BlockStats, Compaction};
 pub use db::{
-    AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MetricMetadata, RejectReason, TsdbStatus,
+    AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MaintenanceReport, MetricMetadata,
+    RejectReason, TsdbStatus,
 };
 pub use labels::{Label, Labels, SeriesLabels, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};

@@ -16,6 +16,11 @@ pub struct StorageMetrics {
     pub wal_bytes_written: Counter,
     pub wal_fsyncs: Counter,
     pub wal_truncated_bytes: Counter,
+    pub blocks_loaded: Gauge,
+    pub blocks_cut: Counter,
+    pub compactions: Counter,
+    pub blocks_expired: Counter,
+    pub blocks_quarantined: Counter,
 }
 
 impl StorageMetrics {
@@ -61,6 +66,31 @@ impl StorageMetrics {
             "sextant_wal_fsyncs",
             "fsync calls on the write-ahead log",
             self.wal_fsyncs.clone(),
+        );
+        registry.register(
+            "sextant_blocks",
+            "Blocks currently loaded",
+            self.blocks_loaded.clone(),
+        );
+        registry.register(
+            "sextant_blocks_cut",
+            "Head ranges persisted as blocks",
+            self.blocks_cut.clone(),
+        );
+        registry.register(
+            "sextant_compactions",
+            "Block compactions run",
+            self.compactions.clone(),
+        );
+        registry.register(
+            "sextant_blocks_expired",
+            "Blocks deleted by retention",
+            self.blocks_expired.clone(),
+        );
+        registry.register(
+            "sextant_blocks_quarantined",
+            "Unreadable blocks moved to the quarantine directory at startup",
+            self.blocks_quarantined.clone(),
         );
         registry.register(
             "sextant_wal_truncated_bytes",

@@ -27,6 +27,25 @@ impl Postings {
         }
     }
 
+    /// Forgets series `id` (garbage-collected from the head).
+    pub(crate) fn remove(&mut self, id: u32, labels: &Labels) {
+        self.all.remove(id);
+        for l in labels {
+            let Some(values) = self.by_name.get_mut(&l.name) else {
+                continue;
+            };
+            if let Some(bm) = values.get_mut(&l.value) {
+                bm.remove(id);
+                if bm.is_empty() {
+                    values.remove(&l.value);
+                }
+            }
+            if values.is_empty() {
+                self.by_name.remove(&l.name);
+            }
+        }
+    }
+
     pub(crate) fn all(&self) -> &RoaringBitmap {
         &self.all
     }

@@ -58,8 +58,29 @@ impl Wal {
         mut apply: impl FnMut(Record),
     ) -> Result<(Wal, ReplayStats), StorageError> {
         fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-        let segments = list_segments(dir)?;
         let mut stats = ReplayStats::default();
+        let checkpoint = latest_checkpoint(dir)?;
+        if let Some(upto) = checkpoint {
+            let path = checkpoint_path(dir, upto);
+            let data = fs::read(&path).map_err(|e| StorageError::io(&path, e))?;
+            let (good_len, records) = decode_segment(&data);
+            if good_len < data.len() {
+                tracing::error!(checkpoint = %path.display(), offset = good_len, "wal checkpoint is corrupt; replaying what precedes the damage");
+                stats.truncated_bytes += (data.len() - good_len) as u64;
+            }
+            for r in records {
+                stats.records += 1;
+                apply(r);
+            }
+        }
+        let mut segments = list_segments(dir)?;
+        if let Some(upto) = checkpoint {
+            // Segments folded into the checkpoint (left behind by a crash during cleanup).
+            for &n in segments.iter().filter(|&&n| n <= upto) {
+                let _ = fs::remove_file(segment_path(dir, n));
+            }
+            segments.retain(|&n| n > upto);
+        }
         for &n in &segments {
             let path = segment_path(dir, n);
             let data = fs::read(&path).map_err(|e| StorageError::io(&path, e))?;
@@ -87,7 +108,9 @@ impl Wal {
                 f.sync_all().map_err(|e| StorageError::io(&path, e))?;
             }
         }
-        let segment = segments.last().map_or(0, |n| n + 1);
+        let segment = segments
+            .last()
+            .map_or(checkpoint.map_or(0, |c| c + 1), |n| n + 1);
         let file = create_segment(dir, segment)?;
         Ok((
             Wal {
@@ -154,13 +177,138 @@ impl Wal {
         Ok(())
     }
 
-    fn rotate(&mut self) -> Result<(), StorageError> {
+    /// The segment being written.
+    pub(crate) fn current_segment(&self) -> u32 {
+        self.segment
+    }
+
+    /// Closes the current segment and starts the next.
+    pub(crate) fn rotate(&mut self) -> Result<(), StorageError> {
         self.sync()?;
         self.segment += 1;
         self.file = create_segment(&self.dir, self.segment)?;
         self.segment_bytes = 0;
         Ok(())
     }
+}
+
+/// Folds the previous checkpoint and every segment up to and including `upto` into a new
+/// checkpoint, keeping only series in `live` and samples at or after `min_t` (older ones are in
+/// blocks), then deletes what it replaced. Segments after `upto` are untouched, so this runs
+/// while appends continue. Returns the checkpoint's size in bytes.
+pub(crate) fn write_checkpoint(
+    dir: &Path,
+    upto: u32,
+    live: &roaring::RoaringBitmap,
+    min_t: i64,
+) -> Result<u64, StorageError> {
+    let previous = latest_checkpoint(dir)?;
+    let mut inputs: Vec<PathBuf> = previous
+        .map(|c| checkpoint_path(dir, c))
+        .into_iter()
+        .collect();
+    let segments: Vec<u32> = list_segments(dir)?
+        .into_iter()
+        .filter(|&n| n <= upto)
+        .collect();
+    inputs.extend(segments.iter().map(|&n| segment_path(dir, n)));
+
+    let mut out = Vec::new();
+    let mut payload = Vec::new();
+    for path in &inputs {
+        let data = fs::read(path).map_err(|e| StorageError::io(path, e))?;
+        let (_, records) = decode_segment(&data);
+        for r in records {
+            match r {
+                Record::Series(series) => {
+                    let kept: Vec<(u32, &Labels)> = series
+                        .iter()
+                        .filter(|(id, _)| live.contains(*id))
+                        .map(|(id, l)| (*id, l))
+                        .collect();
+                    if !kept.is_empty() {
+                        payload.clear();
+                        payload.push(RECORD_SERIES);
+                        encode_series(&kept, &mut payload);
+                        push_frame(&mut out, &payload);
+                    }
+                }
+                Record::Samples(samples) => {
+                    let kept: Vec<(u32, Sample)> = samples
+                        .into_iter()
+                        .filter(|(id, s)| s.t >= min_t && live.contains(*id))
+                        .collect();
+                    if !kept.is_empty() {
+                        payload.clear();
+                        payload.push(RECORD_SAMPLES);
+                        encode_samples(&kept, &mut payload);
+                        push_frame(&mut out, &payload);
+                    }
+                }
+            }
+        }
+    }
+    let final_path = checkpoint_path(dir, upto);
+    let tmp = dir.join(format!("checkpoint.{upto:08}.tmp"));
+    {
+        let mut f = File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+        f.write_all(&out)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| StorageError::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, &final_path).map_err(|e| StorageError::io(&final_path, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, e))?;
+    for path in inputs {
+        if path != final_path {
+            fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+        }
+    }
+    Ok(out.len() as u64)
+}
+
+fn checkpoint_path(dir: &Path, upto: u32) -> PathBuf {
+    dir.join(format!("checkpoint.{upto:08}"))
+}
+
+/// The highest complete checkpoint; leftover temporary files are removed.
+fn latest_checkpoint(dir: &Path) -> Result<Option<u32>, StorageError> {
+    let mut best = None;
+    for entry in fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
+        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix("checkpoint.") else {
+            continue;
+        };
+        if rest.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
+        if let Ok(n) = rest.parse::<u32>() {
+            best = best.max(Some(n));
+        }
+    }
+    if let Some(b) = best {
+        // Older checkpoints were superseded; a crash may have left them.
+        for entry in fs::read_dir(dir)
+            .map_err(|e| StorageError::io(dir, e))?
+            .flatten()
+        {
+            let name = entry.file_name();
+            if let Some(n) = name
+                .to_str()
+                .and_then(|s| s.strip_prefix("checkpoint."))
+                .and_then(|s| s.parse::<u32>().ok())
+            {
+                if n < b {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+    Ok(best)
 }
 
 fn segment_path(dir: &Path, n: u32) -> PathBuf {
@@ -388,6 +536,40 @@ mod tests {
         let (again, stats2) = replay(&dir);
         assert_eq!(again.len(), 2);
         assert_eq!(stats2.truncated_bytes, 0);
+    }
+
+    #[test]
+    fn checkpoint_keeps_live_series_and_recent_samples() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("wal");
+        let a = Labels::from_pairs([("__name__", "a")]);
+        let b = Labels::from_pairs([("__name__", "b")]);
+        let upto;
+        {
+            let (mut wal, _) = Wal::open(&dir, FsyncPolicy::Never, |_| {}).unwrap();
+            wal.log(
+                &[(0, &a), (1, &b)],
+                &[(0, Sample { t: 10, v: 1.0 }), (1, Sample { t: 10, v: 2.0 })],
+            )
+            .unwrap();
+            wal.log(&[], &[(0, Sample { t: 20, v: 3.0 })]).unwrap();
+            upto = wal.current_segment();
+            wal.rotate().unwrap();
+            wal.log(&[], &[(0, Sample { t: 30, v: 4.0 })]).unwrap();
+            let mut live = roaring::RoaringBitmap::new();
+            live.insert(0);
+            write_checkpoint(&dir, upto, &live, 15).unwrap();
+        }
+        assert!(!segment_path(&dir, upto).exists());
+        let (records, _) = replay(&dir);
+        assert_eq!(
+            records,
+            vec![
+                Record::Series(vec![(0, a)]),
+                Record::Samples(vec![(0, Sample { t: 20, v: 3.0 })]),
+                Record::Samples(vec![(0, Sample { t: 30, v: 4.0 })]),
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! Reads over blocks and head together. Each source yields series sorted by labels; samples of
+//! a series found in several sources (overlapping blocks, or a block and a head that has not
+//! been truncated yet) are merged by time, keeping one sample per timestamp.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::Db;
+use crate::block::{Block, PageCache};
+use crate::{Labels, Matcher, Sample, Series, SeriesSource, StorageError};
+
+impl Db {
+    fn blocks_overlapping(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
+        self.blocks
+            .read()
+            .iter()
+            .filter(|b| b.overlaps(mint, maxt))
+            .cloned()
+            .collect()
+    }
+
+    /// Labels of matching series with data in the range, sorted (blocks and head).
+    fn matching_labels(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, StorageError> {
+        let mut out: BTreeSet<Labels> = BTreeSet::new();
+        for block in self.blocks_overlapping(mint, maxt) {
+            for ordinal in &block.select(matchers)? {
+                let (labels, chunks) = block.series(ordinal)?;
+                if chunks.iter().any(|c| c.min_t <= maxt && c.max_t >= mint) {
+                    out.insert(labels);
+                }
+            }
+        }
+        for series in self.head.select(matchers) {
+            let s = series.lock();
+            if s.overlaps(mint, maxt) {
+                out.insert(s.labels.clone());
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// True when a label query can be answered from indexes alone: no matchers and a range that
+    /// covers all data.
+    fn covers_everything(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> bool {
+        matchers.is_empty()
+            && self.head.total_ids() == self.head.num_series() as u64
+            && self
+                .head
+                .time_range()
+                .is_none_or(|(lo, hi)| mint <= lo && maxt >= hi)
+            && self
+                .blocks
+                .read()
+                .iter()
+                .all(|b| mint <= b.meta().min_time && maxt >= b.meta().max_time - 1)
+    }
+}
+
+/// Accumulates series from several sources.
+#[derive(Default)]
+struct Merger {
+    series: BTreeMap<Labels, (Vec<Sample>, bool)>,
+}
+
+impl Merger {
+    fn add(&mut self, labels: Labels, samples: Vec<Sample>) {
+        if samples.is_empty() {
+            return;
+        }
+        match self.series.get_mut(&labels) {
+            None => {
+                self.series.insert(labels, (samples, false));
+            }
+            Some((existing, unsorted)) => {
+                let in_order = existing.last().is_none_or(|l| samples[0].t > l.t);
+                *unsorted |= !in_order;
+                existing.extend(samples);
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<Series> {
+        self.series
+            .into_iter()
+            .map(|(labels, (mut samples, unsorted))| {
+                if unsorted {
+                    samples.sort_by_key(|s| s.t);
+                    samples.dedup_by_key(|s| s.t);
+                }
+                Series { labels, samples }
+            })
+            .collect()
+    }
+}
+
+impl SeriesSource for Db {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut merger = Merger::default();
+        for block in self.blocks_overlapping(mint, maxt) {
+            let mut cache = PageCache::default();
+            for ordinal in &block.select(matchers)? {
+                let (labels, chunks) = block.series(ordinal)?;
+                let mut samples = Vec::new();
+                for c in chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
+                    let start = samples.len();
+                    block.read_chunk(c, &mut cache, &mut samples)?;
+                    if c.min_t < mint || c.max_t > maxt {
+                        let mut kept = start;
+                        for i in start..samples.len() {
+                            if samples[i].t >= mint && samples[i].t <= maxt {
+                                samples[kept] = samples[i];
+                                kept += 1;
+                            }
+                        }
+                        samples.truncate(kept);
+                    }
+                }
+                merger.add(labels, samples);
+            }
+        }
+        for series in self.head.select(matchers) {
+            let s = series.lock();
+            if !s.overlaps(mint, maxt) {
+                continue;
+            }
+            let mut samples = Vec::new();
+            s.samples_in(mint, maxt, &mut samples);
+            let labels = s.labels.clone();
+            drop(s);
+            merger.add(labels, samples);
+        }
+        Ok(merger.finish())
+    }
+
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let names: BTreeSet<String> = if self.covers_everything(matchers, mint, maxt) {
+            let mut set: BTreeSet<String> = self.head.all_label_names().into_iter().collect();
+            for block in self.blocks.read().iter() {
+                set.extend(block.label_names());
+            }
+            set
+        } else {
+            self.matching_labels(matchers, mint, maxt)?
+                .iter()
+                .flat_map(|l| l.iter().map(|l| l.name.clone()))
+                .collect()
+        };
+        Ok(names.into_iter().collect())
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let values: BTreeSet<String> = if self.covers_everything(matchers, mint, maxt) {
+            let mut set: BTreeSet<String> = self.head.all_label_values(name).into_iter().collect();
+            for block in self.blocks.read().iter() {
+                set.extend(block.label_values(name));
+            }
+            set
+        } else {
+            self.matching_labels(matchers, mint, maxt)?
+                .iter()
+                .filter_map(|l| l.get(name).map(str::to_string))
+                .collect()
+        };
+        Ok(values.into_iter().collect())
+    }
+
+    fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, StorageError> {
+        self.matching_labels(matchers, mint, maxt)
+    }
+}
