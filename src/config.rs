@@ -53,6 +53,16 @@ pub struct StorageConfig {
     /// `always` (fsync before every acknowledgement), `never`, or a duration such as `1s`
     /// (fsync at most that often).
     pub wal_fsync: String,
+    /// Blocks older than this (relative to the newest sample) are deleted; `0s` keeps all.
+    pub retention_time: String,
+    /// Blocks plus WAL above this many bytes make the oldest blocks go; 0 means no limit.
+    pub retention_size_bytes: u64,
+    /// Time range of blocks cut from the head.
+    pub block_range: String,
+    /// Largest block compaction produces.
+    pub max_block_range: String,
+    /// How often the head is checked for ranges to persist, blocks to compact and to expire.
+    pub maintenance_interval: String,
 }
 
 impl Default for StorageConfig {
@@ -60,6 +70,11 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("./data"),
             wal_fsync: "always".into(),
+            retention_time: "15d".into(),
+            retention_size_bytes: 0,
+            block_range: "2h".into(),
+            max_block_range: "24h".into(),
+            maintenance_interval: "30s".into(),
         }
     }
 }
@@ -124,12 +139,37 @@ impl Config {
     /// Checks the settings whose values have their own syntax.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.fsync_policy()?;
+        self.db_options()?;
+        parse_duration(&self.storage.maintenance_interval)
+            .context("storage.maintenance_interval")?;
         parse_duration(&self.query.lookback_delta).context("query.lookback_delta")?;
         parse_duration(&self.query.timeout).context("query.timeout")?;
         if self.query.max_points_per_series <= 0 {
             bail!("query.max_points_per_series must be positive");
         }
         Ok(())
+    }
+
+    /// The storage settings as the storage crate takes them.
+    pub fn db_options(&self) -> anyhow::Result<sextant_storage::DbOptions> {
+        let ms = |s: &str, key: &str| -> anyhow::Result<i64> {
+            Ok(parse_duration_or_zero(s)
+                .with_context(|| format!("storage.{key}"))?
+                .as_millis() as i64)
+        };
+        let block_range_ms = ms(&self.storage.block_range, "block_range")?;
+        let max_block_range_ms = ms(&self.storage.max_block_range, "max_block_range")?;
+        if block_range_ms <= 0 || max_block_range_ms < block_range_ms {
+            bail!("storage.block_range must be positive and at most storage.max_block_range");
+        }
+        Ok(sextant_storage::DbOptions {
+            fsync: self.fsync_policy()?,
+            block_range_ms,
+            max_block_range_ms,
+            retention_ms: ms(&self.storage.retention_time, "retention_time")?,
+            retention_bytes: self.storage.retention_size_bytes,
+            ..sextant_storage::DbOptions::default()
+        })
     }
 
     pub fn fsync_policy(&self) -> anyhow::Result<sextant_storage::FsyncPolicy> {
@@ -144,6 +184,14 @@ impl Config {
             })?),
         })
     }
+}
+
+/// [`parse_duration`] that also accepts a bare `0`.
+fn parse_duration_or_zero(s: &str) -> anyhow::Result<Duration> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 /// Parses a Prometheus-style duration: `1h30m`, `5m`, `250ms`, `2d`, `1w`, `1y` (365 days).

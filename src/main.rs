@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// WAL fsync policy: `always`, `never`, or an interval such as `1s` [default: always].
     #[arg(long = "storage.wal-fsync")]
     wal_fsync: Option<String>,
+    /// Delete blocks older than this, e.g. `15d`; `0` keeps everything [default: 15d].
+    #[arg(long = "storage.retention-time")]
+    retention_time: Option<String>,
+    /// Delete the oldest blocks when blocks and WAL exceed this many bytes [default: no limit].
+    #[arg(long = "storage.retention-size-bytes")]
+    retention_size_bytes: Option<u64>,
 }
 
 impl ServeArgs {
@@ -72,6 +78,12 @@ impl ServeArgs {
         }
         if let Some(w) = &self.wal_fsync {
             config.storage.wal_fsync = w.clone();
+        }
+        if let Some(r) = &self.retention_time {
+            config.storage.retention_time = r.clone();
+        }
+        if let Some(r) = self.retention_size_bytes {
+            config.storage.retention_size_bytes = r;
         }
         config.validate()?;
         Ok(config)

@@ -14,7 +14,7 @@ use axum::Router;
 use sextant_ingest::{RemoteWriteLimits, RemoteWriteState};
 use sextant_query::api::{ApiState, ServerInfo};
 use sextant_query::promql::{Engine, EngineOptions};
-use sextant_storage::{Db, DbOptions};
+use sextant_storage::Db;
 use tower::ServiceExt;
 
 use crate::config::{parse_duration, Config};
@@ -60,6 +60,10 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
         let config = config.clone();
         tokio::spawn(async move {
             let db = open_storage(&config).await?;
+            spawn_maintenance(
+                db.clone(),
+                parse_duration(&config.storage.maintenance_interval)?,
+            );
             let (telemetry, app) = build_app(&config, flags, db.clone())?;
             let _ = shared.telemetry.set(telemetry);
             let _ = shared.app.set(app);
@@ -84,9 +88,7 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
 
 async fn open_storage(config: &Config) -> anyhow::Result<Arc<Db>> {
     let dir = config.storage.data_dir.clone();
-    let opts = DbOptions {
-        fsync: config.fsync_policy()?,
-    };
+    let opts = config.db_options()?;
     let db = tokio::task::spawn_blocking(move || Db::open(&dir, opts))
         .await
         .context("storage open task")?
@@ -120,7 +122,15 @@ fn build_app(
         config_yaml: serde_yaml::to_string(config).unwrap_or_default(),
         flags,
         data_dir: config.storage.data_dir.display().to_string(),
-        storage_retention: "unlimited".to_string(),
+        storage_retention: match (
+            config.storage.retention_time.as_str(),
+            config.storage.retention_size_bytes,
+        ) {
+            ("0" | "0s", 0) => "unlimited".to_string(),
+            (t, 0) => t.to_string(),
+            ("0" | "0s", b) => format!("{b}B"),
+            (t, b) => format!("{t} or {b}B"),
+        },
         max_points_per_series: config.query.max_points_per_series,
     };
     let api = sextant_query::api::router(Arc::new(ApiState {
@@ -146,6 +156,26 @@ fn build_app(
             telemetry::track_http,
         ));
     Ok((telemetry, app))
+}
+
+/// Runs storage maintenance (head cuts, compaction, retention) on its own thread, off the async
+/// workers, until the process exits.
+fn spawn_maintenance(db: Arc<Db>, every: std::time::Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            match db.maintain() {
+                Ok(r) if r != Default::default() => {
+                    tracing::debug!(report = ?r, "maintenance pass")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "storage maintenance failed; will retry"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the maintenance thread");
+    }
 }
 
 async fn ready(State(shared): State<Arc<Shared>>) -> Response {

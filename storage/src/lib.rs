@@ -22,6 +22,12 @@ mod postings;
 mod wal;
 
 pub use block::{BlockMeta, BlockStats, Compaction};
+
+/// The block column codec, exposed for benchmarks and tools: `encode` appends one chunk's bytes,
+/// `decode` appends its samples and returns `None` for bytes that are not a valid chunk.
+pub mod encoding {
+    pub use crate::block::codec::{decode, encode};
+}
 pub use db::{
     AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MaintenanceReport, MetricMetadata,
     RejectReason, TsdbStatus,

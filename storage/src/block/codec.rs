@@ -27,7 +27,7 @@ const MODE_DELTA: u8 = 1;
 const MODE_DOD: u8 = 2;
 
 /// Encodes samples (sorted by time, at least one) into `out`.
-pub(crate) fn encode(samples: &[Sample], out: &mut Vec<u8>) {
+pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
     write_uvarint(out, samples.len() as u64);
     let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
     encode_ints(&ts, out);
@@ -59,7 +59,7 @@ pub(crate) fn encode(samples: &[Sample], out: &mut Vec<u8>) {
 }
 
 /// Decodes one chunk, appending to `out`. `None` means the bytes are not a valid chunk.
-pub(crate) fn decode(mut data: &[u8], out: &mut Vec<Sample>) -> Option<()> {
+pub fn decode(mut data: &[u8], out: &mut Vec<Sample>) -> Option<()> {
     let n = usize::try_from(read_uvarint(&mut data)?).ok()?;
     if n > MAX_CHUNK_SAMPLES {
         return None;
