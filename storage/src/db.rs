@@ -269,27 +269,40 @@ impl Db {
     ) -> Result<AppendOutcome, StorageError> {
         let mut wal = self.wal.lock();
         let mut out = AppendOutcome::default();
-        let mut new_series: Vec<(u32, Arc<Mutex<MemSeries>>)> = Vec::new();
-        let mut accepted: Vec<(u32, Sample)> = Vec::new();
-        // The newest sample per series including earlier accepted samples of this batch.
-        let mut newest: HashMap<u32, (i64, u64)> = HashMap::new();
+        // One entry per distinct series of the batch: id, handle, newest sample so far
+        // (including accepted samples of this batch) and its accepted samples.
+        struct Entry {
+            id: u32,
+            series: Arc<Mutex<MemSeries>>,
+            created: bool,
+            last: Option<(i64, u64)>,
+            accepted: Vec<Sample>,
+        }
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut position: HashMap<u32, usize> = HashMap::new();
         for (labels, samples) in batch {
-            let (id, created) = self.head.get_or_create(labels);
-            let Some(series) = self.head.series(id) else {
-                continue;
+            let (id, series, created) = self.head.get_or_create(labels);
+            let at = match position.get(&id) {
+                Some(&at) => at,
+                None => {
+                    let last = series.lock().last();
+                    position.insert(id, entries.len());
+                    entries.push(Entry {
+                        id,
+                        series,
+                        created,
+                        last,
+                        accepted: Vec::with_capacity(samples.len()),
+                    });
+                    entries.len() - 1
+                }
             };
-            if created {
-                new_series.push((id, series.clone()));
-            }
-            let mut last = match newest.get(&id) {
-                Some(l) => Some(*l),
-                None => series.lock().last(),
-            };
+            let entry = &mut entries[at];
             for s in samples {
-                let reason = match self.head.check(last, s.t, s.v) {
+                let reason = match self.head.check(entry.last, s.t, s.v) {
                     SampleCheck::Ok => {
-                        accepted.push((id, *s));
-                        last = Some((s.t, s.v.to_bits()));
+                        entry.accepted.push(*s);
+                        entry.last = Some((s.t, s.v.to_bits()));
                         continue;
                     }
                     SampleCheck::Identical => {
@@ -302,15 +315,22 @@ impl Db {
                 };
                 *out.rejected.entry(reason).or_default() += 1;
             }
-            if let Some(l) = last {
-                newest.insert(id, l);
-            }
         }
+        let n_accepted: usize = entries.iter().map(|e| e.accepted.len()).sum();
+        let n_created = entries.iter().filter(|e| e.created).count();
         if let Some(wal) = wal.as_mut() {
-            let guards: Vec<_> = new_series.iter().map(|(id, s)| (*id, s.lock())).collect();
+            let guards: Vec<_> = entries
+                .iter()
+                .filter(|e| e.created)
+                .map(|e| (e.id, e.series.lock()))
+                .collect();
             let new_labels: Vec<(u32, &Labels)> =
                 guards.iter().map(|(id, g)| (*id, &g.labels)).collect();
-            let logged = wal.log(&new_labels, &accepted);
+            let samples: Vec<(u32, Sample)> = entries
+                .iter()
+                .flat_map(|e| e.accepted.iter().map(move |s| (e.id, *s)))
+                .collect();
+            let logged = wal.log(&new_labels, &samples);
             drop(new_labels);
             drop(guards);
             let (bytes, synced) = logged?;
@@ -319,21 +339,19 @@ impl Db {
                 self.metrics.wal_fsyncs.inc();
             }
         }
-        for (id, s) in &accepted {
-            if let Some(series) = self.head.series(*id) {
-                self.head.append_checked(&series, s.t, s.v);
-            }
+        for e in &entries {
+            self.head.append_run(&e.series, &e.accepted);
         }
         drop(wal);
-        out.appended = accepted.len();
-        self.metrics.samples_appended.inc_by(accepted.len() as u64);
+        out.appended = n_accepted;
+        self.metrics.samples_appended.inc_by(n_accepted as u64);
         self.metrics
             .samples_duplicate_ignored
             .inc_by(out.duplicates_ignored as u64);
         for (reason, n) in &out.rejected {
             self.metrics.reject(reason.as_str(), *n as u64);
         }
-        self.metrics.series_created.inc_by(new_series.len() as u64);
+        self.metrics.series_created.inc_by(n_created as u64);
         self.metrics
             .active_series
             .set(self.head.num_series() as i64);

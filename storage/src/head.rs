@@ -135,27 +135,26 @@ struct Index {
 }
 
 impl Index {
-    fn find<L: SeriesLabels + ?Sized>(&self, hash: u64, labels: &L) -> Option<u32> {
-        self.by_hash.get(&hash)?.iter().copied().find(|&id| {
-            self.series
-                .get(id as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| labels.equals(&s.lock().labels))
+    fn find<L: SeriesLabels + ?Sized>(&self, hash: u64, labels: &L) -> Option<(u32, SeriesRef)> {
+        self.by_hash.get(&hash)?.iter().find_map(|&id| {
+            let s = self.series.get(id as usize)?.as_ref()?;
+            labels.equals(&s.lock().labels).then(|| (id, s.clone()))
         })
     }
 
-    fn insert(&mut self, id: u32, labels: Labels) {
+    fn insert(&mut self, id: u32, labels: Labels) -> SeriesRef {
         while self.series.len() < id as usize {
             self.series.push(None);
         }
         self.by_hash.entry(labels.hash64()).or_default().push(id);
         self.postings.add(id, &labels);
-        let series = Some(Arc::new(Mutex::new(MemSeries::new(labels))));
+        let series = Arc::new(Mutex::new(MemSeries::new(labels)));
         match self.series.get_mut(id as usize) {
-            Some(slot) => *slot = series,
-            None => self.series.push(series),
+            Some(slot) => *slot = Some(series.clone()),
+            None => self.series.push(Some(series.clone())),
         }
         self.live += 1;
+        series
     }
 }
 
@@ -223,19 +222,26 @@ impl Head {
         check_sample(last, t, v)
     }
 
-    /// The id of the series, creating it if needed; the flag tells whether it is new.
-    pub(crate) fn get_or_create<L: SeriesLabels + ?Sized>(&self, labels: &L) -> (u32, bool) {
+    /// The series with these labels, creating it if needed: its id, handle, and whether it is
+    /// new.
+    pub(crate) fn get_or_create<L: SeriesLabels + ?Sized>(
+        &self,
+        labels: &L,
+    ) -> (u32, SeriesRef, bool) {
         let hash = labels.hash64();
-        if let Some(id) = self.index.read().find(hash, labels) {
-            return (id, false);
+        {
+            let index = self.index.read();
+            if let Some((id, s)) = index.find(hash, labels) {
+                return (id, s, false);
+            }
         }
         let mut index = self.index.write();
-        if let Some(id) = index.find(hash, labels) {
-            return (id, false);
+        if let Some((id, s)) = index.find(hash, labels) {
+            return (id, s, false);
         }
         let id = index.series.len() as u32;
-        index.insert(id, labels.to_labels());
-        (id, true)
+        let s = index.insert(id, labels.to_labels());
+        (id, s, true)
     }
 
     /// Recreates a series with the id the WAL recorded for it (a no-op if it exists).
@@ -254,9 +260,27 @@ impl Head {
     /// Appends one sample that the caller already checked.
     pub(crate) fn append_checked(&self, series: &Mutex<MemSeries>, t: i64, v: f64) {
         series.lock().append(t, v, self.chunk_range);
-        self.num_samples.fetch_add(1, Ordering::Relaxed);
-        self.min_t.fetch_min(t, Ordering::Relaxed);
-        self.max_t.fetch_max(t, Ordering::Relaxed);
+        self.note_appended(1, t, t);
+    }
+
+    /// Appends checked samples of one series, in time order.
+    pub(crate) fn append_run(&self, series: &Mutex<MemSeries>, samples: &[Sample]) {
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            return;
+        };
+        let mut s = series.lock();
+        for x in samples {
+            s.append(x.t, x.v, self.chunk_range);
+        }
+        drop(s);
+        self.note_appended(samples.len() as u64, first.t, last.t);
+    }
+
+    /// Updates the head-wide counters after appends covering `[lo, hi]`.
+    fn note_appended(&self, n: u64, lo: i64, hi: i64) {
+        self.num_samples.fetch_add(n, Ordering::Relaxed);
+        self.min_t.fetch_min(lo, Ordering::Relaxed);
+        self.max_t.fetch_max(hi, Ordering::Relaxed);
     }
 
     /// Series matching all matchers, in id order.
