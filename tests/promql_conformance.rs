@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use expected::{CaseKey, ExpectedFailures};
-use runner::FileReport;
+use runner::{CaseResult, FileReport};
 
 /// How many offending case names to print before summarising the rest as a count.
 const MAX_LISTED: usize = 50;
@@ -115,7 +115,7 @@ fn run() -> Result<bool, String> {
     if !script_errors.is_empty() {
         ok = false;
         print_list(
-            "test script commands that could not be parsed (a runner bug)",
+            "test script commands could not be parsed (a runner bug)",
             script_errors.iter().map(|e| e.to_string()),
         );
     }
@@ -137,66 +137,78 @@ fn run() -> Result<bool, String> {
             blessed.names().count()
         );
     } else {
-        let unexpected_failures: Vec<String> = cases()
-            .filter(|c| !expected.contains(&c.name))
-            .filter_map(|c| {
-                c.outcome
-                    .as_ref()
-                    .err()
-                    .map(|f| format!("{}  {}", c.name, f.reason))
-            })
-            .collect();
-        let unexpected_passes: Vec<String> = cases()
-            .filter(|c| c.outcome.is_ok() && expected.contains(&c.name))
-            .map(|c| c.name.clone())
-            .collect();
-        let mut stale_entries: Vec<String> = Vec::new();
-        if settings.filter.is_none() {
-            let all: std::collections::BTreeSet<CaseKey> =
-                cases().map(|c| CaseKey::new(&c.name)).collect();
-            stale_entries = expected
-                .names()
-                .filter(|k| !all.contains(k))
-                .map(|k| k.name().to_string())
-                .collect();
-        }
-        if !unexpected_failures.is_empty() {
-            ok = false;
-            print_list(
-                "FAILED, and not listed in tests/promql_expected_failures.txt \
-                 (PROMQL_CONFORMANCE_VERBOSE=1 shows why)",
-                unexpected_failures.into_iter(),
-            );
-        }
-        if !unexpected_passes.is_empty() {
-            ok = false;
-            print_list(
-                "now passes, remove it from the expected-failures list",
-                unexpected_passes.into_iter(),
-            );
-        }
-        if !stale_entries.is_empty() {
-            ok = false;
-            print_list(
-                "listed in tests/promql_expected_failures.txt but no such eval case exists",
-                stale_entries.into_iter(),
-            );
-        }
-        if !ok {
-            println!(
-                "to accept the current results, rerun with PROMQL_CONFORMANCE_BLESS=1 and review \
-                 the change to tests/promql_expected_failures.txt"
-            );
-        }
+        let all_cases: Vec<&CaseResult> = cases().collect();
+        ok &= compare_with_list(&expected, &all_cases, settings.filter.is_none());
     }
     if total == 0 {
-        println!("no eval case matched the filter {:?}", settings.filter);
+        let filter = settings.filter.as_deref().unwrap_or("");
+        println!("no eval case matched PROMQL_CONFORMANCE_FILTER={filter:?}");
     }
     println!(
         "promql conformance: {total_passed} passed, {} failed, {total} total",
         total - total_passed
     );
     Ok(ok)
+}
+
+/// Reports cases whose outcome differs from the expected-failures list; true when none does.
+/// In a full (unfiltered) run, entries that name no case are reported too.
+fn compare_with_list(expected: &ExpectedFailures, cases: &[&CaseResult], full_run: bool) -> bool {
+    let mut ok = true;
+    let unexpected_failures: Vec<String> = cases
+        .iter()
+        .filter(|c| !expected.contains(&c.name))
+        .filter_map(|c| {
+            c.outcome
+                .as_ref()
+                .err()
+                .map(|f| format!("{}  {}", c.name, f.reason))
+        })
+        .collect();
+    let unexpected_passes: Vec<String> = cases
+        .iter()
+        .filter(|c| c.outcome.is_ok() && expected.contains(&c.name))
+        .map(|c| c.name.clone())
+        .collect();
+    let mut stale_entries: Vec<String> = Vec::new();
+    if full_run {
+        let all: std::collections::BTreeSet<CaseKey> =
+            cases.iter().map(|c| CaseKey::new(&c.name)).collect();
+        stale_entries = expected
+            .names()
+            .filter(|k| !all.contains(k))
+            .map(|k| k.name().to_string())
+            .collect();
+    }
+    if !unexpected_failures.is_empty() {
+        ok = false;
+        print_list(
+            "cases FAILED that are not in tests/promql_expected_failures.txt \
+             (PROMQL_CONFORMANCE_VERBOSE=1 shows why)",
+            unexpected_failures.into_iter(),
+        );
+    }
+    if !unexpected_passes.is_empty() {
+        ok = false;
+        print_list(
+            "listed cases now pass: remove them from tests/promql_expected_failures.txt",
+            unexpected_passes.into_iter(),
+        );
+    }
+    if !stale_entries.is_empty() {
+        ok = false;
+        print_list(
+            "entries of tests/promql_expected_failures.txt name no eval case",
+            stale_entries.into_iter(),
+        );
+    }
+    if !ok {
+        println!(
+            "to accept the current results, rerun with PROMQL_CONFORMANCE_BLESS=1 and review \
+             the change to tests/promql_expected_failures.txt"
+        );
+    }
+    ok
 }
 
 fn test_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
@@ -287,9 +299,18 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Panics inside evals are reported as case failures, so the hook records instead of printing.
+/// Panics inside evals are reported as case failures, so for eval threads the hook records the
+/// message instead of printing it; panics anywhere else are printed as usual.
 fn install_quiet_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_eval = std::thread::current()
+            .name()
+            .is_some_and(|name| name.starts_with(runner::EVAL_THREAD_PREFIX));
+        if !in_eval {
+            default_hook(info);
+            return;
+        }
         let message = info.payload_as_str().unwrap_or("non-string panic payload");
         let location = info
             .location()

@@ -21,6 +21,8 @@ use super::script::{
     Timing,
 };
 
+/// Eval threads are named with this prefix (the panic hook recognises them by it).
+pub const EVAL_THREAD_PREFIX: &str = "eval-line-";
 /// A case that takes longer than this is failed and abandoned (its thread is left running).
 const EVAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stack for eval threads; deep expressions recurse in the parser and evaluator.
@@ -222,7 +224,7 @@ impl Store {
 fn run_isolated(snapshot: Arc<Snapshot>, eval: Arc<EvalCmd>) -> Result<(), Failure> {
     let (sender, receiver) = mpsc::channel();
     let spawned = std::thread::Builder::new()
-        .name(format!("eval-line-{}", eval.line))
+        .name(format!("{EVAL_THREAD_PREFIX}{}", eval.line))
         .stack_size(EVAL_STACK_BYTES)
         .spawn(move || {
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_eval(&snapshot, &eval)));
