@@ -8,6 +8,9 @@ use sextant_storage::Matcher;
 
 use super::functions::FunctionDef;
 
+mod duration;
+pub use duration::{DurationExpr, DurationOp};
+
 /// Byte offsets `[start, end)` into the query text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PosRange {
@@ -79,7 +82,13 @@ pub struct VectorSelector {
     pub matchers: Vec<Matcher>,
     /// `offset` in milliseconds; negative offsets look into the future.
     pub offset: i64,
+    /// An offset written with `step()`/`range()`, resolved into `offset` per query.
+    pub offset_expr: Option<DurationExpr>,
     pub at: Option<AtModifier>,
+    /// The `anchored` modifier (range selectors: include the sample at the range start).
+    pub anchored: bool,
+    /// The `smoothed` modifier (interpolate at the range or evaluation boundaries).
+    pub smoothed: bool,
     pub pos: PosRange,
 }
 
@@ -88,6 +97,8 @@ pub struct MatrixSelector {
     pub selector: VectorSelector,
     /// The range in milliseconds (`[5m]` is 300000).
     pub range: i64,
+    /// A range written with `step()`/`range()`, resolved into `range` per query.
+    pub range_expr: Option<DurationExpr>,
     pub pos: PosRange,
 }
 
@@ -99,6 +110,10 @@ pub struct SubqueryExpr {
     pub step: Option<i64>,
     pub offset: i64,
     pub at: Option<AtModifier>,
+    /// Range, step and offset written with `step()`/`range()`, resolved per query.
+    pub range_expr: Option<DurationExpr>,
+    pub step_expr: Option<DurationExpr>,
+    pub offset_expr: Option<DurationExpr>,
     pub pos: PosRange,
 }
 
@@ -160,7 +175,12 @@ impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
-            BinaryOp::Eql | BinaryOp::Neq | BinaryOp::Gtr | BinaryOp::Lss | BinaryOp::Gte | BinaryOp::Lte
+            BinaryOp::Eql
+                | BinaryOp::Neq
+                | BinaryOp::Gtr
+                | BinaryOp::Lss
+                | BinaryOp::Gte
+                | BinaryOp::Lte
         )
     }
 
@@ -173,7 +193,12 @@ impl BinaryOp {
         match self {
             BinaryOp::Or => 1,
             BinaryOp::And | BinaryOp::Unless => 2,
-            BinaryOp::Eql | BinaryOp::Neq | BinaryOp::Gtr | BinaryOp::Lss | BinaryOp::Gte | BinaryOp::Lte => 3,
+            BinaryOp::Eql
+            | BinaryOp::Neq
+            | BinaryOp::Gtr
+            | BinaryOp::Lss
+            | BinaryOp::Gte
+            | BinaryOp::Lte => 3,
             BinaryOp::Add | BinaryOp::Sub => 4,
             BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod | BinaryOp::Atan2 => 5,
             BinaryOp::Pow => 6,
@@ -206,6 +231,21 @@ pub struct VectorMatching {
     pub on: bool,
     /// Extra labels named in `group_left(...)`/`group_right(...)`.
     pub include: Vec<String>,
+    /// `fill(v)`, `fill_left(v)`, `fill_right(v)`: values used for a missing side.
+    pub fill: FillValues,
+}
+
+/// The values a binary operation uses in place of a missing left or right sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FillValues {
+    pub lhs: Option<f64>,
+    pub rhs: Option<f64>,
+}
+
+impl FillValues {
+    pub fn is_empty(&self) -> bool {
+        self.lhs.is_none() && self.rhs.is_none()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -303,7 +343,9 @@ impl Expr {
             Expr::Paren(e) => e.value_type(),
             Expr::Unary(u) => u.expr.value_type(),
             Expr::Binary(b) => {
-                if b.lhs.value_type() == ValueType::Scalar && b.rhs.value_type() == ValueType::Scalar {
+                if b.lhs.value_type() == ValueType::Scalar
+                    && b.rhs.value_type() == ValueType::Scalar
+                {
                     ValueType::Scalar
                 } else {
                     ValueType::Vector

@@ -47,9 +47,18 @@ fn selector_fields(vs: &VectorSelector, kind: &str) -> Map<String, Value> {
     m.insert("matchers".into(), matchers(&vs.matchers));
     m.insert("timestamp".into(), timestamp);
     m.insert("startOrEnd".into(), start_or_end);
-    m.insert("anchored".into(), json!(false));
-    m.insert("smoothed".into(), json!(false));
+    m.insert("anchored".into(), json!(vs.anchored));
+    m.insert("smoothed".into(), json!(vs.smoothed));
     m
+}
+
+/// A fill value: a JSON number, or a string for NaN and infinities (which JSON cannot hold).
+fn fill_value(v: Option<f64>) -> Value {
+    match v {
+        None => Value::Null,
+        Some(x) if x.is_finite() => json!(x),
+        Some(x) => json!(format_number(x)),
+    }
 }
 
 /// Translates `expr` into the JSON tree of Prometheus' `/api/v1/parse_query`.
@@ -71,7 +80,7 @@ pub fn to_json(expr: &Expr) -> Value {
                     "labels": m.labels,
                     "on": m.on,
                     "include": m.include,
-                    "fillValues": {"lhs": null, "rhs": null},
+                    "fillValues": {"lhs": fill_value(m.fill.lhs), "rhs": fill_value(m.fill.rhs)},
                 }),
             };
             json!({
@@ -185,5 +194,23 @@ mod tests {
         assert_eq!(sq["range"], 3_600_000);
         assert_eq!(sq["alignEvalTime"], false);
         assert_eq!(j("a and b")["matching"]["card"], "many-to-many");
+    }
+
+    #[test]
+    fn new_modifiers() {
+        assert_eq!(
+            j("a + fill_left(1) fill_right(NaN) b")["matching"]["fillValues"],
+            json!({"lhs": 1.0, "rhs": "NaN"})
+        );
+        assert_eq!(
+            j("a - fill(-2) b")["matching"]["fillValues"],
+            json!({"lhs": -2.0, "rhs": -2.0})
+        );
+        let m = j("rate(x[5m] anchored)")["args"][0].clone();
+        assert_eq!(
+            (m["anchored"].clone(), m["smoothed"].clone()),
+            (json!(true), json!(false))
+        );
+        assert_eq!(j("x smoothed")["smoothed"], json!(true));
     }
 }

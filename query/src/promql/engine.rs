@@ -8,13 +8,17 @@
 mod aggregate;
 mod binary;
 mod eval;
+mod extended;
 mod functions;
 mod histogram;
 mod model;
 mod prefetch;
 mod range_fns;
+mod resolve;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_modifiers;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -24,6 +28,7 @@ use sextant_storage::{Labels, SeriesSource};
 use super::ast::Expr;
 use super::value::{QueryError, QueryResult, RangeSeries, Value, VectorSample};
 use eval::Evaluator;
+pub(crate) use model::fmt_g;
 use model::{Sample, Val};
 
 /// Evaluation settings. Defaults match Prometheus's server defaults.
@@ -77,6 +82,9 @@ impl Engine {
         time_ms: i64,
     ) -> Result<QueryResult, QueryError> {
         let deadline = Instant::now() + self.opts.timeout;
+        // `step()` and `range()` are 0 for instant queries.
+        let resolved = resolve_durations(expr, 0, 0)?;
+        let expr = resolved.as_ref().unwrap_or(expr);
         let data = prefetch::load(source, expr, time_ms, time_ms, &self.opts)?;
         let mut ev = Evaluator::new(&self.opts, query, data, time_ms, time_ms, false, deadline);
         let val = ev.eval(expr, time_ms)?;
@@ -139,6 +147,8 @@ impl Engine {
             ));
         }
         let deadline = Instant::now() + self.opts.timeout;
+        let resolved = resolve_durations(expr, step_ms, end_ms.saturating_sub(start_ms))?;
+        let expr = resolved.as_ref().unwrap_or(expr);
         let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
         let mut ev = Evaluator::new(&self.opts, query, data, start_ms, end_ms, true, deadline);
         ev.step_ms = step_ms;
@@ -181,6 +191,21 @@ impl Engine {
             .collect();
         Ok(ev.into_result(Value::Matrix(out)))
     }
+}
+
+/// A copy of `expr` with its `step()`/`range()` duration expressions resolved, or `None`
+/// when it has none.
+fn resolve_durations(expr: &Expr, step_ms: i64, range_ms: i64) -> Result<Option<Expr>, QueryError> {
+    if !resolve::has_duration_exprs(expr) {
+        return Ok(None);
+    }
+    let mut copy = expr.clone();
+    let cx = resolve::DurationContext {
+        step: step_ms as f64 / 1000.0,
+        range: range_ms as f64 / 1000.0,
+    };
+    resolve::resolve(&mut copy, cx)?;
+    Ok(Some(copy))
 }
 
 /// Drops `__name__` from samples marked for it and rejects duplicate label sets.

@@ -7,9 +7,10 @@ use std::fmt;
 use sextant_storage::{Matcher, METRIC_NAME};
 
 use super::ast::{
-    AggregateExpr, AtModifier, BinaryExpr, Expr, MatrixSelector, SubqueryExpr, UnaryOp,
-    VectorMatchCardinality, VectorMatching, VectorSelector,
+    AggregateExpr, AtModifier, BinaryExpr, DurationExpr, Expr, MatrixSelector, SubqueryExpr,
+    UnaryOp, VectorMatchCardinality, VectorMatching, VectorSelector,
 };
+use super::engine::fmt_g;
 use super::parser::literals::{format_duration, go_quote};
 
 /// Lines longer than this are split by [`pretty`].
@@ -108,33 +109,63 @@ fn selector_core(vs: &VectorSelector) -> String {
     out
 }
 
+/// ` offset <d>`, preferring an unresolved duration expression.
+fn offset_or_expr(offset: i64, expr: Option<&DurationExpr>) -> String {
+    match expr {
+        Some(e) => format!(" offset {e}"),
+        None => offset_string(offset),
+    }
+}
+
+fn extended_string(vs: &VectorSelector) -> &'static str {
+    if vs.anchored {
+        " anchored"
+    } else if vs.smoothed {
+        " smoothed"
+    } else {
+        ""
+    }
+}
+
 fn vector_selector(vs: &VectorSelector) -> String {
     format!(
-        "{}{}{}",
+        "{}{}{}{}",
         selector_core(vs),
         at_string(vs.at),
-        offset_string(vs.offset)
+        extended_string(vs),
+        offset_or_expr(vs.offset, vs.offset_expr.as_ref())
     )
 }
 
 fn matrix_selector(ms: &MatrixSelector) -> String {
+    let range = match &ms.range_expr {
+        Some(e) => e.to_string(),
+        None => format_duration(ms.range),
+    };
     format!(
-        "{}[{}]{}{}",
+        "{}[{}]{}{}{}",
         selector_core(&ms.selector),
-        format_duration(ms.range),
+        range,
+        extended_string(&ms.selector),
         at_string(ms.selector.at),
-        offset_string(ms.selector.offset)
+        offset_or_expr(ms.selector.offset, ms.selector.offset_expr.as_ref())
     )
 }
 
 fn subquery_suffix(sq: &SubqueryExpr) -> String {
-    let step = sq.step.map(format_duration).unwrap_or_default();
+    let step = match (&sq.step_expr, sq.step) {
+        (Some(e), _) => e.to_string(),
+        (None, Some(s)) => format_duration(s),
+        (None, None) => String::new(),
+    };
+    let range = match &sq.range_expr {
+        Some(e) => e.to_string(),
+        None => format_duration(sq.range),
+    };
     format!(
-        "[{}:{}]{}{}",
-        format_duration(sq.range),
-        step,
+        "[{range}:{step}]{}{}",
         at_string(sq.at),
-        offset_string(sq.offset)
+        offset_or_expr(sq.offset, sq.offset_expr.as_ref())
     )
 }
 
@@ -170,6 +201,19 @@ fn matching_string(m: Option<&VectorMatching>) -> String {
         });
         write_labels(&mut out, &vm.include);
         out.push(')');
+    }
+    match (vm.fill.lhs, vm.fill.rhs) {
+        (Some(l), Some(r)) if l.to_bits() == r.to_bits() => {
+            out.push_str(&format!(" fill ({})", fmt_g(l)));
+        }
+        (l, r) => {
+            if let Some(l) = l {
+                out.push_str(&format!(" fill_left ({})", fmt_g(l)));
+            }
+            if let Some(r) = r {
+                out.push_str(&format!(" fill_right ({})", fmt_g(r)));
+            }
+        }
     }
     out
 }
@@ -334,6 +378,29 @@ mod tests {
             ("foo @ -1.5", "foo @ -1.500"),
             ("sum by (\"a.b\") (x)", "sum by (\"a.b\") (x)"),
             ("0x1F", "31"),
+            ("a + fill(0) b", "a + fill (0) b"),
+            (
+                "a + on(x) group_left fill_left(1) fill_right(-Inf) b",
+                "a + on (x) group_left () fill_left (1) fill_right (-Inf) b",
+            ),
+            (
+                "a == bool fill_right(1e21) b",
+                "a == bool fill_right (1e+21) b",
+            ),
+            ("rate(x[1m] anchored)", "rate(x[1m] anchored)"),
+            (
+                "x[5m] smoothed @ 10 offset 1m",
+                "x[5m] smoothed @ 10.000 offset 1m",
+            ),
+            ("x @ 10 offset 1m smoothed", "x @ 10.000 smoothed offset 1m"),
+            ("x[step()+1ms]", "x[step() + 1ms]"),
+            ("x offset -step()", "x offset -step()"),
+            ("x offset (STEP() * 2)", "x offset (step() * 2)"),
+            (
+                "x[min_of(range(), 1h):step()]",
+                "x[min_of(range(), 1h):step()]",
+            ),
+            ("x[5m+1m]", "x[6m]"),
             ("1e3", "1000"),
             ("5m", "300"),
             (

@@ -39,6 +39,7 @@ pub(super) fn eval_binary(
                 labels: Vec::new(),
                 on: false,
                 include: Vec::new(),
+                fill: Default::default(),
             };
             let m = b.matching.as_ref().unwrap_or(&default_matching);
             match b.op {
@@ -142,12 +143,16 @@ fn vector_vector(
     rhs: Vec<Sample>,
     m: &VectorMatching,
 ) -> Result<Vec<Sample>, QueryError> {
-    if lhs.is_empty() || rhs.is_empty() {
+    let fill = m.fill;
+    if (lhs.is_empty() && rhs.is_empty()) || ((lhs.is_empty() || rhs.is_empty()) && fill.is_empty())
+    {
         return Ok(Vec::new());
     }
     let swapped = m.card == VectorMatchCardinality::OneToMany;
     let (many, one) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
+    // Signatures of the "one" side, in input order (for a stable output order).
     let mut one_sigs: HashMap<Labels, usize> = HashMap::with_capacity(one.len());
+    let mut one_order: Vec<Labels> = Vec::with_capacity(one.len());
     for (i, s) in one.iter().enumerate() {
         let sig = signature(&s.labels, m);
         if let Some(&j) = one_sigs.get(&sig) {
@@ -164,31 +169,90 @@ fn vector_vector(
                 labels_string(&s.labels)
             )));
         }
-        one_sigs.insert(sig, i);
+        one_sigs.insert(sig.clone(), i);
+        one_order.push(sig);
     }
-    let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
-    let mut out = Vec::new();
-    for ls in many {
+    let mut st = MatchState {
+        ev,
+        b,
+        m,
+        swapped,
+        matched: HashMap::new(),
+        out: Vec::new(),
+    };
+    for ls in &many {
         let sig = signature(&ls.labels, m);
-        let Some(rs) = one_sigs.get(&sig).and_then(|&i| one.get(i)) else {
-            continue;
+        match one_sigs.get(&sig).and_then(|&i| one.get(i)) {
+            Some(rs) => st.combine(ls, rs, sig)?,
+            None => {
+                // `fill_right` (or `fill`) stands in for the missing "one" side.
+                let Some(v) = fill.rhs else {
+                    continue;
+                };
+                let rs = Sample {
+                    labels: sig.clone(),
+                    v,
+                    drop_name: false,
+                };
+                st.combine(ls, &rs, sig)?;
+            }
+        }
+    }
+    // `fill_left` (or `fill`) stands in for the missing "many" side.
+    if let Some(v) = fill.lhs {
+        for sig in one_order {
+            if st.matched.contains_key(&sig) {
+                continue;
+            }
+            let Some(rs) = one_sigs.get(&sig).and_then(|&i| one.get(i)) else {
+                continue;
+            };
+            let ls = Sample {
+                labels: sig.clone(),
+                v,
+                drop_name: false,
+            };
+            st.combine(&ls, rs, sig)?;
+        }
+    }
+    Ok(st.out)
+}
+
+/// The state of one vector/vector operation: matches seen so far and the output.
+struct MatchState<'a, 'e> {
+    ev: &'a Evaluator<'e>,
+    b: &'a BinaryExpr,
+    m: &'a VectorMatching,
+    swapped: bool,
+    /// Result label sets per match signature (checks for duplicate matches).
+    matched: HashMap<Labels, HashSet<Labels>>,
+    out: Vec<Sample>,
+}
+
+impl MatchState<'_, '_> {
+    /// Applies the operator to a "many" sample `ls` and its match `rs` from the "one" side.
+    fn combine(&mut self, ls: &Sample, rs: &Sample, sig: Labels) -> Result<(), QueryError> {
+        let (b, m) = (self.b, self.m);
+        let (fl, fr) = if self.swapped {
+            (rs.v, ls.v)
+        } else {
+            (ls.v, rs.v)
         };
-        let (fl, fr) = if swapped { (rs.v, ls.v) } else { (ls.v, rs.v) };
         let (mut value, keep) = apply(b.op, fl, fr);
         let mut drop = ls.drop_name;
         let mut labels = result_labels(&ls.labels, &rs.labels, m);
         if drops_name(b.op) || b.return_bool {
-            ev.drop_name(&mut labels, &mut drop);
+            self.ev.drop_name(&mut labels, &mut drop);
         }
         if m.card == VectorMatchCardinality::OneToOne {
-            if matched.contains_key(&sig) {
+            if self.matched.contains_key(&sig) {
                 return Err(QueryError::Execution(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
                 ));
             }
-            matched.insert(sig, HashSet::new());
+            self.matched.insert(sig, HashSet::new());
         } else {
-            let set = matched.entry(sig).or_default();
+            let set = self.matched.entry(sig).or_default();
             if !set.insert(labels.clone()) {
                 return Err(QueryError::Execution(
                     "multiple matches for labels: grouping labels must ensure unique matches"
@@ -199,15 +263,15 @@ fn vector_vector(
         if b.return_bool {
             value = if keep { 1.0 } else { 0.0 };
         } else if !keep {
-            continue;
+            return Ok(());
         }
-        out.push(Sample {
+        self.out.push(Sample {
             labels,
             v: value,
             drop_name: drop,
         });
+        Ok(())
     }
-    Ok(out)
 }
 
 /// The labels of a vector/vector result: from the "many" side, reduced for one-to-one

@@ -8,7 +8,7 @@ use sextant_storage::{is_stale_nan, Labels, METRIC_NAME};
 
 use super::model::{Annotations, Sample, Series, Val};
 use super::prefetch::{at_time, key, Data};
-use super::{aggregate, binary, functions, too_many_samples, EngineOptions};
+use super::{aggregate, binary, extended, functions, too_many_samples, EngineOptions};
 use crate::promql::ast::{
     AtModifier, Expr, MatrixSelector, PosRange, SubqueryExpr, UnaryOp, VectorSelector,
 };
@@ -22,6 +22,10 @@ pub(super) struct RangeArg {
     pub end: i64,
     /// The range in milliseconds.
     pub range_ms: i64,
+    /// The selector's `anchored`/`smoothed` modifiers: `series` then also holds the samples
+    /// around the window that these modifiers need (see [`super::extended`]).
+    pub anchored: bool,
+    pub smoothed: bool,
 }
 
 pub(super) struct Evaluator<'a> {
@@ -140,7 +144,20 @@ impl<'a> Evaluator<'a> {
                     .collect();
                 Ok(Val::Vector(v))
             }
-            Expr::MatrixSelector(ms) => Ok(Val::Matrix(self.select_range(ms, t)?.series)),
+            Expr::MatrixSelector(ms) => {
+                let arg = self.select_range(ms, t)?;
+                if !(arg.anchored || arg.smoothed) {
+                    return Ok(Val::Matrix(arg.series));
+                }
+                let mut out = Vec::with_capacity(arg.series.len());
+                for mut s in arg.series {
+                    s.points = extended::extend_points(&s.points, arg.start, arg.end, arg.smoothed);
+                    if !s.points.is_empty() {
+                        out.push(s);
+                    }
+                }
+                Ok(Val::Matrix(out))
+            }
             Expr::Subquery(sq) => Ok(Val::Matrix(self.eval_subquery(sq, t)?.series)),
             Expr::Unary(u) => {
                 let v = self.eval(&u.expr, t)?;
@@ -207,6 +224,31 @@ impl<'a> Evaluator<'a> {
         let et = self.effective_time(vs.at, vs.offset, t);
         let lo = et.saturating_sub(self.opts.lookback_delta_ms);
         let mut out = Vec::new();
+        if vs.smoothed {
+            let hi = et.saturating_add(self.opts.lookback_delta_ms);
+            for s in self.data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[]) {
+                let a = s.samples.partition_point(|p| p.t <= lo);
+                let b = s.samples.partition_point(|p| p.t <= hi);
+                let points: Vec<(i64, f64)> = s
+                    .samples
+                    .get(a..b.max(a))
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.v))
+                    .map(|p| (p.t, p.v))
+                    .collect();
+                if let Some(v) = extended::smoothed_value(&points, et) {
+                    let sample = Sample {
+                        labels: s.labels.clone(),
+                        v,
+                        drop_name: false,
+                    };
+                    out.push((sample, et));
+                }
+            }
+            self.count_samples(out.len())?;
+            return Ok(out);
+        }
         if let Some(series) = self.data.get(&key(vs)) {
             for s in series {
                 let idx = s.samples.partition_point(|p| p.t <= et);
@@ -251,12 +293,20 @@ impl<'a> Evaluator<'a> {
         let vs = &ms.selector;
         let et = self.effective_time(vs.at, vs.offset, t);
         let lo = et.saturating_sub(ms.range);
+        // Anchored and smoothed selectors also read the samples within the lookback delta
+        // before the range (and, smoothed, after it).
+        let lookback = self.opts.lookback_delta_ms;
+        let (sel_lo, sel_hi) = match (vs.anchored, vs.smoothed) {
+            (_, true) => (lo.saturating_sub(lookback), et.saturating_add(lookback)),
+            (true, false) => (lo.saturating_sub(lookback), et),
+            _ => (lo, et),
+        };
         let mut out = Vec::new();
         let mut n = 0usize;
         if let Some(series) = self.data.get(&key(vs)) {
             for s in series {
-                let a = s.samples.partition_point(|p| p.t <= lo);
-                let b = s.samples.partition_point(|p| p.t <= et);
+                let a = s.samples.partition_point(|p| p.t <= sel_lo);
+                let b = s.samples.partition_point(|p| p.t <= sel_hi);
                 let points: Vec<(i64, f64)> = s
                     .samples
                     .get(a..b.max(a))
@@ -282,6 +332,8 @@ impl<'a> Evaluator<'a> {
             start: lo,
             end: et,
             range_ms: ms.range,
+            anchored: vs.anchored,
+            smoothed: vs.smoothed,
         })
     }
 
@@ -335,6 +387,8 @@ impl<'a> Evaluator<'a> {
             start: lo,
             end: et,
             range_ms: sq.range,
+            anchored: false,
+            smoothed: false,
         })
     }
 }

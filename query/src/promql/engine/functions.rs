@@ -7,7 +7,8 @@ use regex::Regex;
 use sextant_storage::labels::is_valid_label_name;
 use sextant_storage::{Labels, MatchOp, METRIC_NAME};
 
-use super::eval::{expr_pos, Evaluator};
+use super::eval::{expr_pos, Evaluator, RangeArg};
+use super::extended;
 use super::histogram::{histogram_fraction, histogram_quantile, histogram_quantiles};
 use super::model::{Sample, Val};
 use super::range_fns::{self, Params};
@@ -16,6 +17,9 @@ use crate::promql::value::QueryError;
 
 pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryError> {
     let name = c.func.name;
+    if let Some(msg) = extended::check_call(c) {
+        return Err(QueryError::Execution(msg));
+    }
     if range_fns::is_range_fn(name) {
         return eval_range_call(ev, c, t);
     }
@@ -571,7 +575,12 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
                 }
             }
         }
-        let Some(v) = range_fns::apply(name, &s.points, &arg, params)? else {
+        let v = if arg.anchored || arg.smoothed {
+            extended_apply(name, &s.points, &arg)
+        } else {
+            range_fns::apply(name, &s.points, &arg, params)?
+        };
+        let Some(v) = v else {
             continue;
         };
         let mut labels = s.labels.clone();
@@ -590,6 +599,28 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
         ev.info(&i, pos);
     }
     Ok(Val::Vector(out))
+}
+
+/// The functions that accept anchored or smoothed range selectors (see [`extended`]).
+fn extended_apply(name: &str, points: &[(i64, f64)], arg: &RangeArg) -> Option<f64> {
+    match name {
+        "rate" => extended::extended_rate(points, arg, true, true),
+        "increase" => extended::extended_rate(points, arg, true, false),
+        "delta" => extended::extended_rate(points, arg, false, false),
+        "changes" | "resets" => {
+            let p = extended::extend_points(points, arg.start, arg.end, arg.smoothed);
+            if p.is_empty() {
+                return None;
+            }
+            let counted = p.windows(2).filter(|w| match w {
+                [a, b] if name == "resets" => b.1 < a.1,
+                [a, b] => b.1 != a.1 && !(a.1.is_nan() && b.1.is_nan()),
+                _ => false,
+            });
+            Some(counted.count() as f64)
+        }
+        _ => None,
+    }
 }
 
 /// The identifying labels `info()` joins on.

@@ -69,7 +69,7 @@ pub(super) fn line_col(query: &str, pos: usize) -> String {
 }
 
 /// Go's `%g`-like formatting of floats used in messages.
-pub(super) fn fmt_g(v: f64) -> String {
+pub(crate) fn fmt_g(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {

@@ -117,12 +117,26 @@ impl<'a> Walk<'a> {
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
             Expr::VectorSelector(vs) => {
                 let (a, b) = self.shifted(vs.at, vs.offset, lo, hi);
+                // A smoothed selector also reads samples after the evaluation time.
+                let b = if vs.smoothed {
+                    b.saturating_add(self.lookback)
+                } else {
+                    b
+                };
                 self.out.push((vs, a.saturating_sub(self.lookback), b));
             }
             Expr::MatrixSelector(ms) => {
                 let vs = &ms.selector;
-                let (a, b) = self.shifted(vs.at, vs.offset, lo, hi);
-                self.out.push((vs, a.saturating_sub(ms.range), b));
+                let (mut a, mut b) = self.shifted(vs.at, vs.offset, lo, hi);
+                a = a.saturating_sub(ms.range);
+                // Anchored and smoothed selectors read around the range by the lookback.
+                if vs.anchored || vs.smoothed {
+                    a = a.saturating_sub(self.lookback);
+                }
+                if vs.smoothed {
+                    b = b.saturating_add(self.lookback);
+                }
+                self.out.push((vs, a, b));
             }
             Expr::Subquery(sq) => {
                 let (a, b) = self.shifted(sq.at, sq.offset, lo, hi);

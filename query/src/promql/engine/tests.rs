@@ -69,7 +69,10 @@ fn sel(name: &str) -> VectorSelector {
         name: Some(name.into()),
         matchers: vec![Matcher::equal("__name__", name)],
         offset: 0,
+        offset_expr: None,
         at: None,
+        anchored: false,
+        smoothed: false,
         pos: PosRange {
             start: 0,
             end: name.len(),
@@ -90,6 +93,7 @@ fn ms(name: &str, range: i64, start: usize) -> Expr {
     Expr::MatrixSelector(MatrixSelector {
         selector: s,
         range,
+        range_expr: None,
         pos: PosRange {
             start,
             end: start + 10,
@@ -259,6 +263,7 @@ fn one_to_one() -> Option<VectorMatching> {
         labels: vec![],
         on: false,
         include: vec![],
+        fill: FillValues::default(),
     })
 }
 
@@ -298,6 +303,7 @@ fn binary_ops_match_and_drop_names() {
         labels: vec![],
         on: false,
         include: vec![],
+        fill: FillValues::default(),
     });
     let r = e
         .instant_query(&d, "", &binary(BinaryOp::Or, vs("b"), vs("a"), set), 0)
@@ -325,6 +331,7 @@ fn many_to_many_is_an_error() {
         labels: vec!["i".into()],
         on: true,
         include: vec![],
+        fill: FillValues::default(),
     });
     let err = engine()
         .instant_query(&d, "", &binary(BinaryOp::Add, vs("a"), vs("b"), m), 0)
@@ -420,6 +427,9 @@ fn subquery_steps_are_aligned() {
         step: Some(10_000),
         offset: 0,
         at: None,
+        range_expr: None,
+        step_expr: None,
+        offset_expr: None,
         pos: PosRange::default(),
     });
     let r = engine()

@@ -1,14 +1,37 @@
 //! Durations of ranges, subquery steps and offsets: a number of seconds, a duration literal
-//! (`1h30m`), or — as Prometheus' experimental duration expressions — constant arithmetic
-//! on those (`[26m+4m]`, `offset (2*1m)`, `min_of(1h, 30m)`), folded at parse time.
-//! `step()` and `range()`, which depend on the query, are not supported.
+//! (`1h30m`), or — as Prometheus' experimental duration expressions — arithmetic on those
+//! (`[26m+4m]`, `offset (2*1m)`, `min_of(1h, 30m)`). Constant arithmetic is folded at parse
+//! time; expressions using `step()` or `range()` are kept as a [`DurationExpr`] and resolved
+//! when the query runs.
 
+use super::super::ast::{DurationExpr, DurationOp};
 use super::lexer::{Kw, T};
 use super::literals::{parse_duration, parse_number};
 use super::{PResult, Parser};
 
 /// Go's `time.Duration` limit, in seconds.
 const MAX_SECONDS: f64 = 9_223_372_036.854_775;
+
+/// A parsed duration: a constant (seconds, and whether a duration literal was involved, for
+/// printing) or an expression that depends on the query.
+#[derive(Clone, Debug)]
+enum Dur {
+    Const(f64, bool),
+    Dyn(DurationExpr),
+}
+
+impl Dur {
+    fn into_expr(self) -> DurationExpr {
+        match self {
+            Dur::Const(secs, duration) => DurationExpr::Number { secs, duration },
+            Dur::Dyn(e) => e,
+        }
+    }
+}
+
+/// A range, step or offset: milliseconds, or an expression resolved per query (the
+/// milliseconds are then 0).
+pub(super) type DurationValue = (i64, Option<DurationExpr>);
 
 fn starts_duration(kind: T) -> bool {
     matches!(
@@ -23,23 +46,33 @@ fn starts_duration(kind: T) -> bool {
     )
 }
 
-fn dur_binop(kind: T) -> Option<(u8, bool)> {
+fn dur_binop(kind: T) -> Option<(DurationOp, u8, bool)> {
     match kind {
-        T::Add | T::Sub => Some((4, false)),
-        T::Mul | T::Div | T::Mod => Some((5, false)),
-        T::Pow => Some((6, true)),
+        T::Add => Some((DurationOp::Add, 4, false)),
+        T::Sub => Some((DurationOp::Sub, 4, false)),
+        T::Mul => Some((DurationOp::Mul, 5, false)),
+        T::Div => Some((DurationOp::Div, 5, false)),
+        T::Mod => Some((DurationOp::Mod, 5, false)),
+        T::Pow => Some((DurationOp::Pow, 6, true)),
         _ => None,
     }
 }
 
 impl Parser<'_> {
     /// The range or step inside `[...]`, in milliseconds (must be positive).
-    pub(super) fn parse_bracket_duration(&mut self, ctx: &str, expected: &str) -> PResult<i64> {
+    pub(super) fn parse_bracket_duration(
+        &mut self,
+        ctx: &str,
+        expected: &str,
+    ) -> PResult<DurationValue> {
         let start = self.peek();
         if !starts_duration(start.kind) {
             return Err(self.unexpected(Some(ctx), Some(expected)));
         }
-        let secs = self.dur_expr(0)?;
+        let secs = match self.dur_expr(0)? {
+            Dur::Const(secs, _) => secs,
+            Dur::Dyn(e) => return Ok((0, Some(e))),
+        };
         if secs.is_nan() || secs <= 0.0 {
             return Err(self.fail(start.start, "duration must be greater than 0"));
         }
@@ -47,28 +80,29 @@ impl Parser<'_> {
         if ms <= 0 {
             return Err(self.fail(start.start, "duration must be greater than 0"));
         }
-        Ok(ms)
+        Ok((ms, None))
     }
 
     /// The value after `offset`, in milliseconds. A literal ends the offset (`x offset 1m + 1`
     /// is `(x offset 1m) + 1`); parenthesised expressions may hold arithmetic.
-    pub(super) fn parse_offset_duration(&mut self) -> PResult<i64> {
+    pub(super) fn parse_offset_duration(&mut self) -> PResult<DurationValue> {
         let start = self.peek();
-        let mut sign = 1.0;
+        let mut neg = false;
         if matches!(start.kind, T::Add | T::Sub) {
             self.bump();
-            if start.kind == T::Sub {
-                sign = -1.0;
-            }
+            neg = start.kind == T::Sub;
         }
         let t = self.peek();
-        let secs = match t.kind {
+        let value = match t.kind {
             T::Number | T::Duration => self.dur_literal()?,
             T::LParen => {
                 self.bump();
                 let v = self.dur_expr(0)?;
                 self.expect(T::RParen, None, None)?;
-                v
+                match v {
+                    Dur::Dyn(e) => Dur::Dyn(DurationExpr::Paren(Box::new(e))),
+                    c => c,
+                }
             }
             T::Ident | T::Kw(Kw::Min | Kw::Max | Kw::Step | Kw::Range)
                 if self.peek_at(1).kind == T::LParen =>
@@ -81,7 +115,14 @@ impl Parser<'_> {
                 )
             }
         };
-        self.seconds_to_ms(sign * secs, start.start)
+        match value {
+            Dur::Const(secs, _) => {
+                let secs = if neg { -secs } else { secs };
+                Ok((self.seconds_to_ms(secs, start.start)?, None))
+            }
+            Dur::Dyn(e) if neg => Ok((0, Some(DurationExpr::Neg(Box::new(e))))),
+            Dur::Dyn(e) => Ok((0, Some(e))),
+        }
     }
 
     fn seconds_to_ms(&mut self, secs: f64, pos: usize) -> PResult<i64> {
@@ -92,23 +133,24 @@ impl Parser<'_> {
         Ok(ns / 1_000_000)
     }
 
-    fn dur_literal(&mut self) -> PResult<f64> {
+    fn dur_literal(&mut self) -> PResult<Dur> {
         let t = self.bump();
         let text = self.text(t);
         match t.kind {
             T::Number => parse_number(text)
+                .map(|v| Dur::Const(v, false))
                 .map_err(|e| self.fail(t.start, format!("error parsing number: {e}"))),
             _ => parse_duration(text)
-                .map(|ms| ms as f64 / 1000.0)
+                .map(|ms| Dur::Const(ms as f64 / 1000.0, true))
                 .map_err(|e| self.fail(t.start, e)),
         }
     }
 
-    fn dur_expr(&mut self, min_prec: u8) -> PResult<f64> {
+    fn dur_expr(&mut self, min_prec: u8) -> PResult<Dur> {
         let mut lhs = self.dur_unary()?;
         loop {
-            let op = self.peek();
-            let Some((prec, right)) = dur_binop(op.kind) else {
+            let op_tok = self.peek();
+            let Some((op, prec, right)) = dur_binop(op_tok.kind) else {
                 break;
             };
             if prec < min_prec {
@@ -116,21 +158,37 @@ impl Parser<'_> {
             }
             self.bump();
             let rhs = self.dur_expr(if right { prec } else { prec + 1 })?;
-            lhs = match op.kind {
-                T::Add => lhs + rhs,
-                T::Sub => lhs - rhs,
-                T::Mul => lhs * rhs,
-                T::Div if rhs == 0.0 => return Err(self.fail(op.start, "division by zero")),
-                T::Div => lhs / rhs,
-                T::Mod if rhs == 0.0 => return Err(self.fail(op.start, "modulo by zero")),
-                T::Mod => lhs % rhs,
-                _ => lhs.powf(rhs),
+            if let Dur::Const(r, _) = rhs {
+                if r == 0.0 && op == DurationOp::Div {
+                    return Err(self.fail(op_tok.start, "division by zero"));
+                }
+                if r == 0.0 && op == DurationOp::Mod {
+                    return Err(self.fail(op_tok.start, "modulo by zero"));
+                }
+            }
+            lhs = match (lhs, rhs) {
+                (Dur::Const(l, ld), Dur::Const(r, rd)) => Dur::Const(
+                    match op {
+                        DurationOp::Add => l + r,
+                        DurationOp::Sub => l - r,
+                        DurationOp::Mul => l * r,
+                        DurationOp::Div => l / r,
+                        DurationOp::Mod => l % r,
+                        DurationOp::Pow => l.powf(r),
+                    },
+                    ld || rd,
+                ),
+                (l, r) => Dur::Dyn(DurationExpr::Binary {
+                    op,
+                    lhs: Box::new(l.into_expr()),
+                    rhs: Box::new(r.into_expr()),
+                }),
             };
         }
         Ok(lhs)
     }
 
-    fn dur_unary(&mut self) -> PResult<f64> {
+    fn dur_unary(&mut self) -> PResult<Dur> {
         match self.peek().kind {
             T::Add => {
                 self.bump();
@@ -138,13 +196,16 @@ impl Parser<'_> {
             }
             T::Sub => {
                 self.bump();
-                Ok(-self.dur_expr(6)?)
+                Ok(match self.dur_expr(6)? {
+                    Dur::Const(v, d) => Dur::Const(-v, d),
+                    Dur::Dyn(e) => Dur::Dyn(DurationExpr::Neg(Box::new(e))),
+                })
             }
             _ => self.dur_primary(),
         }
     }
 
-    fn dur_primary(&mut self) -> PResult<f64> {
+    fn dur_primary(&mut self) -> PResult<Dur> {
         let t = self.peek();
         match t.kind {
             T::Number | T::Duration => self.dur_literal(),
@@ -152,12 +213,21 @@ impl Parser<'_> {
                 self.bump();
                 let v = self.dur_expr(0)?;
                 self.expect(T::RParen, None, None)?;
-                Ok(v)
+                Ok(match v {
+                    Dur::Dyn(e) => Dur::Dyn(DurationExpr::Paren(Box::new(e))),
+                    c => c,
+                })
             }
-            T::Kw(Kw::Step | Kw::Range) => Err(self.fail(
-                t.start,
-                "step() and range() in duration expressions are not supported",
-            )),
+            T::Kw(k @ (Kw::Step | Kw::Range)) => {
+                self.bump();
+                self.expect(T::LParen, None, None)?;
+                self.expect(T::RParen, None, None)?;
+                Ok(Dur::Dyn(if k == Kw::Step {
+                    DurationExpr::Step
+                } else {
+                    DurationExpr::Range
+                }))
+            }
             T::Ident | T::Kw(Kw::Min | Kw::Max) => {
                 let name = self.text(t).to_ascii_lowercase();
                 let is_min = match name.as_str() {
@@ -171,7 +241,19 @@ impl Parser<'_> {
                 self.expect(T::Comma, None, None)?;
                 let b = self.dur_expr(0)?;
                 self.expect(T::RParen, None, None)?;
-                Ok(if is_min { a.min(b) } else { a.max(b) })
+                Ok(match (a, b) {
+                    (Dur::Const(x, xd), Dur::Const(y, yd)) => {
+                        Dur::Const(if is_min { x.min(y) } else { x.max(y) }, xd || yd)
+                    }
+                    (a, b) => {
+                        let (a, b) = (Box::new(a.into_expr()), Box::new(b.into_expr()));
+                        Dur::Dyn(if is_min {
+                            DurationExpr::Min(a, b)
+                        } else {
+                            DurationExpr::Max(a, b)
+                        })
+                    }
+                })
             }
             _ => Err(self.unexpected(None, None)),
         }

@@ -2,8 +2,8 @@
 //! (`[range]`, `[range:step]`, `offset`, `@`).
 
 use super::super::ast::{
-    AtModifier, BinaryOp, Expr, MatrixSelector, PosRange, SubqueryExpr, UnaryExpr, UnaryOp,
-    VectorMatchCardinality, VectorMatching,
+    AtModifier, BinaryOp, Expr, FillValues, MatrixSelector, PosRange, SubqueryExpr, UnaryExpr,
+    UnaryOp, VectorMatchCardinality, VectorMatching,
 };
 use super::lexer::{Kw, T};
 use super::literals::{parse_number, unquote};
@@ -177,17 +177,9 @@ impl Parser<'_> {
                 T::LBracket => self.parse_range_or_subquery(node)?,
                 T::Kw(Kw::Offset) => self.parse_offset(node)?,
                 T::At => self.parse_at(node)?,
-                T::Kw(Kw::Anchored) => {
-                    return Err(self.fail(
-                        node.pos.start,
-                        "anchored modifier is experimental and not enabled",
-                    ))
-                }
-                T::Kw(Kw::Smoothed) => {
-                    return Err(self.fail(
-                        node.pos.start,
-                        "smoothed modifier is experimental and not enabled",
-                    ))
+                T::Kw(k @ (Kw::Anchored | Kw::Smoothed)) => {
+                    self.bump();
+                    self.set_extended(node, k == Kw::Anchored)?
                 }
                 _ => return Ok(node),
             };
@@ -196,7 +188,7 @@ impl Parser<'_> {
 
     fn parse_range_or_subquery(&mut self, node: Node) -> PResult<Node> {
         let open = self.bump();
-        let range = self.parse_bracket_duration(
+        let (range, range_expr) = self.parse_bracket_duration(
             "subquery or range selector",
             "number, duration, step(), or range()",
         )?;
@@ -205,7 +197,7 @@ impl Parser<'_> {
             T::RBracket => {
                 let close = self.bump();
                 let err = match &node.expr {
-                    Expr::VectorSelector(vs) if vs.offset != 0 => {
+                    Expr::VectorSelector(vs) if vs.offset != 0 || vs.offset_expr.is_some() => {
                         Some("no offset modifiers allowed before range")
                     }
                     Expr::VectorSelector(vs) if matches!(vs.at, Some(AtModifier::At(_))) => {
@@ -228,6 +220,7 @@ impl Parser<'_> {
                     expr: Expr::MatrixSelector(MatrixSelector {
                         selector,
                         range,
+                        range_expr,
                         pos,
                     }),
                     pos,
@@ -235,13 +228,14 @@ impl Parser<'_> {
             }
             T::Colon => {
                 self.bump();
-                let step = if self.peek().kind == T::RBracket {
-                    None
+                let (step, step_expr) = if self.peek().kind == T::RBracket {
+                    (None, None)
                 } else {
-                    Some(self.parse_bracket_duration(
+                    let (ms, e) = self.parse_bracket_duration(
                         "subquery selector",
                         "number, duration, step(), range(), or \"]\"",
-                    )?)
+                    )?;
+                    (e.is_none().then_some(ms), e)
                 };
                 let close = self.expect(T::RBracket, Some("subquery selector"), Some("\"]\""))?;
                 let pos = PosRange {
@@ -256,6 +250,9 @@ impl Parser<'_> {
                         step,
                         offset: 0,
                         at: None,
+                        range_expr,
+                        step_expr,
+                        offset_expr: None,
                         pos,
                     }),
                     pos,
@@ -267,31 +264,32 @@ impl Parser<'_> {
 
     fn parse_offset(&mut self, mut node: Node) -> PResult<Node> {
         self.bump();
-        let offset = self.parse_offset_duration()?;
+        let (offset, offset_expr) = self.parse_offset_duration()?;
         let end = self.last_end();
         let start = node.pos.start;
-        let slot = match &mut node.expr {
+        let (slot, expr_slot) = match &mut node.expr {
             Expr::VectorSelector(vs) => {
                 vs.pos.end = end;
-                &mut vs.offset
+                (&mut vs.offset, &mut vs.offset_expr)
             }
             Expr::MatrixSelector(ms) => {
                 ms.pos.end = end;
-                &mut ms.selector.offset
+                (&mut ms.selector.offset, &mut ms.selector.offset_expr)
             }
             Expr::Subquery(sq) => {
                 sq.pos.end = end;
-                &mut sq.offset
+                (&mut sq.offset, &mut sq.offset_expr)
             }
             _ => return Err(self.fail(
                 start,
                 "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery",
             )),
         };
-        if *slot != 0 {
+        if *slot != 0 || expr_slot.is_some() {
             return Err(self.fail(start, "offset may not be set multiple times"));
         }
         *slot = offset;
+        *expr_slot = offset_expr;
         node.pos.end = end;
         Ok(node)
     }
@@ -394,6 +392,7 @@ impl Parser<'_> {
                 labels: Vec::new(),
                 on: false,
                 include: Vec::new(),
+                fill: FillValues::default(),
             },
         };
         if self.peek().kind == T::Kw(Kw::Bool) {
@@ -418,13 +417,74 @@ impl Parser<'_> {
                 }
             }
         }
-        if let T::Kw(Kw::Fill | Kw::FillLeft | Kw::FillRight) = self.peek().kind {
-            let t = self.peek();
-            return Err(self.fail(
-                t.start,
-                "binop fill modifiers are experimental and not enabled",
-            ));
+        match self.peek().kind {
+            T::Kw(Kw::Fill) => {
+                self.bump();
+                let v = self.parse_fill_value()?;
+                mods.matching.fill = FillValues {
+                    lhs: Some(v),
+                    rhs: Some(v),
+                };
+            }
+            T::Kw(k @ (Kw::FillLeft | Kw::FillRight)) => {
+                self.bump();
+                let v = self.parse_fill_value()?;
+                let other = if k == Kw::FillLeft {
+                    mods.matching.fill.lhs = Some(v);
+                    Kw::FillRight
+                } else {
+                    mods.matching.fill.rhs = Some(v);
+                    Kw::FillLeft
+                };
+                if self.peek().kind == T::Kw(other) {
+                    self.bump();
+                    let w = self.parse_fill_value()?;
+                    if other == Kw::FillLeft {
+                        mods.matching.fill.lhs = Some(w);
+                    } else {
+                        mods.matching.fill.rhs = Some(w);
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(mods)
+    }
+
+    /// `(<number>)` after `fill`, `fill_left` or `fill_right`, with an optional sign.
+    fn parse_fill_value(&mut self) -> PResult<f64> {
+        self.expect(T::LParen, None, None)?;
+        let v = self.parse_signed_number("fill modifier", "number")?;
+        self.expect(T::RParen, None, None)?;
+        Ok(v)
+    }
+
+    /// Applies `anchored` (or `smoothed`) to the selector it follows.
+    fn set_extended(&mut self, mut node: Node, anchored: bool) -> PResult<Node> {
+        let name = if anchored { "anchored" } else { "smoothed" };
+        let start = node.pos.start;
+        let vs = match &mut node.expr {
+            Expr::VectorSelector(vs) => vs,
+            Expr::MatrixSelector(ms) => &mut ms.selector,
+            Expr::Subquery(_) => {
+                return Err(self.fail(
+                    start,
+                    format!("{name} modifier is not supported for subqueries"),
+                ))
+            }
+            _ => return Err(self.fail(start, format!("{name} modifier not implemented"))),
+        };
+        if (anchored && vs.smoothed) || (!anchored && vs.anchored) {
+            return Err(self.fail(
+                start,
+                "anchored and smoothed modifiers cannot be used together",
+            ));
+        }
+        if anchored {
+            vs.anchored = true;
+        } else {
+            vs.smoothed = true;
+        }
+        Ok(node)
     }
 }

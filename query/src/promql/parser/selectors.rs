@@ -42,7 +42,10 @@ impl Parser<'_> {
             name: metric,
             matchers,
             offset: 0,
+            offset_expr: None,
             at: None,
+            anchored: false,
+            smoothed: false,
             pos,
         };
         self.check_vector_selector(&vs, explicit);
