@@ -403,7 +403,8 @@ impl EvalContext<'_> {
         let skip_range_mode = self.exp.ordered
             || self.exp.range_vector.is_some()
             || matches!(self.exp.result, ExpectedResult::String(_))
-            || calls_any(expr, QUERY_CONTEXT_FUNCTIONS);
+            || calls_any(expr, QUERY_CONTEXT_FUNCTIONS)
+            || has_query_dependent_duration(expr);
         if skip_range_mode {
             return Ok(());
         }
@@ -603,6 +604,23 @@ pub fn calls_any(expr: &Expr, names: &[&str]) -> bool {
         if let Expr::Call(call) = node {
             found |= names.contains(&call.func.name);
         }
+    });
+    found
+}
+
+/// True when a range, step or offset is a duration expression kept for evaluation time, i.e.
+/// one that uses `step()` or `range()`, whose value differs between instant and range queries.
+fn has_query_dependent_duration(expr: &Expr) -> bool {
+    let mut found = false;
+    walk(expr, &mut |node| {
+        found |= match node {
+            Expr::VectorSelector(v) => v.offset_expr.is_some(),
+            Expr::MatrixSelector(m) => m.range_expr.is_some() || m.selector.offset_expr.is_some(),
+            Expr::Subquery(s) => {
+                s.range_expr.is_some() || s.step_expr.is_some() || s.offset_expr.is_some()
+            }
+            _ => false,
+        };
     });
     found
 }
