@@ -4,10 +4,13 @@
 //! and answers 400 with the count of rejected samples by reason, so senders do not retry it;
 //! storage failures answer 500, which senders do retry.
 
+mod decode;
 mod proto;
+mod report;
 mod validate;
+mod wire;
 
-use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -16,11 +19,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use prost::Message;
-use sextant_storage::{Db, Labels, MetricMetadata, Sample};
+use sextant_storage::{Db, MetricMetadata};
 
+use decode::Scratch;
+
+pub use decode::{decode_with, Decoded, MetadataRef, SeriesRef};
 pub use proto::{Label as ProtoLabel, Sample as ProtoSample, TimeSeries, WriteRequest};
 pub use validate::RemoteWriteLimits;
+pub use wire::WireError;
 
 pub struct RemoteWriteState {
     pub db: Arc<Db>,
@@ -38,12 +44,30 @@ pub fn router(state: Arc<RemoteWriteState>) -> Router {
         .with_state(state)
 }
 
-/// A rejected request: status and a one-line message in the body, as Prometheus answers.
+/// A refused request: status and a one-line message in the body, as Prometheus answers.
 #[derive(Debug)]
-struct WriteError {
+pub struct WriteError {
     status: StatusCode,
     message: String,
 }
+
+impl WriteError {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for WriteError {}
 
 impl IntoResponse for WriteError {
     fn into_response(self) -> Response {
@@ -83,47 +107,98 @@ async fn handle(
     body: Bytes,
 ) -> Result<(), WriteError> {
     check_content_type(headers)?;
-    let request = decode(&body, state.limits.max_decompressed_bytes)?;
-    let mut report = Rejections::default();
-    let batch = to_batch(&request, &state.limits, &mut report);
-    for m in &request.metadata {
-        if !m.metric_family_name.is_empty() {
-            state.db.set_metadata(
-                &m.metric_family_name,
-                MetricMetadata {
-                    metric_type: proto::metric_type_name(m.r#type).to_string(),
-                    help: m.help.clone(),
-                    unit: m.unit.clone(),
-                },
-            );
-        }
-    }
-    let db = state.db.clone();
-    let outcome = tokio::task::spawn_blocking(move || db.append(&batch))
+    // Decompressing, decoding and appending are CPU work: keep them off the async workers.
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || ingest_body(&state.db, &state.limits, &body))
         .await
         .map_err(|e| {
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("append task failed: {e}"),
             )
-        })?
-        .map_err(|e| {
+        })??
+        .into_result()
+}
+
+/// What one request did.
+#[derive(Debug)]
+pub struct Ingested {
+    /// Samples stored.
+    pub appended: usize,
+    /// The 400 to answer when some samples were refused (the others were stored).
+    partial: Option<WriteError>,
+}
+
+impl Ingested {
+    /// True when nothing was refused (the request answers 204).
+    pub fn is_complete(&self) -> bool {
+        self.partial.is_none()
+    }
+
+    fn into_result(self) -> Result<(), WriteError> {
+        self.partial.map_or(Ok(()), Err)
+    }
+}
+
+/// The handler's work after the HTTP layer: decompresses a snappy body, decodes and validates
+/// it, records metadata, appends the valid series and counts what was refused.
+pub fn ingest_body(
+    db: &Db,
+    limits: &RemoteWriteLimits,
+    body: &[u8],
+) -> Result<Ingested, WriteError> {
+    let mut scratch = Scratch::take();
+    let result = decompress(body, limits.max_decompressed_bytes, &mut scratch.raw).and_then(|n| {
+        let raw = scratch.raw.get(..n).unwrap_or_default();
+        decode::decode_in(&mut scratch.bufs, raw, limits, |d| store(db, d)).map_err(|e| {
             error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("storage error: {e}"),
+                StatusCode::BAD_REQUEST,
+                format!("body is not a protobuf WriteRequest: {e}"),
             )
-        })?;
+        })?
+    });
+    scratch.put();
+    result
+}
+
+/// Decodes and validates an uncompressed `WriteRequest`; returns the samples it would store.
+pub fn decode_validate_count(raw: &[u8], limits: &RemoteWriteLimits) -> Result<usize, WireError> {
+    decode_with(raw, limits, |d| d.num_samples())
+}
+
+fn store(db: &Db, d: &mut Decoded<'_>) -> Result<Ingested, WriteError> {
+    for m in d.metadata() {
+        if !m.family.is_empty() {
+            db.set_metadata(
+                m.family,
+                MetricMetadata {
+                    metric_type: proto::metric_type_name(m.metric_type).to_string(),
+                    help: m.help.to_string(),
+                    unit: m.unit.to_string(),
+                },
+            );
+        }
+    }
+    let outcome = d.append(db).map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storage error: {e}"),
+        )
+    })?;
+    let mut report = d.take_report();
     for (reason, n) in &outcome.rejected {
         *report.by_reason.entry(reason.as_str()).or_default() += n;
     }
     for (reason, n) in &report.edge_only {
-        state.db.metrics().reject(reason, *n as u64);
+        db.metrics().reject(reason, *n as u64);
     }
     let total = outcome.appended + outcome.duplicates_ignored + report.total();
-    if report.total() == 0 {
-        return Ok(());
-    }
-    Err(error(StatusCode::BAD_REQUEST, report.message(total)))
+    let partial =
+        (report.total() > 0).then(|| error(StatusCode::BAD_REQUEST, report.message(total)));
+    Ok(Ingested {
+        appended: outcome.appended,
+        partial,
+    })
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), WriteError> {
@@ -153,13 +228,19 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn decode(body: &[u8], max_decompressed: usize) -> Result<WriteRequest, WriteError> {
-    let len = snap::raw::decompress_len(body).map_err(|e| {
+/// Decompresses a snappy block body into `out`, reusing its allocation; returns the length.
+fn decompress(
+    body: &[u8],
+    max_decompressed: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, WriteError> {
+    let not_snappy = |e: snap::Error| {
         error(
             StatusCode::BAD_REQUEST,
             format!("body is not snappy-compressed: {e}"),
         )
-    })?;
+    };
+    let len = snap::raw::decompress_len(body).map_err(not_snappy)?;
     if len > max_decompressed {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -168,96 +249,17 @@ fn decode(body: &[u8], max_decompressed: usize) -> Result<WriteRequest, WriteErr
             ),
         ));
     }
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("body is not snappy-compressed: {e}"),
-            )
-        })?;
-    WriteRequest::decode(raw.as_slice()).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("body is not a protobuf WriteRequest: {e}"),
-        )
-    })
+    // Only growth is zero-filled; the buffer keeps its largest length between requests.
+    if out.len() < len {
+        out.resize(len, 0);
+    }
+    let dst = out.get_mut(..len).unwrap_or_default();
+    snap::raw::Decoder::new()
+        .decompress(body, dst)
+        .map_err(not_snappy)
 }
 
-/// Counts of rejected samples by reason, and the first invalid series for the message.
-#[derive(Default)]
-struct Rejections {
-    by_reason: BTreeMap<&'static str, usize>,
-    /// Reasons found at this edge (storage counts its own in its metrics).
-    edge_only: BTreeMap<&'static str, usize>,
-    first_invalid: Option<String>,
-}
-
-impl Rejections {
-    fn add(&mut self, reason: &'static str, n: usize) {
-        if n > 0 {
-            *self.by_reason.entry(reason).or_default() += n;
-            *self.edge_only.entry(reason).or_default() += n;
-        }
-    }
-
-    fn total(&self) -> usize {
-        self.by_reason.values().sum()
-    }
-
-    fn message(&self, total: usize) -> String {
-        let reasons: Vec<String> = self
-            .by_reason
-            .iter()
-            .map(|(r, n)| format!("{r}: {n}"))
-            .collect();
-        let mut msg = format!(
-            "rejected {} of {} samples ({}); the others were stored",
-            self.total(),
-            total,
-            reasons.join(", ")
-        );
-        if let Some(first) = &self.first_invalid {
-            msg.push_str("; first invalid series: ");
-            msg.push_str(first);
-        }
-        msg
-    }
-}
-
-fn to_batch(
-    request: &WriteRequest,
-    limits: &RemoteWriteLimits,
-    report: &mut Rejections,
-) -> Vec<(Labels, Vec<Sample>)> {
-    let mut batch = Vec::with_capacity(request.timeseries.len());
-    for ts in &request.timeseries {
-        report.add("native_histograms_unsupported", ts.histograms.len());
-        report.add("exemplars_unsupported", ts.exemplars.len());
-        match validate::series_labels(&ts.labels, limits) {
-            Ok(labels) => {
-                if !ts.samples.is_empty() {
-                    let samples = ts
-                        .samples
-                        .iter()
-                        .map(|s| Sample {
-                            t: s.timestamp,
-                            v: s.value,
-                        })
-                        .collect();
-                    batch.push((labels, samples));
-                }
-            }
-            Err(e) => {
-                report.add(e.reason(), ts.samples.len());
-                if report.first_invalid.is_none() {
-                    report.first_invalid = Some(e.to_string());
-                }
-            }
-        }
-    }
-    batch
-}
-
+#[cfg(test)]
+mod decode_tests;
 #[cfg(test)]
 mod tests;

@@ -150,23 +150,62 @@ impl Labels {
     }
 }
 
-/// FNV-1a over `name 0xff value 0xff` for each pair, so that ("ab","c") and ("a","bc") differ.
-/// [`Labels::hash64`] and every [`SeriesLabels`] implementation hash the same way.
-pub fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    for (n, v) in pairs {
-        eat(n.as_bytes());
-        eat(v.as_bytes());
+/// The series hash of [`Labels::hash64`] and every [`SeriesLabels`]: each string is mixed in
+/// eight bytes at a time together with its length (so ("ab","c") and ("a","bc") differ), and
+/// the result is finalised with an avalanche step, so it can key a hash map directly. The value
+/// is only ever held in memory; nothing persists it.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesHasher(u64);
+
+impl Default for SeriesHasher {
+    fn default() -> Self {
+        SeriesHasher(0x243f_6a88_85a3_08d3)
     }
-    h
+}
+
+impl SeriesHasher {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(23) ^ word).wrapping_mul(Self::K);
+    }
+
+    /// Mixes in one string (a label name or value).
+    #[inline]
+    pub fn add(&mut self, s: &str) {
+        let bytes = s.as_bytes();
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(w));
+        self.mix(bytes.len() as u64);
+    }
+
+    pub fn finish(self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// [`SeriesHasher`] over `(name, value)` pairs in order.
+pub fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = SeriesHasher::default();
+    for (n, v) in pairs {
+        h.add(n);
+        h.add(v);
+    }
+    h.finish()
 }
 
 /// A series' label set as an appender sees it: possibly borrowed from a request buffer, so that
@@ -296,6 +335,20 @@ mod tests {
         let a2 = Labels::from_pairs([("a", "2")]);
         assert!(a < ab);
         assert!(ab < a2);
+    }
+
+    #[test]
+    fn hash_separates_string_boundaries() {
+        let a = hash_pairs([("ab", "c")].into_iter());
+        let b = hash_pairs([("a", "bc")].into_iter());
+        let c = hash_pairs([("abcdefgh", "")].into_iter());
+        let d = hash_pairs([("abcdefg", "h")].into_iter());
+        assert!(a != b && c != d);
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a-rather-long-job-name")]);
+        assert_eq!(
+            l.hash64(),
+            hash_pairs(l.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Validation of one remote-write series: what makes it unstorable, and why.
 
-use sextant_storage::{Label, Labels, METRIC_NAME};
+use sextant_storage::METRIC_NAME;
+#[cfg(test)]
+use sextant_storage::{Label, Labels};
 
+#[cfg(test)]
 use super::proto;
 
 /// Limits on one series' labels, configurable per server.
@@ -78,70 +81,172 @@ impl SeriesError {
     }
 }
 
-/// Checks a series' labels and converts them. Labels with empty values are dropped, as
-/// Prometheus treats an empty value as an absent label.
+/// `a < b`, deciding on the first byte when it differs (label names usually do).
+#[inline]
+fn sorts_before(a: &[u8], b: &[u8]) -> bool {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x < y,
+        _ => a < b,
+    }
+}
+
+/// What is wrong with one label, before it is described.
+#[derive(Clone, Copy)]
+enum Defect {
+    EmptyName,
+    Utf8Name,
+    Utf8Value,
+    NameTooLong,
+    ValueTooLong,
+    Order,
+}
+
+/// Checks one series' labels as they arrive, in wire order, without copying them.
+///
+/// Gives the same verdict as checking the whole list at once: no labels, then too many labels,
+/// then the first defective label in order, then a missing metric name. Labels with empty
+/// values pass but are not handed back, as Prometheus treats an empty value as an absent label.
+pub struct LabelCheck<'a, 'l> {
+    limits: &'l RemoteWriteLimits,
+    count: usize,
+    prev: &'a [u8],
+    has_name: bool,
+    error: Option<SeriesError>,
+}
+
+impl<'a, 'l> LabelCheck<'a, 'l> {
+    pub fn new(limits: &'l RemoteWriteLimits) -> Self {
+        LabelCheck {
+            limits,
+            count: 0,
+            prev: &[],
+            has_name: false,
+            error: None,
+        }
+    }
+
+    /// Takes the next label; returns it as strings when it is valid and has a value. `text`
+    /// is the same name and value when the caller already knows them to be UTF-8.
+    #[inline]
+    pub fn push(
+        &mut self,
+        name: &'a [u8],
+        value: &'a [u8],
+        text: Option<(&'a str, &'a str)>,
+    ) -> Option<(&'a str, &'a str)> {
+        let index = self.count;
+        self.count += 1;
+        if self.error.is_some() || self.count > self.limits.max_labels_per_series {
+            return None;
+        }
+        match self.check(index, name, value, text) {
+            Ok(pair) => pair,
+            Err(defect) => {
+                self.error = Some(self.describe(defect, index, name, value));
+                None
+            }
+        }
+    }
+
+    /// The hot path: a cheap verdict, with the message built only on failure.
+    #[inline]
+    fn check(
+        &mut self,
+        index: usize,
+        name: &'a [u8],
+        value: &'a [u8],
+        text: Option<(&'a str, &'a str)>,
+    ) -> Result<Option<(&'a str, &'a str)>, Defect> {
+        if name.is_empty() {
+            return Err(Defect::EmptyName);
+        }
+        let (name, value) = match text {
+            Some(t) => t,
+            None => (
+                std::str::from_utf8(name).map_err(|_| Defect::Utf8Name)?,
+                std::str::from_utf8(value).map_err(|_| Defect::Utf8Value)?,
+            ),
+        };
+        if name.len() > self.limits.max_label_name_bytes {
+            return Err(Defect::NameTooLong);
+        }
+        if value.len() > self.limits.max_label_value_bytes {
+            return Err(Defect::ValueTooLong);
+        }
+        if index > 0 && !sorts_before(self.prev, name.as_bytes()) {
+            return Err(Defect::Order);
+        }
+        self.prev = name.as_bytes();
+        if name == METRIC_NAME {
+            self.has_name = !value.is_empty();
+        }
+        Ok((!value.is_empty()).then_some((name, value)))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn describe(&self, defect: Defect, index: usize, name: &[u8], value: &[u8]) -> SeriesError {
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match defect {
+            Defect::EmptyName => SeriesError::EmptyLabelName { index },
+            Defect::Utf8Name => SeriesError::InvalidUtf8Name(lossy(name)),
+            Defect::Utf8Value => SeriesError::InvalidUtf8Value {
+                name: lossy(name),
+                lossy: lossy(value),
+            },
+            Defect::NameTooLong => SeriesError::NameTooLong {
+                name: truncate(&String::from_utf8_lossy(name)),
+                len: name.len(),
+                limit: self.limits.max_label_name_bytes,
+            },
+            Defect::ValueTooLong => SeriesError::ValueTooLong {
+                name: lossy(name),
+                len: value.len(),
+                limit: self.limits.max_label_value_bytes,
+            },
+            Defect::Order if self.prev == name => SeriesError::Duplicate(lossy(name)),
+            Defect::Order => SeriesError::NotSorted {
+                before: lossy(self.prev),
+                after: lossy(name),
+            },
+        }
+    }
+
+    /// The verdict on the whole series.
+    pub fn finish(self) -> Result<(), SeriesError> {
+        if self.count == 0 {
+            return Err(SeriesError::NoLabels);
+        }
+        if self.count > self.limits.max_labels_per_series {
+            return Err(SeriesError::TooManyLabels {
+                count: self.count,
+                limit: self.limits.max_labels_per_series,
+            });
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !self.has_name {
+            return Err(SeriesError::MissingMetricName);
+        }
+        Ok(())
+    }
+}
+
+/// Checks a series' labels and converts them (the reference the wire decoder is tested against).
+#[cfg(test)]
 pub fn series_labels(
     labels: &[proto::Label],
     limits: &RemoteWriteLimits,
 ) -> Result<Labels, SeriesError> {
-    if labels.is_empty() {
-        return Err(SeriesError::NoLabels);
-    }
-    if labels.len() > limits.max_labels_per_series {
-        return Err(SeriesError::TooManyLabels {
-            count: labels.len(),
-            limit: limits.max_labels_per_series,
-        });
-    }
-    let mut out: Vec<Label> = Vec::with_capacity(labels.len());
-    let mut has_name = false;
-    for (index, l) in labels.iter().enumerate() {
-        if l.name.is_empty() {
-            return Err(SeriesError::EmptyLabelName { index });
-        }
-        let name = std::str::from_utf8(&l.name).map_err(|_| {
-            SeriesError::InvalidUtf8Name(String::from_utf8_lossy(&l.name).into_owned())
-        })?;
-        let value = std::str::from_utf8(&l.value).map_err(|_| SeriesError::InvalidUtf8Value {
-            name: name.to_string(),
-            lossy: String::from_utf8_lossy(&l.value).into_owned(),
-        })?;
-        if name.len() > limits.max_label_name_bytes {
-            return Err(SeriesError::NameTooLong {
-                name: truncate(name),
-                len: name.len(),
-                limit: limits.max_label_name_bytes,
-            });
-        }
-        if value.len() > limits.max_label_value_bytes {
-            return Err(SeriesError::ValueTooLong {
-                name: name.to_string(),
-                len: value.len(),
-                limit: limits.max_label_value_bytes,
-            });
-        }
-        if let Some(prev) = labels.get(index.wrapping_sub(1)).filter(|_| index > 0) {
-            match prev.name.as_slice().cmp(l.name.as_slice()) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => return Err(SeriesError::Duplicate(name.to_string())),
-                std::cmp::Ordering::Greater => {
-                    return Err(SeriesError::NotSorted {
-                        before: String::from_utf8_lossy(&prev.name).into_owned(),
-                        after: name.to_string(),
-                    })
-                }
-            }
-        }
-        if name == METRIC_NAME {
-            has_name = !value.is_empty();
-        }
-        if !value.is_empty() {
-            out.push(Label::new(name, value));
+    let mut check = LabelCheck::new(limits);
+    let mut out = Vec::with_capacity(labels.len());
+    for l in labels {
+        if let Some((n, v)) = check.push(&l.name, &l.value, None) {
+            out.push(Label::new(n, v));
         }
     }
-    if !has_name {
-        return Err(SeriesError::MissingMetricName);
-    }
+    check.finish()?;
     Ok(Labels::from_sorted(out))
 }
 

@@ -1,0 +1,378 @@
+//! Zero-copy decoding of `prometheus.WriteRequest`: one pass over the decompressed buffer that
+//! validates every series as it goes and yields label pairs borrowed from the buffer plus one
+//! flat list of samples, reusing per-thread buffers so a steady stream of requests allocates
+//! almost nothing.
+//!
+//! The whole request is decoded before anything is stored, so a malformed request stores
+//! nothing, as with a generated decoder. Unknown fields are skipped by wire type; a known
+//! field with the wrong wire type is an error.
+
+use std::cell::Cell;
+
+use sextant_storage::labels::SeriesHasher;
+use sextant_storage::{AppendOutcome, Db, Sample, SeriesLabels, StorageError};
+
+use super::report::Rejections;
+use super::validate::{LabelCheck, RemoteWriteLimits};
+use super::wire::{unexpected, Reader, WireError, FIXED64, LEN, VARINT};
+
+/// Buffers larger than this (in bytes) are freed after a request rather than kept per thread.
+const RETAIN_BYTES: usize = 8 << 20;
+
+/// One accepted series: its labels, borrowed from the request (sorted, unique, no empty
+/// values), and its samples.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesRef<'a> {
+    pairs: &'a [(&'a str, &'a str)],
+    samples: &'a [Sample],
+    /// [`sextant_storage::labels::hash_pairs`] of `pairs`, computed while decoding.
+    hash: u64,
+}
+
+impl<'a> SeriesRef<'a> {
+    pub fn labels(&self) -> &'a [(&'a str, &'a str)] {
+        self.pairs
+    }
+
+    pub fn samples(&self) -> &'a [Sample] {
+        self.samples
+    }
+}
+
+impl SeriesLabels for SeriesRef<'_> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().copied()
+    }
+
+    fn hash64(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// One `MetricMetadata` entry, borrowed from the request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MetadataRef<'a> {
+    pub metric_type: i32,
+    pub family: &'a str,
+    pub help: &'a str,
+    pub unit: &'a str,
+}
+
+/// A decoded and validated request.
+pub struct Decoded<'a> {
+    series: &'a [SeriesRef<'a>],
+    metadata: &'a [MetadataRef<'a>],
+    samples: usize,
+    report: Rejections,
+}
+
+impl<'a> Decoded<'a> {
+    /// The valid series that carry at least one sample, in request order.
+    pub fn series(&self) -> &'a [SeriesRef<'a>] {
+        self.series
+    }
+
+    pub fn metadata(&self) -> &'a [MetadataRef<'a>] {
+        self.metadata
+    }
+
+    /// Samples of valid series.
+    pub fn num_samples(&self) -> usize {
+        self.samples
+    }
+
+    /// Samples refused at this edge (invalid series, exemplars, native histograms).
+    pub fn rejected_samples(&self) -> usize {
+        self.report.total()
+    }
+
+    /// Appends every valid series to `db` without copying labels of existing series.
+    pub fn append(&self, db: &Db) -> Result<AppendOutcome, StorageError> {
+        db.append_series(self.series.iter().map(|s| (s, s.samples)))
+    }
+
+    pub(crate) fn take_report(&mut self) -> Rejections {
+        std::mem::take(&mut self.report)
+    }
+}
+
+/// Decodes `raw` (an uncompressed `WriteRequest`) and hands the result to `f`.
+pub fn decode_with<R>(
+    raw: &[u8],
+    limits: &RemoteWriteLimits,
+    f: impl FnOnce(&mut Decoded<'_>) -> R,
+) -> Result<R, WireError> {
+    let mut scratch = Scratch::take();
+    let result = decode_in(&mut scratch.bufs, raw, limits, f);
+    scratch.put();
+    result
+}
+
+/// Per-thread buffers, lent out for one request at a time.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// Decompressed bodies.
+    pub(crate) raw: Vec<u8>,
+    pub(crate) bufs: Buffers,
+}
+
+#[derive(Default)]
+pub(crate) struct Buffers {
+    pairs: Vec<(&'static str, &'static str)>,
+    samples: Vec<Sample>,
+    /// Per accepted series: the end of its pairs and of its samples, and its hash.
+    ends: Vec<(usize, usize, u64)>,
+    views: Vec<SeriesRef<'static>>,
+    /// The current series' labels: name and value positions inside its message.
+    labels: Vec<[usize; 4]>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
+impl Scratch {
+    /// This thread's buffers (empty ones if they are already lent out).
+    pub(crate) fn take() -> Scratch {
+        SCRATCH.with(Cell::take)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacities(&self) -> [usize; 4] {
+        let b = &self.bufs;
+        [
+            b.pairs.capacity(),
+            b.samples.capacity(),
+            b.ends.capacity(),
+            b.views.capacity(),
+        ]
+    }
+
+    /// Gives the buffers back for the next request, unless they grew too large to keep.
+    pub(crate) fn put(mut self) {
+        fn cap<T>(v: &mut Vec<T>) {
+            if v.capacity() * std::mem::size_of::<T>() > RETAIN_BYTES {
+                *v = Vec::new();
+            }
+        }
+        cap(&mut self.raw);
+        cap(&mut self.bufs.pairs);
+        cap(&mut self.bufs.samples);
+        cap(&mut self.bufs.ends);
+        cap(&mut self.bufs.views);
+        cap(&mut self.bufs.labels);
+        SCRATCH.with(|c| c.set(self));
+    }
+}
+
+/// Empties a vector of borrowed pairs and gives its allocation another lifetime.
+fn recycle_pairs<'x, 'y>(mut v: Vec<(&'x str, &'x str)>) -> Vec<(&'y str, &'y str)> {
+    v.clear();
+    v.into_iter().map(|_| ("", "")).collect()
+}
+
+fn recycle_views<'x, 'y>(mut v: Vec<SeriesRef<'x>>) -> Vec<SeriesRef<'y>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| SeriesRef {
+            pairs: &[],
+            samples: &[],
+            hash: 0,
+        })
+        .collect()
+}
+
+/// What the walk over one request collects.
+struct Parts<'r> {
+    pairs: Vec<(&'r str, &'r str)>,
+    samples: Vec<Sample>,
+    ends: Vec<(usize, usize, u64)>,
+    labels: Vec<[usize; 4]>,
+    metadata: Vec<MetadataRef<'r>>,
+    report: Rejections,
+}
+
+pub(crate) fn decode_in<R>(
+    bufs: &mut Buffers,
+    raw: &[u8],
+    limits: &RemoteWriteLimits,
+    f: impl FnOnce(&mut Decoded<'_>) -> R,
+) -> Result<R, WireError> {
+    let mut parts = Parts {
+        pairs: recycle_pairs(std::mem::take(&mut bufs.pairs)),
+        samples: std::mem::take(&mut bufs.samples),
+        ends: std::mem::take(&mut bufs.ends),
+        labels: std::mem::take(&mut bufs.labels),
+        metadata: Vec::new(),
+        report: Rejections::default(),
+    };
+    parts.samples.clear();
+    parts.ends.clear();
+    let result = walk(raw, limits, &mut parts).map(|()| {
+        let mut views = recycle_views(std::mem::take(&mut bufs.views));
+        let mut start = (0, 0);
+        for &(pairs_end, samples_end, hash) in &parts.ends {
+            views.push(SeriesRef {
+                pairs: parts.pairs.get(start.0..pairs_end).unwrap_or_default(),
+                samples: parts.samples.get(start.1..samples_end).unwrap_or_default(),
+                hash,
+            });
+            start = (pairs_end, samples_end);
+        }
+        let mut decoded = Decoded {
+            series: &views,
+            metadata: &parts.metadata,
+            samples: parts.samples.len(),
+            report: std::mem::take(&mut parts.report),
+        };
+        let out = f(&mut decoded);
+        bufs.views = recycle_views(views);
+        out
+    });
+    bufs.pairs = recycle_pairs(parts.pairs);
+    bufs.samples = parts.samples;
+    bufs.ends = parts.ends;
+    bufs.labels = parts.labels;
+    result
+}
+
+fn walk<'r>(raw: &'r [u8], limits: &RemoteWriteLimits, p: &mut Parts<'r>) -> Result<(), WireError> {
+    let mut r = Reader::new(raw);
+    while !r.is_empty() {
+        match r.tag()? {
+            (1, LEN) => series(r.bytes()?, limits, p)?,
+            (3, LEN) => p.metadata.push(metadata(r.bytes()?)?),
+            (f @ (1 | 3), wt) => return Err(unexpected(f, wt)),
+            (f, wt) => r.skip(f, wt)?,
+        }
+    }
+    Ok(())
+}
+
+/// One `TimeSeries`: its labels are checked in order; a series that fails is taken back out
+/// and its samples counted under the reason.
+///
+/// Labels are located first, then the run of label fields at the start of the message (where
+/// encoders put them) is checked for UTF-8 in one call: a name or value inside that run that
+/// starts and ends on character boundaries is then valid UTF-8 itself.
+fn series<'r>(
+    buf: &'r [u8],
+    limits: &RemoteWriteLimits,
+    p: &mut Parts<'r>,
+) -> Result<(), WireError> {
+    let samples_start = p.samples.len();
+    let (mut exemplars, mut histograms) = (0usize, 0usize);
+    p.labels.clear();
+    let mut text_end = 0;
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        let field_start = buf.len() - r.remaining();
+        match r.tag()? {
+            (1, LEN) => {
+                let (start, end) = r.bytes_range(buf)?;
+                let (n, v) = label(buf.get(start..end).unwrap_or_default())?;
+                p.labels
+                    .push([start + n.0, start + n.1, start + v.0, start + v.1]);
+                if field_start == text_end {
+                    text_end = end;
+                }
+            }
+            (2, LEN) => p.samples.push(sample(r.bytes()?)?),
+            (3, LEN) => {
+                r.bytes()?;
+                exemplars += 1;
+            }
+            (4, LEN) => {
+                r.bytes()?;
+                histograms += 1;
+            }
+            (f @ 1..=4, wt) => return Err(unexpected(f, wt)),
+            (f, wt) => r.skip(f, wt)?,
+        }
+    }
+    let text = buf
+        .get(..text_end)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or_default();
+    let pairs_start = p.pairs.len();
+    let mut check = LabelCheck::new(limits);
+    let mut hash = SeriesHasher::default();
+    for &[ns, ne, vs, ve] in &p.labels {
+        let name = buf.get(ns..ne).unwrap_or_default();
+        let value = buf.get(vs..ve).unwrap_or_default();
+        let known = text.get(ns..ne).zip(text.get(vs..ve));
+        if let Some(pair) = check.push(name, value, known) {
+            hash.add(pair.0);
+            hash.add(pair.1);
+            p.pairs.push(pair);
+        }
+    }
+    p.report.add("native_histograms_unsupported", histograms);
+    p.report.add("exemplars_unsupported", exemplars);
+    let n_samples = p.samples.len() - samples_start;
+    match check.finish() {
+        Ok(()) if n_samples > 0 => p.ends.push((p.pairs.len(), p.samples.len(), hash.finish())),
+        Ok(()) => p.pairs.truncate(pairs_start),
+        Err(e) => {
+            p.pairs.truncate(pairs_start);
+            p.samples.truncate(samples_start);
+            p.report.add(e.reason(), n_samples);
+            if p.report.first_invalid.is_none() {
+                p.report.first_invalid = Some(e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A field's start and end offsets inside its message.
+type Span = (usize, usize);
+
+/// One `Label`: the positions of its name and value bytes.
+#[inline]
+fn label(buf: &[u8]) -> Result<(Span, Span), WireError> {
+    let (mut name, mut value) = ((0, 0), (0, 0));
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        match r.tag()? {
+            (1, LEN) => name = r.bytes_range(buf)?,
+            (2, LEN) => value = r.bytes_range(buf)?,
+            (f @ (1 | 2), wt) => return Err(unexpected(f, wt)),
+            (f, wt) => r.skip(f, wt)?,
+        }
+    }
+    Ok((name, value))
+}
+
+/// One `Sample`: a double (fixed64) value and an int64 (varint) millisecond timestamp.
+#[inline]
+fn sample(buf: &[u8]) -> Result<Sample, WireError> {
+    let mut s = Sample { t: 0, v: 0.0 };
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        match r.tag()? {
+            (1, FIXED64) => s.v = f64::from_bits(r.fixed64()?),
+            (2, VARINT) => s.t = r.varint()? as i64,
+            (f @ (1 | 2), wt) => return Err(unexpected(f, wt)),
+            (f, wt) => r.skip(f, wt)?,
+        }
+    }
+    Ok(s)
+}
+
+/// One `MetricMetadata`: type (enum), family name, help and unit (strings).
+fn metadata(buf: &[u8]) -> Result<MetadataRef<'_>, WireError> {
+    let mut m = MetadataRef::default();
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        match r.tag()? {
+            (1, VARINT) => m.metric_type = r.varint()? as i32,
+            (2, LEN) => m.family = r.string()?,
+            (4, LEN) => m.help = r.string()?,
+            (5, LEN) => m.unit = r.string()?,
+            (f @ (1 | 2 | 4 | 5), wt) => return Err(unexpected(f, wt)),
+            (f, wt) => r.skip(f, wt)?,
+        }
+    }
+    Ok(m)
+}
