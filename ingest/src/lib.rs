@@ -1,8 +1,9 @@
 //! Sextant's ingest edge: protocol decoding and validation in front of storage.
 //!
 //! Today: Prometheus remote write 1.0 (`POST /api/v1/write`). Each protocol decodes and
-//! validates its wire format here, hands clean `(Labels, samples)` batches to
-//! [`sextant_storage::Db::append`], and answers in the protocol's own shape.
+//! validates its wire format here (zero-copy: label strings stay borrowed from the request
+//! buffer), hands the batch to [`sextant_storage::Db::append_series`], and answers in the
+//! protocol's own shape.
 
 #![forbid(unsafe_code)]
 
