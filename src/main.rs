@@ -4,6 +4,7 @@
 mod config;
 mod server;
 mod telemetry;
+mod tsdb_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run the server (data in ./data, HTTP on 127.0.0.1:9090 unless configured otherwise).
     Serve(ServeArgs),
+    /// Inspect a data directory offline: `list`, `analyze`, `dump` (like `promtool tsdb`).
+    Tsdb(tsdb_cli::TsdbArgs),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -132,6 +135,7 @@ impl ServeArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Tsdb(args) => tsdb_cli::run(args),
         Command::Serve(args) => {
             let config = match args.resolve() {
                 Ok(c) => c,

@@ -4,6 +4,7 @@
 //! Prometheus' `r.FormValue`/`r.Form` do, and answers with Prometheus' JSON envelope and error
 //! types. Queries run on tokio's blocking pool under the engine's deadline.
 
+mod admin;
 mod metadata;
 mod params;
 mod query;
@@ -20,7 +21,7 @@ use std::time::SystemTime;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Uri;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use sextant_storage::Db;
 
@@ -150,6 +151,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(status::config).post(status::config),
         )
         .route("/api/v1/status/tsdb", get(status::tsdb).post(status::tsdb))
+        .route(
+            "/api/v1/admin/tsdb/flush",
+            post(admin::flush).put(admin::flush),
+        )
+        .route(
+            "/api/v1/admin/tsdb/snapshot",
+            post(admin::snapshot).put(admin::snapshot),
+        )
+        .route(
+            "/api/v1/admin/tsdb/delete_series",
+            post(admin::delete_series).put(admin::delete_series),
+        )
+        .route(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(admin::clean_tombstones).put(admin::clean_tombstones),
+        )
         .route("/api/v1", axum::routing::any(not_found))
         .route("/api/v1/", axum::routing::any(not_found))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))

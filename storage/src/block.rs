@@ -10,11 +10,13 @@
 
 pub(crate) mod codec;
 mod format;
+pub(crate) mod tombstones;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +90,8 @@ pub(crate) struct Block {
     n_ptable: usize,
     /// Set when the block is superseded or expired; the directory is removed on drop.
     obsolete: AtomicBool,
+    /// Deleted samples (`tombstones.rs`); the only part of a block that changes.
+    tombstones: RwLock<std::sync::Arc<tombstones::Tombstones<u32>>>,
 }
 
 impl Block {
@@ -149,6 +153,7 @@ impl Block {
             n_series,
             n_ptable,
             obsolete: AtomicBool::new(false),
+            tombstones: RwLock::new(std::sync::Arc::new(tombstones::load(dir)?)),
         })
     }
 

@@ -4,6 +4,7 @@
 //! acknowledged. Maintenance (`db/maintenance.rs`) moves old head data into blocks, compacts
 //! and expires them; reads (`db/read.rs`) merge blocks and head.
 
+mod admin;
 mod maintenance;
 mod read;
 
@@ -53,6 +54,11 @@ pub struct DbOptions {
     pub retention_bytes: u64,
     /// zstd level for block pages (default 3).
     pub zstd_level: i32,
+    /// Open without changing the directory (tools such as `sextant tsdb`): blocks and the WAL are
+    /// read as they are and nothing is written; the database then behaves like an in-memory one
+    /// preloaded from the directory (appends are not logged, flush and maintenance do nothing,
+    /// admin operations are refused). Default false.
+    pub read_only: bool,
 }
 
 impl Default for DbOptions {
@@ -64,6 +70,7 @@ impl Default for DbOptions {
             retention_ms: 15 * 24 * 3_600_000,
             retention_bytes: 0,
             zstd_level: 3,
+            read_only: false,
         }
     }
 }
@@ -170,11 +177,16 @@ impl Db {
     }
 
     /// Opens (creating if needed) the database in `dir`: opens its blocks (moving corrupt ones
-    /// aside) and replays the WAL into the head.
+    /// aside), replays the WAL into the head and re-applies the head's deletions. With
+    /// `read_only` nothing in `dir` is created or changed.
     pub fn open(dir: &Path, opts: DbOptions) -> Result<Db, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
         let metrics = StorageMetrics::default();
-        let blocks = maintenance::open_blocks(dir, &metrics)?;
+        let blocks = if opts.read_only {
+            admin::open_blocks_read_only(dir)?
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+            maintenance::open_blocks(dir, &metrics)?
+        };
         let head = Head::new(opts.block_range_ms);
         // Everything before the newest block's end is persisted; the WAL may still hold it.
         if let Some(end) = blocks.iter().map(|b| b.meta().max_time).max() {
@@ -182,7 +194,7 @@ impl Db {
         }
         let mut orphan_samples = 0u64;
         let started = std::time::Instant::now();
-        let (wal, stats) = Wal::open(&dir.join("wal"), opts.fsync, |record| match record {
+        let apply = |record| match record {
             Record::Series(series) => {
                 for (id, labels) in series {
                     head.restore_series(id, labels);
@@ -201,7 +213,14 @@ impl Db {
                     }
                 }
             }
-        })?;
+        };
+        let (wal, stats) = if opts.read_only {
+            (None, crate::wal::replay_read_only(&dir.join("wal"), apply)?)
+        } else {
+            let (wal, stats) = Wal::open(&dir.join("wal"), opts.fsync, apply)?;
+            (Some(wal), stats)
+        };
+        admin::apply_head_tombstones(dir, &head)?;
         if orphan_samples > 0 {
             tracing::warn!(
                 orphan_samples,
@@ -221,10 +240,10 @@ impl Db {
             "storage opened; wal replay done"
         );
         Ok(Db {
-            dir: Some(dir.to_path_buf()),
+            dir: (!opts.read_only).then(|| dir.to_path_buf()),
             opts,
             head,
-            wal: Mutex::new(Some(wal)),
+            wal: Mutex::new(wal),
             blocks: RwLock::new(blocks),
             maintenance: Mutex::new(()),
             metadata: RwLock::new(BTreeMap::new()),

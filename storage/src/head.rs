@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::block::tombstones::Tombstones;
 use crate::chunk::{Chunk, ChunkEncoder, SAMPLES_PER_CHUNK};
 use crate::labels::SeriesLabels;
 use crate::postings::Postings;
@@ -93,6 +94,30 @@ impl MemSeries {
         }
     }
 
+    /// Removes the samples in `[mint, maxt]` by re-encoding the series without them (for
+    /// `delete_series`). The newest sample seen (`last`) stays, so later appends are still checked
+    /// against it. Returns the number of samples removed.
+    fn delete_range(&mut self, mint: i64, maxt: i64, range: i64) -> u64 {
+        if !self.overlaps(mint, maxt) {
+            return 0;
+        }
+        let mut all = Vec::new();
+        self.samples_in(i64::MIN, i64::MAX, &mut all);
+        let total = all.len();
+        all.retain(|s| s.t < mint || s.t > maxt);
+        if all.len() == total {
+            return 0;
+        }
+        let last = self.last;
+        self.sealed.clear();
+        self.open = ChunkEncoder::default();
+        for s in &all {
+            self.append(s.t, s.v, range);
+        }
+        self.last = last;
+        (total - all.len()) as u64
+    }
+
     /// Drops chunks that end before `before`; returns the samples dropped.
     fn truncate(&mut self, before: i64) -> u64 {
         let keep_from = self.sealed.partition_point(|c| c.max_t < before);
@@ -167,6 +192,8 @@ pub(crate) struct Head {
     max_t: AtomicI64,
     /// Samples older than this are refused: their range is already persisted in a block.
     min_valid_t: AtomicI64,
+    /// Deletions applied to the head whose samples the WAL may still replay (`db/admin.rs`).
+    deletions: Mutex<Tombstones<Labels>>,
 }
 
 impl Head {
@@ -178,6 +205,7 @@ impl Head {
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
             min_valid_t: AtomicI64::new(i64::MIN),
+            deletions: Mutex::new(Tombstones::default()),
         }
     }
 
@@ -370,6 +398,11 @@ impl Head {
         drop(index);
         self.num_samples
             .fetch_sub(dropped.min(self.num_samples()), Ordering::Relaxed);
+        self.refresh_min_time();
+        (dropped, removed)
+    }
+
+    fn refresh_min_time(&self) {
         match self.earliest_sample() {
             Some(t) => self.min_t.store(t, Ordering::Relaxed),
             None => {
@@ -377,7 +410,37 @@ impl Head {
                 self.max_t.store(i64::MIN, Ordering::Relaxed);
             }
         }
-        (dropped, removed)
+    }
+
+    /// Every series with exactly these labels (normally at most one).
+    pub(crate) fn series_with_labels(&self, labels: &Labels) -> Vec<SeriesRef> {
+        let index = self.index.read();
+        let Some(ids) = index.by_hash.get(&labels.hash64()) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter_map(|&id| index.series.get(id as usize).cloned().flatten())
+            .filter(|s| s.lock().labels == *labels)
+            .collect()
+    }
+
+    /// Removes the samples of `series` in `[mint, maxt]`; returns how many. Call
+    /// [`Head::deleted`] once after a batch of deletions.
+    pub(crate) fn delete_range(&self, series: &Mutex<MemSeries>, mint: i64, maxt: i64) -> u64 {
+        let removed = series.lock().delete_range(mint, maxt, self.chunk_range);
+        self.num_samples
+            .fetch_sub(removed.min(self.num_samples()), Ordering::Relaxed);
+        removed
+    }
+
+    /// Updates the head's time range after deletions.
+    pub(crate) fn deleted(&self) {
+        self.refresh_min_time();
+    }
+
+    /// The deletions the WAL may still replay (see `db/admin.rs`).
+    pub(crate) fn deletions(&self) -> parking_lot::MutexGuard<'_, Tombstones<Labels>> {
+        self.deletions.lock()
     }
 
     fn earliest_sample(&self) -> Option<i64> {

@@ -114,6 +114,9 @@ pub enum StorageError {
     },
     #[error("storage is closed")]
     Closed,
+    /// The operation needs a writable on-disk database (in-memory or read-only here).
+    #[error("not supported: {0}")]
+    Unsupported(String),
 }
 
 impl StorageError {

@@ -14,6 +14,9 @@ use std::time::Instant;
 use crate::db::FsyncPolicy;
 use crate::{Label, Labels, Sample, StorageError};
 
+mod read_only;
+pub(crate) use read_only::replay_read_only;
+
 const SEGMENT_MAX_BYTES: u64 = 128 * 1024 * 1024;
 const FRAME_HEADER: usize = 8;
 /// Upper bound on one record; larger lengths in a header mean corruption.

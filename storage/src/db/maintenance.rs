@@ -212,10 +212,11 @@ impl Db {
             checkpoint_bytes = bytes,
             "wal checkpoint written"
         );
-        Ok(())
+        // The WAL no longer replays samples before `before`: their head deletions can go.
+        self.prune_head_tombstones(dir, before)
     }
 
-    fn insert_blocks(&self, new: Vec<Arc<Block>>, replaced: &[String]) {
+    pub(super) fn insert_blocks(&self, new: Vec<Arc<Block>>, replaced: &[String]) {
         let mut blocks = self.blocks.write();
         blocks.retain(|b| {
             let gone = replaced.contains(&b.meta().ulid);
@@ -305,6 +306,7 @@ impl Db {
         // Each source is walked in label order alongside the merged label list.
         let mut cursors: Vec<(u32, Option<Labels>)> = vec![(0, None); group.len()];
         let mut caches: Vec<PageCache> = group.iter().map(|_| PageCache::default()).collect();
+        let tombstones: Vec<_> = group.iter().map(|b| b.tombstones()).collect();
         let written = write_block(&blocks_dir(dir), &plan, &labels, |i, out| {
             let target = &labels[i];
             let mut sources = 0;
@@ -324,9 +326,12 @@ impl Db {
                         }
                         Some(std::cmp::Ordering::Equal) => {
                             let (_, chunks) = block.series(*ordinal)?;
+                            let start = out.len();
                             for c in &chunks {
                                 block.read_chunk(c, &mut caches[k], out)?;
                             }
+                            // Deleted samples are not carried into the compacted block.
+                            tombstones[k].remove_deleted(&*ordinal, out, start);
                             sources += 1;
                             *ordinal += 1;
                             *cached = None;

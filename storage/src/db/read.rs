@@ -28,9 +28,10 @@ impl Db {
     ) -> Result<Vec<Labels>, StorageError> {
         let mut out: BTreeSet<Labels> = BTreeSet::new();
         for block in self.blocks_overlapping(mint, maxt) {
+            let (tombstones, mut cache) = (block.tombstones(), PageCache::default());
             for ordinal in &block.select(matchers)? {
                 let (labels, chunks) = block.series(ordinal)?;
-                if chunks.iter().any(|c| c.min_t <= maxt && c.max_t >= mint) {
+                if block.has_live_samples(&tombstones, ordinal, &chunks, mint, maxt, &mut cache)? {
                     out.insert(labels);
                 }
             }
@@ -48,6 +49,7 @@ impl Db {
     /// covers all data.
     fn covers_everything(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> bool {
         matchers.is_empty()
+            && !self.has_deletions()
             && self.head.total_ids() == self.head.num_series() as u64
             && self
                 .head
@@ -108,6 +110,7 @@ impl SeriesSource for Db {
         let mut merger = Merger::default();
         for block in self.blocks_overlapping(mint, maxt) {
             let mut cache = PageCache::default();
+            let tombstones = block.tombstones();
             for ordinal in &block.select(matchers)? {
                 let (labels, chunks) = block.series(ordinal)?;
                 let mut samples = Vec::new();
@@ -125,6 +128,7 @@ impl SeriesSource for Db {
                         samples.truncate(kept);
                     }
                 }
+                tombstones.remove_deleted(&ordinal, &mut samples, 0);
                 merger.add(labels, samples);
             }
         }
