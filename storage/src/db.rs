@@ -11,6 +11,7 @@ mod read;
 pub use maintenance::MaintenanceReport;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::block::{Block, BlockMeta};
-use crate::head::{Head, MemSeries, SampleCheck};
+use crate::head::{Head, IdHasher, SampleCheck, SeriesRef};
 use crate::labels::SeriesLabels;
 use crate::metrics::StorageMetrics;
 use crate::wal::{Record, Wal};
@@ -288,17 +289,17 @@ impl Db {
     ) -> Result<AppendOutcome, StorageError> {
         let mut wal = self.wal.lock();
         let mut out = AppendOutcome::default();
-        // One entry per distinct series of the batch: id, handle, newest sample so far
-        // (including accepted samples of this batch) and its accepted samples.
+        // One entry per distinct series of the batch: id, handle, and the newest sample so far
+        // (including accepted samples of this batch).
         struct Entry {
-            id: u32,
-            series: Arc<Mutex<MemSeries>>,
+            series: SeriesRef,
             created: bool,
             last: Option<(i64, u64)>,
-            accepted: Vec<Sample>,
         }
         let mut entries: Vec<Entry> = Vec::new();
-        let mut position: HashMap<u32, usize> = HashMap::new();
+        let mut position: HashMap<u32, usize, BuildHasherDefault<IdHasher>> = HashMap::default();
+        // Accepted samples by series id, in batch order; what the WAL logs and the head applies.
+        let mut accepted: Vec<(u32, Sample)> = Vec::new();
         for (labels, samples) in batch {
             let (id, series, created) = self.head.get_or_create(labels);
             let at = match position.get(&id) {
@@ -307,11 +308,9 @@ impl Db {
                     let last = series.lock().last();
                     position.insert(id, entries.len());
                     entries.push(Entry {
-                        id,
                         series,
                         created,
                         last,
-                        accepted: Vec::with_capacity(samples.len()),
                     });
                     entries.len() - 1
                 }
@@ -320,7 +319,7 @@ impl Db {
             for s in samples {
                 let reason = match self.head.check(entry.last, s.t, s.v) {
                     SampleCheck::Ok => {
-                        entry.accepted.push(*s);
+                        accepted.push((id, *s));
                         entry.last = Some((s.t, s.v.to_bits()));
                         continue;
                     }
@@ -335,31 +334,33 @@ impl Db {
                 *out.rejected.entry(reason).or_default() += 1;
             }
         }
-        let n_accepted: usize = entries.iter().map(|e| e.accepted.len()).sum();
+        let n_accepted = accepted.len();
         let n_created = entries.iter().filter(|e| e.created).count();
         if let Some(wal) = wal.as_mut() {
-            let guards: Vec<_> = entries
+            let new_labels: Vec<(u32, &Labels)> = position
                 .iter()
-                .filter(|e| e.created)
-                .map(|e| (e.id, e.series.lock()))
+                .filter(|(_, &at)| entries[at].created)
+                .map(|(&id, &at)| (id, &entries[at].series.labels))
                 .collect();
-            let new_labels: Vec<(u32, &Labels)> =
-                guards.iter().map(|(id, g)| (*id, &g.labels)).collect();
-            let samples: Vec<(u32, Sample)> = entries
-                .iter()
-                .flat_map(|e| e.accepted.iter().map(move |s| (e.id, *s)))
-                .collect();
-            let logged = wal.log(&new_labels, &samples);
-            drop(new_labels);
-            drop(guards);
-            let (bytes, synced) = logged?;
+            let (bytes, synced) = wal.log(&new_labels, &accepted)?;
             self.metrics.wal_bytes_written.inc_by(bytes);
             if synced {
                 self.metrics.wal_fsyncs.inc();
             }
         }
-        for e in &entries {
-            self.head.append_run(&e.series, &e.accepted);
+        // Apply runs of consecutive samples of one series under one lock.
+        let mut i = 0;
+        while i < accepted.len() {
+            let id = accepted[i].0;
+            let mut j = i + 1;
+            while j < accepted.len() && accepted[j].0 == id {
+                j += 1;
+            }
+            if let Some(&at) = position.get(&id) {
+                self.head
+                    .append_run(&entries[at].series, accepted[i..j].iter().map(|(_, s)| *s));
+            }
+            i = j;
         }
         drop(wal);
         out.appended = n_accepted;
@@ -429,11 +430,10 @@ impl Db {
         let mut by_name: HashMap<String, u64> = HashMap::new();
         let mut pairs: HashMap<(String, String), u64> = HashMap::new();
         for (_, series) in self.head.all_series() {
-            let s = series.lock();
-            if let Some(n) = s.labels.metric_name() {
+            if let Some(n) = series.labels.metric_name() {
                 *by_name.entry(n.to_string()).or_default() += 1;
             }
-            for l in &s.labels {
+            for l in &series.labels {
                 *pairs.entry((l.name.clone(), l.value.clone())).or_default() += 1;
             }
         }

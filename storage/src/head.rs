@@ -30,17 +30,28 @@ pub(crate) enum SampleCheck {
     TooOld,
 }
 
-pub(crate) struct MemSeries {
+/// A head series: its labels, immutable and readable without locking (lookups compare them),
+/// and its sample data behind a mutex.
+pub(crate) struct HeadSeries {
     pub(crate) labels: Labels,
+    data: Mutex<MemSeries>,
+}
+
+impl HeadSeries {
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, MemSeries> {
+        self.data.lock()
+    }
+}
+
+pub(crate) struct MemSeries {
     sealed: Vec<Chunk>,
     open: ChunkEncoder,
     last: Option<(i64, u64)>,
 }
 
 impl MemSeries {
-    fn new(labels: Labels) -> MemSeries {
+    fn new() -> MemSeries {
         MemSeries {
-            labels,
             sealed: Vec::new(),
             open: ChunkEncoder::default(),
             last: None,
@@ -148,11 +159,57 @@ pub(crate) fn check_sample(last: Option<(i64, u64)>, t: i64, v: f64) -> SampleCh
     }
 }
 
-type SeriesRef = Arc<Mutex<MemSeries>>;
+pub(crate) type SeriesRef = Arc<HeadSeries>;
+
+/// A hasher for small integer keys (series ids): one multiplication spreads them over the
+/// whole word, which SipHash would do at many times the cost.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A hasher for keys that are already well-mixed hashes ([`crate::labels::SeriesHasher`]).
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type ByHash<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdentityHasher>>;
 
 #[derive(Default)]
 struct Index {
-    by_hash: HashMap<u64, Vec<u32>>,
+    /// Series hash → id of the first series with that hash.
+    by_hash: ByHash<u32>,
+    /// Further ids for hashes shared by several label sets (practically never populated).
+    collisions: ByHash<Vec<u32>>,
     /// Indexed by id; `None` for ids whose series was garbage-collected (or never restored).
     series: Vec<Option<SeriesRef>>,
     live: usize,
@@ -160,20 +217,61 @@ struct Index {
 }
 
 impl Index {
+    fn ids_with_hash(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+        self.by_hash
+            .get(&hash)
+            .copied()
+            .into_iter()
+            .chain(self.collisions.get(&hash).into_iter().flatten().copied())
+    }
+
     fn find<L: SeriesLabels + ?Sized>(&self, hash: u64, labels: &L) -> Option<(u32, SeriesRef)> {
-        self.by_hash.get(&hash)?.iter().find_map(|&id| {
+        self.ids_with_hash(hash).find_map(|id| {
             let s = self.series.get(id as usize)?.as_ref()?;
-            labels.equals(&s.lock().labels).then(|| (id, s.clone()))
+            labels.equals(&s.labels).then(|| (id, s.clone()))
         })
+    }
+
+    fn add_hash(&mut self, hash: u64, id: u32) {
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(id);
+            }
+        }
+    }
+
+    fn remove_hash(&mut self, hash: u64, id: u32) {
+        if self.by_hash.get(&hash) == Some(&id) {
+            self.by_hash.remove(&hash);
+            if let Some(mut more) = self.collisions.remove(&hash) {
+                if let Some(next) = more.pop() {
+                    self.by_hash.insert(hash, next);
+                }
+                if !more.is_empty() {
+                    self.collisions.insert(hash, more);
+                }
+            }
+        } else if let Some(more) = self.collisions.get_mut(&hash) {
+            more.retain(|&x| x != id);
+            if more.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
     }
 
     fn insert(&mut self, id: u32, labels: Labels) -> SeriesRef {
         while self.series.len() < id as usize {
             self.series.push(None);
         }
-        self.by_hash.entry(labels.hash64()).or_default().push(id);
+        self.add_hash(labels.hash64(), id);
         self.postings.add(id, &labels);
-        let series = Arc::new(Mutex::new(MemSeries::new(labels)));
+        let series = Arc::new(HeadSeries {
+            labels,
+            data: Mutex::new(MemSeries::new()),
+        });
         match self.series.get_mut(id as usize) {
             Some(slot) => *slot = Some(series.clone()),
             None => self.series.push(Some(series.clone())),
@@ -286,22 +384,25 @@ impl Head {
     }
 
     /// Appends one sample that the caller already checked.
-    pub(crate) fn append_checked(&self, series: &Mutex<MemSeries>, t: i64, v: f64) {
+    pub(crate) fn append_checked(&self, series: &HeadSeries, t: i64, v: f64) {
         series.lock().append(t, v, self.chunk_range);
         self.note_appended(1, t, t);
     }
 
     /// Appends checked samples of one series, in time order.
-    pub(crate) fn append_run(&self, series: &Mutex<MemSeries>, samples: &[Sample]) {
-        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-            return;
-        };
+    pub(crate) fn append_run(&self, series: &HeadSeries, samples: impl Iterator<Item = Sample>) {
         let mut s = series.lock();
+        let (mut n, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
         for x in samples {
             s.append(x.t, x.v, self.chunk_range);
+            first = first.min(x.t);
+            last = last.max(x.t);
+            n += 1;
         }
         drop(s);
-        self.note_appended(samples.len() as u64, first.t, last.t);
+        if n > 0 {
+            self.note_appended(n, first, last);
+        }
     }
 
     /// Updates the head-wide counters after appends covering `[lo, hi]`.
@@ -381,16 +482,9 @@ impl Head {
             if s.has_data() {
                 continue;
             }
-            let labels = s.labels.clone();
             drop(s);
-            index.postings.remove(id, &labels);
-            let hash = labels.hash64();
-            if let Some(ids) = index.by_hash.get_mut(&hash) {
-                ids.retain(|&x| x != id);
-                if ids.is_empty() {
-                    index.by_hash.remove(&hash);
-                }
-            }
+            index.postings.remove(id, &series.labels);
+            index.remove_hash(series.labels.hash64(), id);
             index.series[id as usize] = None;
             index.live -= 1;
             removed += 1;
@@ -415,18 +509,16 @@ impl Head {
     /// Every series with exactly these labels (normally at most one).
     pub(crate) fn series_with_labels(&self, labels: &Labels) -> Vec<SeriesRef> {
         let index = self.index.read();
-        let Some(ids) = index.by_hash.get(&labels.hash64()) else {
-            return Vec::new();
-        };
-        ids.iter()
-            .filter_map(|&id| index.series.get(id as usize).cloned().flatten())
-            .filter(|s| s.lock().labels == *labels)
+        index
+            .ids_with_hash(labels.hash64())
+            .filter_map(|id| index.series.get(id as usize).cloned().flatten())
+            .filter(|s| s.labels == *labels)
             .collect()
     }
 
     /// Removes the samples of `series` in `[mint, maxt]`; returns how many. Call
     /// [`Head::deleted`] once after a batch of deletions.
-    pub(crate) fn delete_range(&self, series: &Mutex<MemSeries>, mint: i64, maxt: i64) -> u64 {
+    pub(crate) fn delete_range(&self, series: &HeadSeries, mint: i64, maxt: i64) -> u64 {
         let removed = series.lock().delete_range(mint, maxt, self.chunk_range);
         self.num_samples
             .fetch_sub(removed.min(self.num_samples()), Ordering::Relaxed);

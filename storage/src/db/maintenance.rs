@@ -143,16 +143,13 @@ impl Db {
             let _wal = self.wal.lock();
             self.head.set_min_valid_time(end);
         }
-        let mut series: Vec<(Labels, Arc<parking_lot::Mutex<crate::head::MemSeries>>)> = self
+        let mut series: Vec<(Labels, crate::head::SeriesRef)> = self
             .head
             .all_series()
             .into_iter()
             .filter_map(|(_, s)| {
-                let guard = s.lock();
-                let keep = guard.overlaps(start, end - 1);
-                let labels = guard.labels.clone();
-                drop(guard);
-                keep.then_some((labels, s))
+                let keep = s.lock().overlaps(start, end - 1);
+                keep.then(|| (s.labels.clone(), s))
             })
             .collect();
         series.sort_by(|a, b| a.0.cmp(&b.0));

@@ -37,9 +37,8 @@ impl Db {
             }
         }
         for series in self.head.select(matchers) {
-            let s = series.lock();
-            if s.overlaps(mint, maxt) {
-                out.insert(s.labels.clone());
+            if series.lock().overlaps(mint, maxt) {
+                out.insert(series.labels.clone());
             }
         }
         Ok(out.into_iter().collect())
@@ -139,9 +138,8 @@ impl SeriesSource for Db {
             }
             let mut samples = Vec::new();
             s.samples_in(mint, maxt, &mut samples);
-            let labels = s.labels.clone();
             drop(s);
-            merger.add(labels, samples);
+            merger.add(series.labels.clone(), samples);
         }
         Ok(merger.finish())
     }
