@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use support::{remote_write, scan_blocks, series, stored, Server};
 
 const SERIES: usize = 20;
-/// Samples per series per request, one second apart: each request moves data time by 5 s, so
-/// with one-minute blocks a block is cut about every twelve requests.
-const SAMPLES_PER_REQUEST: i64 = 5;
-const STEP_MS: i64 = 1000;
+/// Samples per series per request, 2.5 s apart: each request moves data time by 5 s, so with
+/// one-minute blocks a block is cut about every twelve requests.
+const SAMPLES_PER_REQUEST: i64 = 2;
+const STEP_MS: i64 = 2500;
 const T0: i64 = 1_700_000_000_000;
 const METRIC: &str = "crash_metric";
 const DEFAULT_ITERATIONS: usize = 30;
@@ -59,10 +59,9 @@ fn series_name(i: usize) -> String {
 /// many decimal digits for that, so they take the XOR path).
 fn value(i: usize, t: i64) -> f64 {
     let k = ((t - T0) / STEP_MS) * SERIES as i64 + i as i64;
-    if i % 2 == 0 {
-        k as f64 / 8.0
-    } else {
-        k as f64 / 1_048_576.0
+    match i % 2 {
+        0 => k as f64 / 8.0,
+        _ => k as f64 / 1_048_576.0,
     }
 }
 
@@ -250,7 +249,10 @@ async fn acknowledged_samples_survive_random_sigkills_during_cuts_and_compaction
             .as_nanos() as u64,
     };
     let iterations: usize = std::env::var("SEXTANT_CRASH_ITERATIONS")
-        .map(|s| s.parse().expect("SEXTANT_CRASH_ITERATIONS must be a number"))
+        .map(|s| {
+            s.parse()
+                .expect("SEXTANT_CRASH_ITERATIONS must be a number")
+        })
         .unwrap_or(DEFAULT_ITERATIONS);
     println!("crash test: SEXTANT_CRASH_SEED={seed} SEXTANT_CRASH_ITERATIONS={iterations}");
     let mut rng = Rng::new(seed);

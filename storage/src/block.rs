@@ -161,6 +161,10 @@ impl Block {
         &self.meta
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub(crate) fn n_series(&self) -> usize {
         self.n_series
     }
@@ -445,10 +449,23 @@ impl Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        if self.obsolete.load(Ordering::SeqCst) {
-            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-                tracing::warn!(block = %self.dir.display(), error = %e, "could not remove obsolete block");
+        if !self.obsolete.load(Ordering::SeqCst) {
+            return;
+        }
+        // Rename first: a crash during the file-by-file delete then leaves a `*.tmp` directory,
+        // which startup removes, rather than a half-deleted block that looks corrupt.
+        let doomed = self.dir.with_extension("deleted.tmp");
+        let target = match std::fs::rename(&self.dir, &doomed) {
+            Ok(()) => {
+                if let Some(parent) = doomed.parent() {
+                    let _ = writer::sync_dir(parent);
+                }
+                doomed
             }
+            Err(_) => self.dir.clone(),
+        };
+        if let Err(e) = std::fs::remove_dir_all(&target) {
+            tracing::warn!(block = %target.display(), error = %e, "could not remove obsolete block");
         }
     }
 }

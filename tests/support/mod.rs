@@ -141,13 +141,14 @@ impl Server {
     }
 }
 
-/// The last 8 KiB of a log file, for failure messages.
+/// The last lines (about 8 KiB) of a log file, for failure messages.
 pub fn tail_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let start = text.len().saturating_sub(8192);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
+    let from = text.len().saturating_sub(8192);
+    let start = match text.as_bytes()[from..].iter().position(|&b| b == b'\n') {
+        Some(n) if from > 0 => from + n + 1,
+        _ => 0,
+    };
     text[start..].to_string()
 }
 
@@ -212,8 +213,8 @@ pub fn urlencode(s: &str) -> String {
 /// Every stored sample, by the value of label `key`, then timestamp (ms) → value bits.
 pub type Stored = BTreeMap<String, BTreeMap<i64, u64>>;
 
-/// The HTTP status and JSON body of an instant query of `selector[..]` covering `[from_ms,
-/// to_ms]` (range selectors are left-open, so the window starts one second earlier).
+/// The HTTP status and JSON body of an instant query of `selector[..]` at `to_ms` whose
+/// (left-open) range covers exactly `[from_ms, to_ms]`.
 pub async fn range_select(
     client: &reqwest::Client,
     base: &str,
@@ -221,11 +222,11 @@ pub async fn range_select(
     from_ms: i64,
     to_ms: i64,
 ) -> (reqwest::StatusCode, Value) {
-    let end_s = to_ms.div_euclid(1000) + 1;
-    let range_s = end_s - from_ms.div_euclid(1000) + 1;
     let url = format!(
-        "{base}/api/v1/query?query={}&time={end_s}",
-        urlencode(&format!("{selector}[{range_s}s]"))
+        "{base}/api/v1/query?query={}&time={}.{:03}",
+        urlencode(&format!("{selector}[{}ms]", to_ms - from_ms + 1)),
+        to_ms.div_euclid(1000),
+        to_ms.rem_euclid(1000)
     );
     let resp = client
         .get(url)

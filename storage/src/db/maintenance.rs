@@ -102,11 +102,52 @@ impl Db {
             self.truncate_head(&dir, end)?;
         }
         while let Some(group) = self.plan_compaction() {
-            self.compact(&dir, &group)?;
-            report.blocks_compacted += group.len();
+            match self.compact(&dir, &group) {
+                Ok(()) => report.blocks_compacted += group.len(),
+                // The corrupt block is out of the way now; plan again without it.
+                Err(e) if self.quarantine_corrupt(&e) => continue,
+                Err(e) => {
+                    // Retention must still run, or the disk would grow without bound.
+                    tracing::error!(error = %e, "compaction failed; will retry next pass");
+                    break;
+                }
+            }
         }
         report.blocks_deleted = self.apply_retention()?;
         Ok(report)
+    }
+
+    /// If `err` is corruption inside a loaded block, moves that block to `<data>/quarantine/`
+    /// (logged and counted) so that the rest stays queryable and maintenance can proceed.
+    /// Queries already holding the block finish on its mapping. Returns whether it did.
+    pub(super) fn quarantine_corrupt(&self, err: &StorageError) -> bool {
+        let StorageError::Corruption { path, .. } = err else {
+            return false;
+        };
+        let Some(dir) = &self.dir else {
+            return false;
+        };
+        let mut blocks = self.blocks.write();
+        let Some(pos) = blocks.iter().position(|b| path.starts_with(b.dir())) else {
+            return false;
+        };
+        let block = blocks.remove(pos);
+        self.metrics.blocks_loaded.set(blocks.len() as i64);
+        drop(blocks);
+        let quarantine = dir.join("quarantine");
+        let dest = quarantine.join(&block.meta().ulid);
+        let moved =
+            std::fs::create_dir_all(&quarantine).and_then(|_| std::fs::rename(block.dir(), &dest));
+        match moved {
+            Ok(()) => {
+                tracing::error!(block = %block.meta().ulid, moved_to = %dest.display(), error = %err, "block is corrupt; moved aside, the rest stays queryable")
+            }
+            Err(e) => {
+                tracing::error!(block = %block.meta().ulid, error = %err, move_error = %e, "block is corrupt and could not be moved aside; it is no longer queried")
+            }
+        }
+        self.metrics.blocks_quarantined.inc();
+        true
     }
 
     /// Persists everything in the head into blocks now and truncates the head and WAL behind

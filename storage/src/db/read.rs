@@ -99,6 +99,31 @@ impl Merger {
     }
 }
 
+/// Adds the block's samples of matching series in `[mint, maxt]` to `merger`.
+fn read_block(
+    block: &Block,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+    merger: &mut Merger,
+) -> Result<(), StorageError> {
+    let mut cache = PageCache::default();
+    let tombstones = block.tombstones();
+    for ordinal in &block.select(matchers)? {
+        let (labels, chunks) = block.series(ordinal)?;
+        let mut samples = Vec::new();
+        for c in chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
+            block.read_chunk(c, &mut cache, &mut samples)?;
+        }
+        if chunks.iter().any(|c| c.min_t < mint || c.max_t > maxt) {
+            samples.retain(|s| s.t >= mint && s.t <= maxt);
+        }
+        tombstones.remove_deleted(&ordinal, &mut samples, 0);
+        merger.add(labels, samples);
+    }
+    Ok(())
+}
+
 impl SeriesSource for Db {
     fn select(
         &self,
@@ -108,27 +133,11 @@ impl SeriesSource for Db {
     ) -> Result<Vec<Series>, StorageError> {
         let mut merger = Merger::default();
         for block in self.blocks_overlapping(mint, maxt) {
-            let mut cache = PageCache::default();
-            let tombstones = block.tombstones();
-            for ordinal in &block.select(matchers)? {
-                let (labels, chunks) = block.series(ordinal)?;
-                let mut samples = Vec::new();
-                for c in chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
-                    let start = samples.len();
-                    block.read_chunk(c, &mut cache, &mut samples)?;
-                    if c.min_t < mint || c.max_t > maxt {
-                        let mut kept = start;
-                        for i in start..samples.len() {
-                            if samples[i].t >= mint && samples[i].t <= maxt {
-                                samples[kept] = samples[i];
-                                kept += 1;
-                            }
-                        }
-                        samples.truncate(kept);
-                    }
-                }
-                tombstones.remove_deleted(&ordinal, &mut samples, 0);
-                merger.add(labels, samples);
+            if let Err(e) = read_block(&block, matchers, mint, maxt, &mut merger) {
+                // This query fails, but the block is moved aside so later ones answer from
+                // the rest.
+                self.quarantine_corrupt(&e);
+                return Err(e);
             }
         }
         for series in self.head.select(matchers) {
