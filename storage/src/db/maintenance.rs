@@ -37,6 +37,7 @@ pub(super) fn open_blocks(
     let root = blocks_dir(dir);
     std::fs::create_dir_all(&root).map_err(|e| StorageError::io(&root, e))?;
     let mut blocks = Vec::new();
+    let mut unreadable: Vec<(PathBuf, StorageError)> = Vec::new();
     let entries = std::fs::read_dir(&root).map_err(|e| StorageError::io(&root, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io(&root, e))?;
@@ -51,21 +52,32 @@ pub(super) fn open_blocks(
         }
         match Block::open(&path) {
             Ok(b) => blocks.push(Arc::new(b)),
-            Err(e) => {
-                let quarantine = dir.join("quarantine");
-                std::fs::create_dir_all(&quarantine)
-                    .map_err(|e| StorageError::io(&quarantine, e))?;
-                let dest = quarantine.join(entry.file_name());
-                tracing::error!(block = %path.display(), moved_to = %dest.display(), error = %e, "block is unreadable; moved aside, the rest stays queryable");
-                std::fs::rename(&path, &dest).map_err(|e| StorageError::io(&dest, e))?;
-                metrics.blocks_quarantined.inc();
-            }
+            Err(e) => unreadable.push((path, e)),
         }
     }
     let parents: BTreeSet<String> = blocks
         .iter()
         .flat_map(|b| b.meta().compaction.parents.clone())
         .collect();
+    for (path, e) in unreadable {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if parents.contains(&name) {
+            // A superseded block whose deletion was interrupted: its data is in the compacted
+            // block, so it is removed, not reported as corruption.
+            tracing::info!(block = %name, "removing partly deleted superseded block");
+            std::fs::remove_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+            continue;
+        }
+        let quarantine = dir.join("quarantine");
+        std::fs::create_dir_all(&quarantine).map_err(|e| StorageError::io(&quarantine, e))?;
+        let dest = quarantine.join(&name);
+        tracing::error!(block = %path.display(), moved_to = %dest.display(), error = %e, "block is unreadable; moved aside, the rest stays queryable");
+        std::fs::rename(&path, &dest).map_err(|e| StorageError::io(&dest, e))?;
+        metrics.blocks_quarantined.inc();
+    }
     blocks.retain(|b| {
         let superseded = parents.contains(&b.meta().ulid);
         if superseded {
