@@ -535,10 +535,26 @@ mod tests {
             db.label_values("job", &[], i64::MIN, i64::MAX).unwrap(),
             vec!["a", "b"]
         );
+        // Without matchers the head's index answers as a whole when it overlaps the range (as
+        // in Prometheus); with matchers, each series' own time range counts.
         assert_eq!(
             db.label_values("job", &[], 100_000, i64::MAX).unwrap(),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            db.label_values(
+                "job",
+                &[Matcher::equal("__name__", "up")],
+                100_000,
+                i64::MAX
+            )
+            .unwrap(),
             vec!["a"]
         );
+        assert!(db
+            .label_values("job", &[], i64::MAX - 1, i64::MAX)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -44,21 +44,19 @@ impl Db {
         Ok(out.into_iter().collect())
     }
 
-    /// True when a label query can be answered from indexes alone: no matchers and a range that
-    /// covers all data.
-    fn covers_everything(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> bool {
+    /// Label names and values can come from the indexes alone when there are no matchers and
+    /// no deletions: like Prometheus, every block and the head contribute their whole index
+    /// when their time range overlaps the query's, without opening series.
+    fn index_only(&self, matchers: &[Matcher]) -> bool {
         matchers.is_empty()
             && !self.has_deletions()
             && self.head.total_ids() == self.head.num_series() as u64
-            && self
-                .head
-                .time_range()
-                .is_none_or(|(lo, hi)| mint <= lo && maxt >= hi)
-            && self
-                .blocks
-                .read()
-                .iter()
-                .all(|b| mint <= b.meta().min_time && maxt >= b.meta().max_time - 1)
+    }
+
+    fn head_overlaps(&self, mint: i64, maxt: i64) -> bool {
+        self.head
+            .time_range()
+            .is_some_and(|(lo, hi)| lo <= maxt && hi >= mint)
     }
 }
 
@@ -159,9 +157,12 @@ impl SeriesSource for Db {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let names: BTreeSet<String> = if self.covers_everything(matchers, mint, maxt) {
-            let mut set: BTreeSet<String> = self.head.all_label_names().into_iter().collect();
-            for block in self.blocks.read().iter() {
+        let names: BTreeSet<String> = if self.index_only(matchers) {
+            let mut set: BTreeSet<String> = BTreeSet::new();
+            if self.head_overlaps(mint, maxt) {
+                set.extend(self.head.all_label_names());
+            }
+            for block in self.blocks_overlapping(mint, maxt) {
                 set.extend(block.label_names());
             }
             set
@@ -181,9 +182,12 @@ impl SeriesSource for Db {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let values: BTreeSet<String> = if self.covers_everything(matchers, mint, maxt) {
-            let mut set: BTreeSet<String> = self.head.all_label_values(name).into_iter().collect();
-            for block in self.blocks.read().iter() {
+        let values: BTreeSet<String> = if self.index_only(matchers) {
+            let mut set: BTreeSet<String> = BTreeSet::new();
+            if self.head_overlaps(mint, maxt) {
+                set.extend(self.head.all_label_values(name));
+            }
+            for block in self.blocks_overlapping(mint, maxt) {
                 set.extend(block.label_values(name));
             }
             set
