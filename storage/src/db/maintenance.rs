@@ -176,13 +176,22 @@ impl Db {
         };
         let range = self.opts.block_range_ms;
         let end = hi + 1;
-        let mut start = lo.div_euclid(range) * range;
-        while start < end {
-            let window_end = (start + range).min(end);
-            if self.persist_range(&dir, start, window_end)? {
+        if end - lo <= self.opts.max_block_range_ms {
+            // One block for the whole head: one index instead of one per aligned window. It is
+            // not aligned, so compaction later merges it at the first level whose aligned
+            // window contains it.
+            if self.persist_range(&dir, lo, end)? {
                 report.blocks_cut += 1;
             }
-            start += range;
+        } else {
+            let mut start = lo.div_euclid(range) * range;
+            while start < end {
+                let window_end = (start + range).min(end);
+                if self.persist_range(&dir, start, window_end)? {
+                    report.blocks_cut += 1;
+                }
+                start += range;
+            }
         }
         self.truncate_head(&dir, end)?;
         Ok(report)

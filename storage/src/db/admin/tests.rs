@@ -10,9 +10,12 @@ use crate::{DbOptions, FsyncPolicy, MatchOp, Sample, SeriesSource};
 
 const H: i64 = 3_600_000;
 
+/// Blocks stay at the 2h block range (a flush writes one block per aligned window) until a
+/// test reopens with compaction enabled.
 fn opts() -> DbOptions {
     DbOptions {
         fsync: FsyncPolicy::Never,
+        max_block_range_ms: 2 * H,
         ..DbOptions::default()
     }
 }

@@ -93,6 +93,13 @@ fn flush_persists_everything_and_leaves_a_small_wal() {
     ingest(&db, 20, 0, 3 * H);
     let before = dump(&db);
     db.flush().unwrap();
+    // One block for the whole head, not one per aligned window.
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), 1, "{blocks:#?}");
+    assert_eq!(
+        (blocks[0].min_time, blocks[0].max_time),
+        (0, 3 * H - 15_000 + 1)
+    );
     assert_eq!(db.head_stats().num_series, 0);
     assert_eq!(dump(&db), before);
     let wal_bytes = dir_size(&tmp.path().join("wal"));
