@@ -306,7 +306,7 @@ impl Db {
             let at = match position.get(&id) {
                 Some(&at) => at,
                 None => {
-                    let last = series.lock().last();
+                    let last = series.last();
                     position.insert(id, entries.len());
                     entries.push(Entry {
                         series,
@@ -338,11 +338,12 @@ impl Db {
         let n_accepted = accepted.len();
         let n_created = entries.iter().filter(|e| e.created).count();
         if let Some(wal) = wal.as_mut() {
-            let new_labels: Vec<(u32, &Labels)> = position
+            let created: Vec<(u32, Labels)> = position
                 .iter()
                 .filter(|(_, &at)| entries[at].created)
-                .map(|(&id, &at)| (id, &entries[at].series.labels))
+                .map(|(&id, &at)| (id, entries[at].series.labels()))
                 .collect();
+            let new_labels: Vec<(u32, &Labels)> = created.iter().map(|(id, l)| (*id, l)).collect();
             let (bytes, synced) = wal.log(&new_labels, &accepted)?;
             self.metrics.wal_bytes_written.inc_by(bytes);
             if synced {
@@ -431,10 +432,11 @@ impl Db {
         let mut by_name: HashMap<String, u64> = HashMap::new();
         let mut pairs: HashMap<(String, String), u64> = HashMap::new();
         for (_, series) in self.head.all_series() {
-            if let Some(n) = series.labels.metric_name() {
+            let labels = series.labels();
+            if let Some(n) = labels.metric_name() {
                 *by_name.entry(n.to_string()).or_default() += 1;
             }
-            for l in &series.labels {
+            for l in &labels {
                 *pairs.entry((l.name.clone(), l.value.clone())).or_default() += 1;
             }
         }

@@ -11,6 +11,10 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+mod packed_labels;
+
+use packed_labels::PackedLabels;
+
 use crate::block::tombstones::Tombstones;
 use crate::chunk::{Chunk, ChunkEncoder, SAMPLES_PER_CHUNK};
 use crate::labels::SeriesLabels;
@@ -33,13 +37,48 @@ pub(crate) enum SampleCheck {
 /// A head series: its labels, immutable and readable without locking (lookups compare them),
 /// and its sample data behind a mutex.
 pub(crate) struct HeadSeries {
-    pub(crate) labels: Labels,
+    key: PackedLabels,
     data: Mutex<MemSeries>,
+    /// The newest sample's time (`i64::MIN` for none) and value bits, mirrored from `data` so
+    /// appenders, which are serialised by the WAL lock, can check samples without locking.
+    last_t: AtomicI64,
+    last_v: AtomicU64,
 }
 
 impl HeadSeries {
+    fn new(labels: &Labels) -> HeadSeries {
+        HeadSeries {
+            key: PackedLabels::pack(labels),
+            data: Mutex::new(MemSeries::new()),
+            last_t: AtomicI64::new(i64::MIN),
+            last_v: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, MemSeries> {
         self.data.lock()
+    }
+
+    /// The series' labels (materialised from the packed form).
+    pub(crate) fn labels(&self) -> Labels {
+        self.key.unpack()
+    }
+
+    pub(crate) fn has_labels<L: SeriesLabels + ?Sized>(&self, labels: &L) -> bool {
+        self.key.equals(labels)
+    }
+
+    /// The newest sample as `(t, value bits)`, without locking.
+    pub(crate) fn last(&self) -> Option<(i64, u64)> {
+        let t = self.last_t.load(Ordering::Acquire);
+        (t != i64::MIN).then(|| (t, self.last_v.load(Ordering::Acquire)))
+    }
+
+    fn publish_last(&self, last: Option<(i64, u64)>) {
+        if let Some((t, v)) = last {
+            self.last_v.store(v, Ordering::Release);
+            self.last_t.store(t, Ordering::Release);
+        }
     }
 }
 
@@ -228,7 +267,7 @@ impl Index {
     fn find<L: SeriesLabels + ?Sized>(&self, hash: u64, labels: &L) -> Option<(u32, SeriesRef)> {
         self.ids_with_hash(hash).find_map(|id| {
             let s = self.series.get(id as usize)?.as_ref()?;
-            labels.equals(&s.labels).then(|| (id, s.clone()))
+            s.has_labels(labels).then(|| (id, s.clone()))
         })
     }
 
@@ -268,10 +307,7 @@ impl Index {
         }
         self.add_hash(labels.hash64(), id);
         self.postings.add(id, &labels);
-        let series = Arc::new(HeadSeries {
-            labels,
-            data: Mutex::new(MemSeries::new()),
-        });
+        let series = Arc::new(HeadSeries::new(&labels));
         match self.series.get_mut(id as usize) {
             Some(slot) => *slot = Some(series.clone()),
             None => self.series.push(Some(series.clone())),
@@ -385,7 +421,10 @@ impl Head {
 
     /// Appends one sample that the caller already checked.
     pub(crate) fn append_checked(&self, series: &HeadSeries, t: i64, v: f64) {
-        series.lock().append(t, v, self.chunk_range);
+        let mut s = series.lock();
+        s.append(t, v, self.chunk_range);
+        series.publish_last(s.last);
+        drop(s);
         self.note_appended(1, t, t);
     }
 
@@ -399,6 +438,7 @@ impl Head {
             last = last.max(x.t);
             n += 1;
         }
+        series.publish_last(s.last);
         drop(s);
         if n > 0 {
             self.note_appended(n, first, last);
@@ -483,8 +523,9 @@ impl Head {
                 continue;
             }
             drop(s);
-            index.postings.remove(id, &series.labels);
-            index.remove_hash(series.labels.hash64(), id);
+            let labels = series.labels();
+            index.postings.remove(id, &labels);
+            index.remove_hash(labels.hash64(), id);
             index.series[id as usize] = None;
             index.live -= 1;
             removed += 1;
@@ -512,7 +553,7 @@ impl Head {
         index
             .ids_with_hash(labels.hash64())
             .filter_map(|id| index.series.get(id as usize).cloned().flatten())
-            .filter(|s| s.labels == *labels)
+            .filter(|s| s.has_labels(labels))
             .collect()
     }
 

@@ -105,7 +105,7 @@ impl Db {
             };
             let hi = maxt.min(newest);
             if s.overlaps(mint, hi) {
-                planned.add(series.labels.clone(), mint, hi);
+                planned.add(series.labels(), mint, hi);
                 drop(s);
                 targets.push((series, hi));
             }
@@ -246,7 +246,7 @@ impl Db {
             .all_series()
             .into_iter()
             .map(|(_, s)| {
-                let labels = s.labels.clone();
+                let labels = s.labels();
                 (labels, s)
             })
             .collect();

@@ -211,7 +211,7 @@ impl Db {
             .into_iter()
             .filter_map(|(_, s)| {
                 let keep = s.lock().overlaps(start, end - 1);
-                keep.then(|| (s.labels.clone(), s))
+                keep.then(|| (s.labels(), s))
             })
             .collect();
         series.sort_by(|a, b| a.0.cmp(&b.0));

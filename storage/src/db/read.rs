@@ -38,7 +38,7 @@ impl Db {
         }
         for series in self.head.select(matchers) {
             if series.lock().overlaps(mint, maxt) {
-                out.insert(series.labels.clone());
+                out.insert(series.labels());
             }
         }
         Ok(out.into_iter().collect())
@@ -146,7 +146,7 @@ impl SeriesSource for Db {
             let mut samples = Vec::new();
             s.samples_in(mint, maxt, &mut samples);
             drop(s);
-            merger.add(series.labels.clone(), samples);
+            merger.add(series.labels(), samples);
         }
         Ok(merger.finish())
     }
