@@ -307,22 +307,30 @@ impl BitWriter {
         self.free -= 1;
     }
 
-    /// Writes the low `n` bits of `v`, most significant first.
+    /// Writes the low `n` bits of `v`, most significant first: tops up the partial last byte,
+    /// then appends whole bytes, then the remainder.
     fn write_bits(&mut self, v: u64, n: u8) {
-        let mut n = n;
-        while n > 0 {
-            if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
-            }
+        if n == 0 {
+            return;
+        }
+        let mut n = n.min(64);
+        let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+        if self.free > 0 {
             let take = n.min(self.free);
-            let shift = n - take;
-            let chunk = ((v >> shift) & ((1u64 << take) - 1)) as u8;
+            let chunk = ((v >> (n - take)) as u8) & (((1u16 << take) - 1) as u8);
             if let Some(last) = self.bytes.last_mut() {
                 *last |= chunk << (self.free - take);
             }
             self.free -= take;
             n -= take;
+        }
+        while n >= 8 {
+            n -= 8;
+            self.bytes.push((v >> n) as u8);
+        }
+        if n > 0 {
+            self.bytes.push(((v & ((1u64 << n) - 1)) << (8 - n)) as u8);
+            self.free = 8 - n;
         }
     }
 
