@@ -90,6 +90,10 @@ pub(crate) struct Block {
     n_ptable: usize,
     /// Set when the block is superseded or expired; the directory is removed on drop.
     obsolete: AtomicBool,
+    /// The series and postings sections, stored zstd-compressed, inflated on first use so that
+    /// opening a block stays O(footer).
+    series_section: std::sync::OnceLock<Result<Vec<u8>, String>>,
+    postings_section: std::sync::OnceLock<Result<Vec<u8>, String>>,
     /// Deleted samples (`tombstones.rs`); the only part of a block that changes.
     tombstones: RwLock<std::sync::Arc<tombstones::Tombstones<u32>>>,
 }
@@ -128,14 +132,17 @@ impl Block {
             return Err(corrupt(&chunks_path, 0, "bad magic".into()));
         }
         let n_symbols = u32_at(bytes, footer.symbols as usize) as usize;
-        let n_series = u32_at(bytes, footer.series as usize) as usize;
+        let n_series = usize::try_from(meta.stats.num_series)
+            .map_err(|_| corrupt(&meta_path, 0, "series count out of range".into()))?;
         let n_ptable = u32_at(bytes, footer.ptable as usize) as usize;
         let fits =
             |start: u64, end: u64, n: usize, width: usize| (end - start) as usize >= 4 + n * width;
         if !fits(footer.symbols, footer.series, n_symbols, 4)
-            || !fits(footer.series, footer.postings, n_series, 4)
+            || footer.postings - footer.series < 8
+            || (n_series as u64).saturating_mul(4).saturating_add(4)
+                > u64_at(bytes, footer.series as usize)
+            || footer.ptable - footer.postings < 8
             || (footer.end - footer.ptable) as usize != 4 + n_ptable * PTABLE_ENTRY
-            || n_series as u64 != meta.stats.num_series
         {
             return Err(corrupt(
                 &index_path,
@@ -151,6 +158,8 @@ impl Block {
             footer,
             n_symbols,
             n_series,
+            series_section: std::sync::OnceLock::new(),
+            postings_section: std::sync::OnceLock::new(),
             n_ptable,
             obsolete: AtomicBool::new(false),
             tombstones: RwLock::new(std::sync::Arc::new(tombstones::load(dir)?)),
@@ -244,21 +253,63 @@ impl Block {
         start..end
     }
 
+    /// An index section inflated from its stored `[u64 raw length][zstd frame]` form.
+    fn section<'s>(
+        &self,
+        cell: &'s std::sync::OnceLock<Result<Vec<u8>, String>>,
+        range: (u64, u64),
+    ) -> Result<&'s [u8], StorageError> {
+        let result = cell.get_or_init(|| {
+            let stored = self
+                .index
+                .bytes()
+                .get(range.0 as usize..range.1 as usize)
+                .ok_or("section out of bounds")?;
+            let raw_len = u64_at(stored, 0);
+            if stored.len() < 8 || raw_len > MAX_SECTION_BYTES {
+                return Err("bad section header".to_string());
+            }
+            let mut raw = Vec::with_capacity(raw_len as usize);
+            zstd::stream::copy_decode(&stored[8..], &mut raw).map_err(|e| e.to_string())?;
+            if raw.len() as u64 != raw_len {
+                return Err("section length mismatch".to_string());
+            }
+            Ok(raw)
+        });
+        result
+            .as_deref()
+            .map_err(|e| corrupt(&self.index_path(), range.0, e.clone()))
+    }
+
+    fn series_bytes(&self) -> Result<&[u8], StorageError> {
+        let bytes = self.section(
+            &self.series_section,
+            (self.footer.series, self.footer.postings),
+        )?;
+        if u32_at(bytes, 0) as usize != self.n_series || bytes.len() < 4 + self.n_series * 4 {
+            return Err(corrupt(
+                &self.index_path(),
+                self.footer.series,
+                "series count does not match the metadata".into(),
+            ));
+        }
+        Ok(bytes)
+    }
+
     fn postings_at(&self, entry: usize) -> Result<RoaringBitmap, StorageError> {
         let (_, _, offset, len) = self.ptable_entry(entry);
-        let start = self.footer.postings as usize + offset as usize;
-        let bytes = self
-            .index
-            .bytes()
-            .get(start..start + len as usize)
-            .filter(|_| start + (len as usize) <= self.footer.ptable as usize)
-            .ok_or_else(|| {
-                corrupt(
-                    &self.index_path(),
-                    start as u64,
-                    "postings out of bounds".into(),
-                )
-            })?;
+        let area = self.section(
+            &self.postings_section,
+            (self.footer.postings, self.footer.ptable),
+        )?;
+        let start = offset as usize;
+        let bytes = area.get(start..start + len as usize).ok_or_else(|| {
+            corrupt(
+                &self.index_path(),
+                start as u64,
+                "postings out of bounds".into(),
+            )
+        })?;
         RoaringBitmap::deserialize_from(bytes)
             .map_err(|e| corrupt(&self.index_path(), start as u64, e.to_string()))
     }
@@ -339,15 +390,14 @@ impl Block {
                 format!("series {ordinal}: {why}"),
             )
         };
-        let b = self.index.bytes();
-        let base = self.footer.series as usize;
         if ordinal as usize >= self.n_series {
             return Err(bad("ordinal out of range"));
         }
-        let entries = base + 4 + self.n_series * 4;
-        let off = u32_at(b, base + 4 + ordinal as usize * 4) as usize;
+        let b = self.series_bytes()?;
+        let entries = 4 + self.n_series * 4;
+        let off = u32_at(b, 4 + ordinal as usize * 4) as usize;
         let mut s = b
-            .get(entries + off..self.footer.postings as usize)
+            .get(entries + off..)
             .ok_or_else(|| bad("offset out of range"))?;
         let decode = |s: &mut &[u8]| -> Option<(Labels, Vec<ChunkMeta>)> {
             let n = read_uvarint(s)?;

@@ -5,7 +5,11 @@ pub(crate) const INDEX_MAGIC: &[u8; 8] = b"SXTIDX01";
 pub(crate) const META_FILE: &str = "meta.json";
 pub(crate) const INDEX_FILE: &str = "index";
 pub(crate) const CHUNKS_FILE: &str = "chunks";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// zstd level for the compressed index sections (small, written once, read often).
+pub(crate) const INDEX_ZSTD_LEVEL: i32 = 9;
+/// Upper bound on an inflated index section; larger claimed sizes mean corruption.
+pub(crate) const MAX_SECTION_BYTES: u64 = 1 << 34;
 
 /// `[u32 compressed len][u32 raw len][u32 crc32 of compressed bytes]` before each page.
 pub(crate) const PAGE_HEADER: usize = 12;

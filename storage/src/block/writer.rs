@@ -217,6 +217,13 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
         .map_err(|e| StorageError::io(path, e))
 }
 
+/// Appends `[u64 raw length][zstd frame of raw]`.
+fn push_compressed(out: &mut Vec<u8>, raw: &[u8]) -> Result<(), StorageError> {
+    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+    zstd::stream::copy_encode(raw, &mut *out, INDEX_ZSTD_LEVEL)
+        .map_err(|e| StorageError::io("index section", e))
+}
+
 fn encode_index(
     symbols: &[&str],
     series_offsets: &[u32],
@@ -240,33 +247,35 @@ fn encode_index(
     out.extend_from_slice(&strings);
 
     footer.series = out.len() as u64;
-    out.extend_from_slice(&(series_offsets.len() as u32).to_le_bytes());
+    let mut series = Vec::with_capacity(4 + series_offsets.len() * 4 + series_entries.len());
+    series.extend_from_slice(&(series_offsets.len() as u32).to_le_bytes());
     for o in series_offsets {
-        out.extend_from_slice(&o.to_le_bytes());
+        series.extend_from_slice(&o.to_le_bytes());
     }
-    out.extend_from_slice(series_entries);
+    series.extend_from_slice(series_entries);
+    push_compressed(&mut out, &series)?;
 
     footer.postings = out.len() as u64;
     let mut keys: Vec<(u32, u32)> = postings.keys().copied().collect();
     keys.sort_unstable();
     let mut table = Vec::with_capacity(4 + keys.len() * PTABLE_ENTRY);
     table.extend_from_slice(&(keys.len() as u32).to_le_bytes());
-    let mut serialized = Vec::new();
+    let mut area = Vec::new();
     for key in &keys {
         let Some(bitmap) = postings.get(key) else {
             continue;
         };
-        let offset = out.len() as u64 - footer.postings;
-        serialized.clear();
+        let offset = area.len() as u64;
         bitmap
-            .serialize_into(&mut serialized)
+            .serialize_into(&mut area)
             .map_err(|e| StorageError::io("index postings", e))?;
-        out.extend_from_slice(&serialized);
+        let len = area.len() as u64 - offset;
         table.extend_from_slice(&key.0.to_le_bytes());
         table.extend_from_slice(&key.1.to_le_bytes());
         table.extend_from_slice(&offset.to_le_bytes());
-        table.extend_from_slice(&(serialized.len() as u32).to_le_bytes());
+        table.extend_from_slice(&(len as u32).to_le_bytes());
     }
+    push_compressed(&mut out, &area)?;
     footer.ptable = out.len() as u64;
     out.extend_from_slice(&table);
     footer.end = out.len() as u64;
