@@ -59,6 +59,8 @@ fn write_data_dir(dir: &Path) -> Vec<String> {
         dir,
         DbOptions {
             fsync: FsyncPolicy::Never,
+            // Keeps a flush at one block per aligned 2h window, so 4h make two blocks.
+            max_block_range_ms: 2 * H,
             ..DbOptions::default()
         },
     )
