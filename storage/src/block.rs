@@ -21,8 +21,8 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::mmap::MappedFile;
+use crate::varint::{read_uvarint, read_varint};
 use crate::{Label, Labels, MatchOp, Matcher, Sample, StorageError};
-use codec::{read_uvarint, read_varint};
 use format::*;
 
 /// `meta.json`: the block's identity, time range, counts and lineage (an on-disk contract).

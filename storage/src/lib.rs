@@ -19,6 +19,7 @@ pub mod matcher;
 mod metrics;
 mod mmap;
 mod postings;
+mod varint;
 mod wal;
 
 pub use block::{BlockMeta, BlockStats, Compaction};

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::db::FsyncPolicy;
+use crate::varint::{read_uvarint, read_varint, write_uvarint, write_varint};
 use crate::{Label, Labels, Sample, StorageError};
 
 mod read_only;
@@ -275,43 +276,42 @@ fn checkpoint_path(dir: &Path, upto: u32) -> PathBuf {
     dir.join(format!("checkpoint.{upto:08}"))
 }
 
-/// The highest complete checkpoint; leftover temporary files are removed.
-fn latest_checkpoint(dir: &Path) -> Result<Option<u32>, StorageError> {
-    let mut best = None;
-    for entry in fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
-        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(rest) = name.strip_prefix("checkpoint.") else {
-            continue;
-        };
-        if rest.ends_with(".tmp") {
-            let _ = fs::remove_file(entry.path());
-            continue;
-        }
-        if let Ok(n) = rest.parse::<u32>() {
-            best = best.max(Some(n));
-        }
-    }
-    if let Some(b) = best {
-        // Older checkpoints were superseded; a crash may have left them.
-        for entry in fs::read_dir(dir)
-            .map_err(|e| StorageError::io(dir, e))?
-            .flatten()
-        {
-            let name = entry.file_name();
-            if let Some(n) = name
+/// The numbers of the complete checkpoints in `dir`, ascending.
+pub(crate) fn checkpoints(dir: &Path) -> Result<Vec<u32>, StorageError> {
+    let mut out: Vec<u32> = fs::read_dir(dir)
+        .map_err(|e| StorageError::io(dir, e))?
+        .flatten()
+        .filter_map(|entry| {
+            entry
+                .file_name()
                 .to_str()
                 .and_then(|s| s.strip_prefix("checkpoint."))
                 .and_then(|s| s.parse::<u32>().ok())
-            {
-                if n < b {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
+        })
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The highest complete checkpoint. Leftover temporary files and superseded checkpoints (a
+/// crash may leave either) are removed.
+fn latest_checkpoint(dir: &Path) -> Result<Option<u32>, StorageError> {
+    for entry in fs::read_dir(dir)
+        .map_err(|e| StorageError::io(dir, e))?
+        .flatten()
+    {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("checkpoint.") && name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
         }
     }
-    Ok(best)
+    let all = checkpoints(dir)?;
+    let latest = all.last().copied();
+    for &n in all.iter().filter(|&&n| Some(n) < latest) {
+        let _ = fs::remove_file(checkpoint_path(dir, n));
+    }
+    Ok(latest)
 }
 
 fn segment_path(dir: &Path, n: u32) -> PathBuf {
@@ -450,36 +450,6 @@ fn encode_samples(samples: &[(u32, Sample)], out: &mut Vec<u8>) {
         write_varint(out, s.t.wrapping_sub(base_t));
         out.extend_from_slice(&s.v.to_le_bytes());
     }
-}
-
-fn write_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn write_varint(out: &mut Vec<u8>, v: i64) {
-    write_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn read_uvarint(buf: &mut &[u8]) -> Option<u64> {
-    let mut out = 0u64;
-    for i in 0..10 {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        out |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some(out);
-        }
-    }
-    None
-}
-
-fn read_varint(buf: &mut &[u8]) -> Option<i64> {
-    let u = read_uvarint(buf)?;
-    Some((u >> 1) as i64 ^ -((u & 1) as i64))
 }
 
 fn read_str(buf: &mut &[u8]) -> Option<String> {

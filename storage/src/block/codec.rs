@@ -12,6 +12,7 @@
 //! every float, NaN payloads, −0 and the staleness marker included, reads back bit-exactly.
 //! The byte layout is specified in `storage/FORMAT.md`.
 
+use crate::varint::{read_uvarint, unzigzag, write_uvarint, zigzag};
 use crate::Sample;
 
 /// Value kind byte for XOR-encoded floats; kinds 0..=MAX_DECIMAL_EXPONENT are decimal exponents.
@@ -127,14 +128,6 @@ fn decimal_exponent(samples: &[Sample]) -> Option<u8> {
     Some(e)
 }
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(u: u64) -> i64 {
-    (u >> 1) as i64 ^ -((u & 1) as i64)
-}
-
 /// First value and first delta as varints, then residuals of the cheaper mode as planes.
 fn encode_ints(xs: &[i64], out: &mut Vec<u8>) {
     let Some(&first) = xs.first() else {
@@ -234,35 +227,6 @@ fn read_planes(data: &mut &[u8], n: usize) -> Option<Vec<u64>> {
         }
     }
     Some(values)
-}
-
-pub(crate) fn write_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(crate) fn read_uvarint(buf: &mut &[u8]) -> Option<u64> {
-    let mut out = 0u64;
-    for i in 0..10 {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        out |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some(out);
-        }
-    }
-    None
-}
-
-pub(crate) fn write_varint(out: &mut Vec<u8>, v: i64) {
-    write_uvarint(out, zigzag(v));
-}
-
-pub(crate) fn read_varint(buf: &mut &[u8]) -> Option<i64> {
-    read_uvarint(buf).map(unzigzag)
 }
 
 #[cfg(test)]

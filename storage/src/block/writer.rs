@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
-use super::codec::{self, write_uvarint, write_varint};
+use super::codec;
 use super::format::*;
 use super::BlockMeta;
+use crate::varint::{write_uvarint, write_varint};
 use crate::{Labels, Sample, StorageError};
 
 /// What a block is cut from: its time range and lineage.

@@ -18,20 +18,7 @@ pub(crate) fn replay_read_only(
     if !dir.exists() {
         return Ok(stats);
     }
-    let mut checkpoint: Option<u32> = None;
-    for entry in fs::read_dir(dir)
-        .map_err(|e| StorageError::io(dir, e))?
-        .flatten()
-    {
-        let name = entry.file_name();
-        if let Some(n) = name
-            .to_str()
-            .and_then(|s| s.strip_prefix("checkpoint."))
-            .and_then(|s| s.parse::<u32>().ok())
-        {
-            checkpoint = checkpoint.max(Some(n));
-        }
-    }
+    let checkpoint = super::checkpoints(dir)?.last().copied();
     let mut inputs: Vec<PathBuf> = checkpoint
         .map(|c| checkpoint_path(dir, c))
         .into_iter()
