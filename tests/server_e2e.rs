@@ -1,106 +1,32 @@
 //! End-to-end tests of the `sextant` binary: remote write in, the HTTP API out, acknowledged
 //! writes surviving `kill -9`, graceful shutdown on SIGTERM, and configuration errors.
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use prost::Message;
 use serde_json::Value;
-use sextant_ingest::remote_write::{ProtoLabel, ProtoSample, TimeSeries, WriteRequest};
+use support::{remote_write, series, urlencode, write_config, Server};
 
-/// A running server, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
+async fn start(dir: &Path) -> Server {
+    let config = write_config(dir, &["wal_fsync: always"]);
+    Server::start(&config, &dir.join("data"), &dir.join("sextant.log")).await
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(data_dir: &Path) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["serve", "--data-dir"])
-        .arg(data_dir)
-        .args(["--http-addr", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sextant");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{}/-/ready", server.base)).send().await {
-            if r.status() == 200 {
-                return server;
-            }
-        }
-        assert!(Instant::now() < deadline, "sextant did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn series(name: &str, job: &str, samples: &[(i64, f64)]) -> TimeSeries {
-    let label = |n: &str, v: &str| ProtoLabel {
-        name: n.as_bytes().to_vec(),
-        value: v.as_bytes().to_vec(),
-    };
-    TimeSeries {
-        labels: vec![label("__name__", name), label("job", job)],
-        samples: samples
-            .iter()
-            .map(|&(t, v)| ProtoSample {
-                timestamp: t,
-                value: v,
-            })
-            .collect(),
-        exemplars: vec![],
-        histograms: vec![],
-    }
-}
-
-async fn remote_write(base: &str, timeseries: Vec<TimeSeries>) -> reqwest::StatusCode {
-    let body = WriteRequest {
-        timeseries,
-        metadata: vec![],
-    }
-    .encode_to_vec();
-    let compressed = snap::raw::Encoder::new().compress_vec(&body).unwrap();
-    reqwest::Client::new()
-        .post(format!("{base}/api/v1/write"))
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(compressed)
-        .send()
+async fn write(base: &str, timeseries: Vec<sextant_ingest::remote_write::TimeSeries>) -> u16 {
+    remote_write(&reqwest::Client::new(), base, timeseries)
         .await
-        .unwrap()
-        .status()
+        .expect("a response")
+        .as_u16()
 }
 
 async fn get_json(url: &str) -> Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
-/// The values of every series matching `selector` in [0, end], via a PromQL range selector.
+/// The values of every series matching `selector` in [0, end], via a PromQL range selector,
+/// keyed by the `job` label.
 async fn stored_values(
     base: &str,
     selector: &str,
@@ -134,15 +60,6 @@ async fn stored_values(
     out
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9_and_restart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -153,16 +70,24 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
             let samples: Vec<(i64, f64)> = (0..50)
                 .map(|i| ((batch * 50 + i) * 1000, (batch * 50 + i) as f64 * 0.5))
                 .collect();
-            let status =
-                remote_write(&server.base, vec![series("e2e_metric", "a", &samples)]).await;
+            let status = write(
+                &server.base,
+                vec![series(
+                    &[("__name__", "e2e_metric"), ("job", "a")],
+                    &samples,
+                )],
+            )
+            .await;
             assert_eq!(status, 204);
             expected.extend(samples);
         }
-        // A stale marker must come back with its exact bit pattern (as the string "NaN").
         assert_eq!(
-            remote_write(
+            write(
                 &server.base,
-                vec![series("e2e_metric", "b", &[(5000, 7.0)])]
+                vec![series(
+                    &[("__name__", "e2e_metric"), ("job", "b")],
+                    &[(5000, 7.0)]
+                )]
             )
             .await,
             204
@@ -193,9 +118,12 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     assert_eq!(got[1].1, vec![(5.0, "7".to_string())]);
 
     // Writing after the restart continues the same series; older samples are refused per sample.
-    let status = remote_write(
+    let status = write(
         &server.base,
-        vec![series("e2e_metric", "a", &[(0, 1.0), (2_000_000, 2.0)])],
+        vec![series(
+            &[("__name__", "e2e_metric"), ("job", "a")],
+            &[(0, 1.0), (2_000_000, 2.0)],
+        )],
     )
     .await;
     assert_eq!(status, 400);
@@ -207,12 +135,12 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
 async fn series_and_labels_endpoints_see_remote_written_data() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path()).await;
-    let status = remote_write(
+    let status = write(
         &server.base,
         vec![
-            series("up", "node", &[(1000, 1.0)]),
-            series("up", "api", &[(1000, 0.0)]),
-            series("other", "node", &[(1000, 3.0)]),
+            series(&[("__name__", "up"), ("job", "node")], &[(1000, 1.0)]),
+            series(&[("__name__", "up"), ("job", "api")], &[(1000, 0.0)]),
+            series(&[("__name__", "other"), ("job", "node")], &[(1000, 3.0)]),
         ],
     )
     .await;
@@ -239,24 +167,15 @@ async fn sigterm_shuts_down_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let mut server = start(tmp.path()).await;
     assert_eq!(
-        remote_write(&server.base, vec![series("m", "a", &[(1, 1.0)])]).await,
+        write(
+            &server.base,
+            vec![series(&[("__name__", "m"), ("job", "a")], &[(1, 1.0)])]
+        )
+        .await,
         204
     );
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sextant did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "exit status {status}");
+    // Asserts a zero exit status within a deadline.
+    server.terminate().await;
 }
 
 #[test]
