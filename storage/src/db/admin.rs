@@ -238,36 +238,9 @@ impl Db {
 
     /// Writes the head's samples as one block under `blocks_dir` (for snapshots).
     fn write_head_block(&self, blocks_dir: &Path) -> Result<(), StorageError> {
-        let Some((lo, hi)) = self.head.time_range() else {
-            return Ok(());
-        };
-        let mut series: Vec<(Labels, _)> = self
-            .head
-            .all_series()
-            .into_iter()
-            .map(|(_, s)| {
-                let labels = s.labels();
-                (labels, s)
-            })
-            .collect();
-        series.sort_by(|a, b| a.0.cmp(&b.0));
-        let labels: Vec<Labels> = series.iter().map(|s| s.0.clone()).collect();
-        let id = new_block_id();
-        let plan = BlockPlan {
-            id: id.clone(),
-            min_time: lo,
-            max_time: hi.saturating_add(1),
-            level: 1,
-            sources: vec![id],
-            parents: vec![],
-            zstd_level: self.opts.zstd_level,
-        };
-        write_block(blocks_dir, &plan, &labels, |i, out| {
-            if let Some((_, s)) = series.get(i) {
-                s.lock().samples_in(i64::MIN, i64::MAX, out);
-            }
-            Ok(())
-        })?;
+        if let Some((lo, hi)) = self.head.time_range() {
+            self.write_head_range(blocks_dir, lo, hi.saturating_add(1))?;
+        }
         Ok(())
     }
 }

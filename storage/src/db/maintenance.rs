@@ -205,6 +205,25 @@ impl Db {
             let _wal = self.wal.lock();
             self.head.set_min_valid_time(end);
         }
+        let written = self.write_head_range(&blocks_dir(dir), start, end)?;
+        let Some(meta) = written else {
+            return Ok(false);
+        };
+        let block = Arc::new(Block::open(&blocks_dir(dir).join(&meta.ulid))?);
+        tracing::info!(block = %meta.ulid, min_time = meta.min_time, max_time = meta.max_time, series = meta.stats.num_series, samples = meta.stats.num_samples, bytes = meta.stats.num_bytes, "persisted head range as a block");
+        self.insert_blocks(vec![block], &[]);
+        self.metrics.blocks_cut.inc();
+        Ok(true)
+    }
+
+    /// Writes the head's samples in `[start, end)` as a level-1 block under `blocks_dir`
+    /// (`None` when there are none). Used for cuts, flushes and snapshots.
+    pub(super) fn write_head_range(
+        &self,
+        blocks_dir: &Path,
+        start: i64,
+        end: i64,
+    ) -> Result<Option<crate::BlockMeta>, StorageError> {
         let mut series: Vec<(Labels, crate::head::SeriesRef)> = self
             .head
             .all_series()
@@ -226,20 +245,12 @@ impl Db {
             parents: vec![],
             zstd_level: self.opts.zstd_level,
         };
-        let written = write_block(&blocks_dir(dir), &plan, &labels, |i, out| {
+        write_block(blocks_dir, &plan, &labels, |i, out| {
             if let Some((_, s)) = series.get(i) {
                 s.lock().samples_in(start, end - 1, out);
             }
             Ok(())
-        })?;
-        let Some(meta) = written else {
-            return Ok(false);
-        };
-        let block = Arc::new(Block::open(&blocks_dir(dir).join(&meta.ulid))?);
-        tracing::info!(block = %meta.ulid, min_time = meta.min_time, max_time = meta.max_time, series = meta.stats.num_series, samples = meta.stats.num_samples, bytes = meta.stats.num_bytes, "persisted head range as a block");
-        self.insert_blocks(vec![block], &[]);
-        self.metrics.blocks_cut.inc();
-        Ok(true)
+        })
     }
 
     /// Drops head data before `before` (now in blocks) and checkpoints the WAL so it no longer
