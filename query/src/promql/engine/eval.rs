@@ -227,16 +227,7 @@ impl<'a> Evaluator<'a> {
         if vs.smoothed {
             let hi = et.saturating_add(self.opts.lookback_delta_ms);
             for s in self.data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[]) {
-                let a = s.samples.partition_point(|p| p.t <= lo);
-                let b = s.samples.partition_point(|p| p.t <= hi);
-                let points: Vec<(i64, f64)> = s
-                    .samples
-                    .get(a..b.max(a))
-                    .unwrap_or(&[])
-                    .iter()
-                    .filter(|p| !is_stale_nan(p.v))
-                    .map(|p| (p.t, p.v))
-                    .collect();
+                let points = window_points(&s.samples, lo, hi);
                 if let Some(v) = extended::smoothed_value(&points, et) {
                     let sample = Sample {
                         labels: s.labels.clone(),
@@ -305,16 +296,7 @@ impl<'a> Evaluator<'a> {
         let mut n = 0usize;
         if let Some(series) = self.data.get(&key(vs)) {
             for s in series {
-                let a = s.samples.partition_point(|p| p.t <= sel_lo);
-                let b = s.samples.partition_point(|p| p.t <= sel_hi);
-                let points: Vec<(i64, f64)> = s
-                    .samples
-                    .get(a..b.max(a))
-                    .unwrap_or(&[])
-                    .iter()
-                    .filter(|p| !is_stale_nan(p.v))
-                    .map(|p| (p.t, p.v))
-                    .collect();
+                let points = window_points(&s.samples, sel_lo, sel_hi);
                 if points.is_empty() {
                     continue;
                 }
@@ -429,4 +411,17 @@ pub(super) fn remove_name(labels: &mut Labels) {
     labels.remove(METRIC_NAME);
     labels.remove("__type__");
     labels.remove("__unit__");
+}
+
+/// The non-stale points of time-sorted `samples` in the left-open window `(lo, hi]`.
+fn window_points(samples: &[sextant_storage::Sample], lo: i64, hi: i64) -> Vec<(i64, f64)> {
+    let a = samples.partition_point(|p| p.t <= lo);
+    let b = samples.partition_point(|p| p.t <= hi);
+    samples
+        .get(a..b.max(a))
+        .unwrap_or(&[])
+        .iter()
+        .filter(|p| !is_stale_nan(p.v))
+        .map(|p| (p.t, p.v))
+        .collect()
 }
