@@ -81,13 +81,22 @@ fn truncated<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, Option<&'static str
 }
 
 fn string_list(items: &[String], warning: Option<&str>) -> Success {
-    let mut out = String::with_capacity(items.iter().map(|s| s.len() + 3).sum::<usize>() + 2);
+    json_list(items, write_json_str, warning)
+}
+
+/// A JSON array of `items` written by `write`, with the truncation warning if any.
+fn json_list<T: ?Sized, I: std::borrow::Borrow<T>>(
+    items: &[I],
+    write: impl Fn(&mut String, &T),
+    warning: Option<&str>,
+) -> Success {
+    let mut out = String::with_capacity(items.len() * 32 + 2);
     out.push('[');
-    for (i, s) in items.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_json_str(&mut out, s);
+        write(&mut out, item.borrow());
     }
     out.push(']');
     let success = Success::from_json(out);
@@ -112,20 +121,7 @@ pub async fn series(State(st): State<Arc<ApiState>>, p: Params) -> Result<Succes
     let found: Vec<Labels> =
         blocking(&st, move |db| union(&sets, |ms| db.series(ms, start, end))).await?;
     let (found, warning) = truncated(found, limit);
-    let mut out = String::with_capacity(found.len() * 64 + 2);
-    out.push('[');
-    for (i, labels) in found.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_labels(&mut out, labels);
-    }
-    out.push(']');
-    let success = Success::from_json(out);
-    Ok(match warning {
-        Some(w) => success.with_warning(w),
-        None => success,
-    })
+    Ok(json_list::<Labels, _>(&found, write_labels, warning))
 }
 
 /// `GET|POST /api/v1/labels`: label names.

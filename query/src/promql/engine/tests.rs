@@ -45,11 +45,11 @@ static LREPL: std::sync::LazyLock<FunctionDef> = std::sync::LazyLock::new(|| {
 static COUNT_OT: std::sync::LazyLock<FunctionDef> =
     std::sync::LazyLock::new(|| def("count_over_time", &[ValueType::Matrix], ValueType::Vector));
 
-fn l(pairs: &[(&str, &str)]) -> Labels {
+pub(super) fn l(pairs: &[(&str, &str)]) -> Labels {
     Labels::from_pairs(pairs.iter().copied())
 }
 
-fn db(series: &[(Labels, Vec<(i64, f64)>)]) -> Db {
+pub(super) fn db(series: &[(Labels, Vec<(i64, f64)>)]) -> Db {
     let db = Db::in_memory();
     let batch: Vec<(Labels, Vec<StSample>)> = series
         .iter()

@@ -1,29 +1,11 @@
 //! End-to-end tests (parser and evaluator) of the Prometheus 3.x modifiers: binary `fill`,
 //! `anchored`/`smoothed` selectors and duration expressions using `step()`/`range()`.
 
-use sextant_storage::{Db, Labels, Sample as StSample};
+use sextant_storage::{Db, Labels};
 
+use super::tests::{db, l};
 use super::*;
 use crate::promql::parse;
-
-fn l(pairs: &[(&str, &str)]) -> Labels {
-    Labels::from_pairs(pairs.iter().copied())
-}
-
-fn db(series: &[(Labels, Vec<(i64, f64)>)]) -> Db {
-    let db = Db::in_memory();
-    let batch: Vec<(Labels, Vec<StSample>)> = series
-        .iter()
-        .map(|(l, s)| {
-            (
-                l.clone(),
-                s.iter().map(|&(t, v)| StSample { t, v }).collect(),
-            )
-        })
-        .collect();
-    db.append(&batch).unwrap();
-    db
-}
 
 fn engine() -> Engine {
     Engine::new(EngineOptions {
