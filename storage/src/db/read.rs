@@ -91,7 +91,11 @@ impl Merger {
                     samples.sort_by_key(|s| s.t);
                     samples.dedup_by_key(|s| s.t);
                 }
-                Series { labels, samples }
+                Series {
+                    labels,
+                    samples,
+                    histograms: Vec::new(),
+                }
             })
             .collect()
     }
