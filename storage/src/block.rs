@@ -10,6 +10,7 @@
 
 pub(crate) mod codec;
 mod format;
+pub(crate) mod hcodec;
 pub(crate) mod tombstones;
 pub(crate) mod writer;
 
@@ -21,8 +22,9 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::mmap::MappedFile;
+use crate::series_data::SeriesSamples;
 use crate::varint::{read_uvarint, read_varint};
-use crate::{Label, Labels, MatchOp, Matcher, Sample, StorageError};
+use crate::{Label, Labels, MatchOp, Matcher, StorageError};
 use format::*;
 
 /// `meta.json`: the block's identity, time range, counts and lineage (an on-disk contract).
@@ -431,7 +433,7 @@ impl Block {
         &self,
         c: &ChunkMeta,
         cache: &mut PageCache,
-        out: &mut Vec<Sample>,
+        out: &mut SeriesSamples,
     ) -> Result<(), StorageError> {
         let path = || self.dir.join(CHUNKS_FILE);
         if cache.offset != Some(c.page_offset) {
@@ -466,8 +468,12 @@ impl Block {
             .data
             .get(start..start + c.len as usize)
             .ok_or_else(|| corrupt(&path(), c.page_offset, "chunk outside its page".into()))?;
-        codec::decode(data, out)
-            .ok_or_else(|| corrupt(&path(), c.page_offset, "undecodable chunk".into()))
+        let decoded = if hcodec::is_histogram_chunk(data) {
+            hcodec::decode(data, &mut out.hists)
+        } else {
+            codec::decode(data, &mut out.floats)
+        };
+        decoded.ok_or_else(|| corrupt(&path(), c.page_offset, "undecodable chunk".into()))
     }
 
     /// All label names, sorted.

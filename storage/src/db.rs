@@ -19,9 +19,10 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::block::{Block, BlockMeta};
-use crate::head::{Head, IdHasher, SampleCheck, SeriesRef};
+use crate::head::{Head, IdHasher, Last, LastValue, SampleCheck, SeriesRef};
 use crate::labels::SeriesLabels;
 use crate::metrics::StorageMetrics;
+use crate::series_data::same_histogram_value;
 use crate::wal::{Record, Wal};
 use crate::{HistogramSample, Labels, Sample, StorageError};
 
@@ -215,6 +216,25 @@ impl Db {
                     }
                 }
             }
+            Record::Histograms(samples) => {
+                for (id, s) in samples {
+                    match head.series(id) {
+                        Some(series) => {
+                            let last = series.lock().last();
+                            let check = head.check_histogram(last, s.t, || {
+                                series
+                                    .lock()
+                                    .histogram_at(s.t)
+                                    .is_some_and(|x| same_histogram_value(&x.h, &s.h))
+                            });
+                            if check == SampleCheck::Ok {
+                                head.append_histogram_run(&series, std::iter::once(s));
+                            }
+                        }
+                        None => orphan_samples += 1,
+                    }
+                }
+            }
         };
         let (wal, stats) = if opts.read_only {
             (None, crate::wal::replay_read_only(&dir.join("wal"), apply)?)
@@ -298,10 +318,105 @@ impl Db {
         &self,
         batch: impl Iterator<Item = (&'a L, &'a [HistogramSample])>,
     ) -> Result<AppendOutcome, StorageError> {
-        let _ = batch;
-        Err(StorageError::Unsupported(
-            "native histograms are not stored yet".into(),
-        ))
+        let mut wal = self.wal.lock();
+        let mut out = AppendOutcome::default();
+        struct Entry {
+            series: SeriesRef,
+            created: bool,
+            last: Last,
+            /// Index in `accepted` of this batch's newest accepted sample of the series.
+            newest: Option<usize>,
+        }
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut position: HashMap<u32, usize, BuildHasherDefault<IdHasher>> = HashMap::default();
+        let mut accepted: Vec<(u32, HistogramSample)> = Vec::new();
+        for (labels, samples) in batch {
+            let (id, series, created) = self.head.get_or_create(labels);
+            let at = match position.get(&id) {
+                Some(&at) => at,
+                None => {
+                    let last = series.last();
+                    position.insert(id, entries.len());
+                    entries.push(Entry {
+                        series,
+                        created,
+                        last,
+                        newest: None,
+                    });
+                    entries.len() - 1
+                }
+            };
+            let entry = &mut entries[at];
+            for s in samples {
+                // A resend at the newest timestamp is compared with the newest histogram, from
+                // this batch or from the head.
+                let same = || match entry.newest {
+                    Some(i) => same_histogram_value(&accepted[i].1.h, &s.h),
+                    None => entry
+                        .series
+                        .lock()
+                        .histogram_at(s.t)
+                        .is_some_and(|x| same_histogram_value(&x.h, &s.h)),
+                };
+                let reason = match self.head.check_histogram(entry.last, s.t, same) {
+                    SampleCheck::Ok => {
+                        entry.newest = Some(accepted.len());
+                        entry.last = Some((s.t, LastValue::Histogram));
+                        accepted.push((id, s.clone()));
+                        continue;
+                    }
+                    SampleCheck::Identical => {
+                        out.duplicates_ignored += 1;
+                        continue;
+                    }
+                    SampleCheck::OutOfOrder => RejectReason::OutOfOrder,
+                    SampleCheck::DuplicateTimestamp => RejectReason::DuplicateTimestamp,
+                    SampleCheck::TooOld => RejectReason::TooOld,
+                };
+                *out.rejected.entry(reason).or_default() += 1;
+            }
+        }
+        let n_accepted = accepted.len();
+        let n_created = entries.iter().filter(|e| e.created).count();
+        if let Some(wal) = wal.as_mut() {
+            let created: Vec<(u32, Labels)> = position
+                .iter()
+                .filter(|(_, &at)| entries[at].created)
+                .map(|(&id, &at)| (id, entries[at].series.labels()))
+                .collect();
+            let new_labels: Vec<(u32, &Labels)> = created.iter().map(|(id, l)| (*id, l)).collect();
+            let (bytes, synced) = wal.log_histograms(&new_labels, &accepted)?;
+            self.metrics.wal_bytes_written.inc_by(bytes);
+            if synced {
+                self.metrics.wal_fsyncs.inc();
+            }
+        }
+        // Apply runs of consecutive samples of one series under one lock.
+        let mut accepted = accepted.into_iter().peekable();
+        while let Some((id, first)) = accepted.next() {
+            let mut run = vec![first];
+            while let Some((_, s)) = accepted.next_if(|(next, _)| *next == id) {
+                run.push(s);
+            }
+            if let Some(&at) = position.get(&id) {
+                self.head
+                    .append_histogram_run(&entries[at].series, run.into_iter());
+            }
+        }
+        drop(wal);
+        out.appended = n_accepted;
+        self.metrics.samples_appended.inc_by(n_accepted as u64);
+        self.metrics
+            .samples_duplicate_ignored
+            .inc_by(out.duplicates_ignored as u64);
+        for (reason, n) in &out.rejected {
+            self.metrics.reject(reason.as_str(), *n as u64);
+        }
+        self.metrics.series_created.inc_by(n_created as u64);
+        self.metrics
+            .active_series
+            .set(self.head.num_series() as i64);
+        Ok(out)
     }
 
     /// [`Db::append`] for label sets that may borrow from a request buffer: existing series
@@ -317,7 +432,7 @@ impl Db {
         struct Entry {
             series: SeriesRef,
             created: bool,
-            last: Option<(i64, u64)>,
+            last: Last,
         }
         let mut entries: Vec<Entry> = Vec::new();
         let mut position: HashMap<u32, usize, BuildHasherDefault<IdHasher>> = HashMap::default();
@@ -343,7 +458,7 @@ impl Db {
                 let reason = match self.head.check(entry.last, s.t, s.v) {
                     SampleCheck::Ok => {
                         accepted.push((id, *s));
-                        entry.last = Some((s.t, s.v.to_bits()));
+                        entry.last = Some((s.t, LastValue::Float(s.v.to_bits())));
                         continue;
                     }
                     SampleCheck::Identical => {
@@ -498,6 +613,11 @@ impl Db {
         }
     }
 }
+
+#[cfg(test)]
+mod histogram_block_tests;
+#[cfg(test)]
+mod histogram_tests;
 
 #[cfg(test)]
 mod tests {

@@ -6,20 +6,35 @@
 //! boundaries, so persisting a range to a block and truncating the head never splits a chunk.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+mod histograms;
 mod packed_labels;
 
+use histograms::HistogramStore;
 use packed_labels::PackedLabels;
 
 use crate::block::tombstones::Tombstones;
 use crate::chunk::{Chunk, ChunkEncoder, SAMPLES_PER_CHUNK};
 use crate::labels::SeriesLabels;
 use crate::postings::Postings;
-use crate::{Labels, Matcher, Sample};
+use crate::series_data::SeriesSamples;
+use crate::{HistogramSample, Labels, Matcher, Sample};
+
+/// The value of a series' newest sample, as the duplicate check needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LastValue {
+    /// A float sample with these value bits.
+    Float(u64),
+    /// A histogram sample (compared in full when a resend has the same timestamp).
+    Histogram,
+}
+
+/// The newest sample of a series: its time and value.
+pub(crate) type Last = Option<(i64, LastValue)>;
 
 /// How a sample relates to the newest sample of its series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +54,12 @@ pub(crate) enum SampleCheck {
 pub(crate) struct HeadSeries {
     key: PackedLabels,
     data: Mutex<MemSeries>,
-    /// The newest sample's time (`i64::MIN` for none) and value bits, mirrored from `data` so
-    /// appenders, which are serialised by the WAL lock, can check samples without locking.
+    /// The newest sample's time (`i64::MIN` for none), value bits and kind, mirrored from
+    /// `data` so appenders, which are serialised by the WAL lock, can check samples without
+    /// locking.
     last_t: AtomicI64,
     last_v: AtomicU64,
+    last_hist: AtomicBool,
 }
 
 impl HeadSeries {
@@ -52,6 +69,7 @@ impl HeadSeries {
             data: Mutex::new(MemSeries::new()),
             last_t: AtomicI64::new(i64::MIN),
             last_v: AtomicU64::new(0),
+            last_hist: AtomicBool::new(false),
         }
     }
 
@@ -68,15 +86,28 @@ impl HeadSeries {
         self.key.equals(labels)
     }
 
-    /// The newest sample as `(t, value bits)`, without locking.
-    pub(crate) fn last(&self) -> Option<(i64, u64)> {
+    /// The newest sample, without locking.
+    pub(crate) fn last(&self) -> Last {
         let t = self.last_t.load(Ordering::Acquire);
-        (t != i64::MIN).then(|| (t, self.last_v.load(Ordering::Acquire)))
+        (t != i64::MIN).then(|| {
+            let value = if self.last_hist.load(Ordering::Acquire) {
+                LastValue::Histogram
+            } else {
+                LastValue::Float(self.last_v.load(Ordering::Acquire))
+            };
+            (t, value)
+        })
     }
 
-    fn publish_last(&self, last: Option<(i64, u64)>) {
+    fn publish_last(&self, last: Last) {
         if let Some((t, v)) = last {
-            self.last_v.store(v, Ordering::Release);
+            match v {
+                LastValue::Float(bits) => {
+                    self.last_v.store(bits, Ordering::Release);
+                    self.last_hist.store(false, Ordering::Release);
+                }
+                LastValue::Histogram => self.last_hist.store(true, Ordering::Release),
+            }
             self.last_t.store(t, Ordering::Release);
         }
     }
@@ -85,7 +116,9 @@ impl HeadSeries {
 pub(crate) struct MemSeries {
     sealed: Vec<Chunk>,
     open: ChunkEncoder,
-    last: Option<(i64, u64)>,
+    /// Native histogram samples, sorted by time.
+    hists: HistogramStore,
+    last: Last,
 }
 
 impl MemSeries {
@@ -93,12 +126,23 @@ impl MemSeries {
         MemSeries {
             sealed: Vec::new(),
             open: ChunkEncoder::default(),
+            hists: HistogramStore::default(),
             last: None,
         }
     }
 
-    pub(crate) fn last(&self) -> Option<(i64, u64)> {
+    pub(crate) fn last(&self) -> Last {
         self.last
+    }
+
+    /// The newest stored histogram sample if it is at `t`.
+    pub(crate) fn histogram_at(&self, t: i64) -> Option<HistogramSample> {
+        self.hists.newest().filter(|h| h.t == t)
+    }
+
+    fn append_histogram(&mut self, s: HistogramSample, range: i64) {
+        self.last = Some((s.t, LastValue::Histogram));
+        self.hists.push(s, range);
     }
 
     fn append(&mut self, t: i64, v: f64, range: i64) {
@@ -109,18 +153,37 @@ impl MemSeries {
             self.sealed.push(chunk);
         }
         self.open.append(t, v);
-        self.last = Some((t, v.to_bits()));
+        self.last = Some((t, LastValue::Float(v.to_bits())));
     }
 
     fn min_t(&self) -> Option<i64> {
-        match self.sealed.first() {
+        let floats = match self.sealed.first() {
             Some(c) => Some(c.min_t),
             None => (!self.open.is_empty()).then(|| self.open.min_t()),
+        };
+        match (floats, self.hists.min_t()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     fn has_data(&self) -> bool {
-        !self.sealed.is_empty() || !self.open.is_empty()
+        !self.sealed.is_empty() || !self.open.is_empty() || !self.hists.is_empty()
+    }
+
+    fn num_chunks(&self) -> usize {
+        self.sealed.len() + usize::from(!self.open.is_empty()) + self.hists.num_chunks()
+    }
+
+    /// Appends the histogram samples in `[mint, maxt]` to `out`.
+    pub(crate) fn histograms_in(&self, mint: i64, maxt: i64, out: &mut Vec<HistogramSample>) {
+        self.hists.samples_in(mint, maxt, out);
+    }
+
+    /// Appends float and histogram samples in `[mint, maxt]` to `out`.
+    pub(crate) fn data_in(&self, mint: i64, maxt: i64, out: &mut SeriesSamples) {
+        self.samples_in(mint, maxt, &mut out.floats);
+        self.histograms_in(mint, maxt, &mut out.hists);
     }
 
     pub(crate) fn overlaps(&self, mint: i64, maxt: i64) -> bool {
@@ -151,6 +214,10 @@ impl MemSeries {
         if !self.overlaps(mint, maxt) {
             return 0;
         }
+        self.hists.delete_range(mint, maxt, range) + self.delete_float_range(mint, maxt, range)
+    }
+
+    fn delete_float_range(&mut self, mint: i64, maxt: i64, range: i64) -> u64 {
         let mut all = Vec::new();
         self.samples_in(i64::MIN, i64::MAX, &mut all);
         let total = all.len();
@@ -180,15 +247,38 @@ impl MemSeries {
             dropped += u64::from(self.open.count());
             self.open = ChunkEncoder::default();
         }
-        dropped
+        dropped + self.hists.truncate(before)
     }
 }
 
-pub(crate) fn check_sample(last: Option<(i64, u64)>, t: i64, v: f64) -> SampleCheck {
+pub(crate) fn check_sample(last: Last, t: i64, v: f64) -> SampleCheck {
     match last {
         Some((lt, _)) if t < lt => SampleCheck::OutOfOrder,
-        Some((lt, lv)) if t == lt => {
+        Some((lt, LastValue::Float(lv))) if t == lt => {
             if lv == v.to_bits() {
+                SampleCheck::Identical
+            } else {
+                SampleCheck::DuplicateTimestamp
+            }
+        }
+        // A float where the series has a histogram at that time.
+        Some((lt, LastValue::Histogram)) if t == lt => SampleCheck::DuplicateTimestamp,
+        _ => SampleCheck::Ok,
+    }
+}
+
+/// [`check_sample`] for a histogram; `same` tells whether the newest sample (a histogram at
+/// the same timestamp) is bit-identical to it, and is called only then.
+pub(crate) fn check_histogram_sample(
+    last: Last,
+    t: i64,
+    same: impl FnOnce() -> bool,
+) -> SampleCheck {
+    match last {
+        Some((lt, _)) if t < lt => SampleCheck::OutOfOrder,
+        Some((lt, LastValue::Float(_))) if t == lt => SampleCheck::DuplicateTimestamp,
+        Some((lt, LastValue::Histogram)) if t == lt => {
+            if same() {
                 SampleCheck::Identical
             } else {
                 SampleCheck::DuplicateTimestamp
@@ -354,10 +444,7 @@ impl Head {
     pub(crate) fn num_chunks(&self) -> usize {
         self.all_series()
             .iter()
-            .map(|(_, s)| {
-                let s = s.lock();
-                s.sealed.len() + usize::from(!s.open.is_empty())
-            })
+            .map(|(_, s)| s.lock().num_chunks())
             .sum()
     }
 
@@ -377,11 +464,24 @@ impl Head {
     }
 
     /// [`check_sample`] plus the head's minimum valid time.
-    pub(crate) fn check(&self, last: Option<(i64, u64)>, t: i64, v: f64) -> SampleCheck {
+    pub(crate) fn check(&self, last: Last, t: i64, v: f64) -> SampleCheck {
         if t < self.min_valid_time() {
             return SampleCheck::TooOld;
         }
         check_sample(last, t, v)
+    }
+
+    /// [`check_histogram_sample`] plus the head's minimum valid time.
+    pub(crate) fn check_histogram(
+        &self,
+        last: Last,
+        t: i64,
+        same: impl FnOnce() -> bool,
+    ) -> SampleCheck {
+        if t < self.min_valid_time() {
+            return SampleCheck::TooOld;
+        }
+        check_histogram_sample(last, t, same)
     }
 
     /// The series with these labels, creating it if needed: its id, handle, and whether it is
@@ -436,6 +536,27 @@ impl Head {
             s.append(x.t, x.v, self.chunk_range);
             first = first.min(x.t);
             last = last.max(x.t);
+            n += 1;
+        }
+        series.publish_last(s.last);
+        drop(s);
+        if n > 0 {
+            self.note_appended(n, first, last);
+        }
+    }
+
+    /// Appends checked histogram samples of one series, in time order.
+    pub(crate) fn append_histogram_run(
+        &self,
+        series: &HeadSeries,
+        samples: impl Iterator<Item = HistogramSample>,
+    ) {
+        let mut s = series.lock();
+        let (mut n, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
+        for x in samples {
+            first = first.min(x.t);
+            last = last.max(x.t);
+            s.append_histogram(x, self.chunk_range);
             n += 1;
         }
         series.publish_last(s.last);

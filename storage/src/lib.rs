@@ -21,6 +21,7 @@ pub mod matcher;
 mod metrics;
 mod mmap;
 mod postings;
+mod series_data;
 mod varint;
 mod wal;
 

@@ -15,7 +15,12 @@ use crate::db::FsyncPolicy;
 use crate::varint::{read_uvarint, read_varint, write_uvarint, write_varint};
 use crate::{Label, Labels, Sample, StorageError};
 
+mod histograms;
 mod read_only;
+#[cfg(test)]
+pub(crate) use histograms::encode_histogram;
+use histograms::{decode_histograms, encode_histograms};
+pub(crate) use histograms::{hint_code, hint_from_code, read_spans, write_spans};
 pub(crate) use read_only::replay_read_only;
 
 const SEGMENT_MAX_BYTES: u64 = 128 * 1024 * 1024;
@@ -25,6 +30,7 @@ const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
 
 const RECORD_SERIES: u8 = 1;
 const RECORD_SAMPLES: u8 = 2;
+const RECORD_HISTOGRAMS: u8 = 3;
 
 /// A decoded WAL record.
 #[derive(Debug, PartialEq)]
@@ -33,6 +39,8 @@ pub(crate) enum Record {
     Series(Vec<(u32, Labels)>),
     /// Samples for series ids defined by earlier `Series` records.
     Samples(Vec<(u32, Sample)>),
+    /// Native histogram samples for series ids defined by earlier `Series` records.
+    Histograms(Vec<(u32, crate::HistogramSample)>),
 }
 
 pub(crate) struct Wal {
@@ -148,6 +156,33 @@ impl Wal {
             encode_samples(samples, &mut payload);
             push_frame(&mut self.scratch, &payload);
         }
+        self.write_scratch()
+    }
+
+    /// [`Wal::log`] for native histogram samples.
+    pub(crate) fn log_histograms(
+        &mut self,
+        series: &[(u32, &Labels)],
+        samples: &[(u32, crate::HistogramSample)],
+    ) -> Result<(u64, bool), StorageError> {
+        self.scratch.clear();
+        if !series.is_empty() {
+            let mut payload = vec![RECORD_SERIES];
+            encode_series(series, &mut payload);
+            push_frame(&mut self.scratch, &payload);
+        }
+        if !samples.is_empty() {
+            let mut payload = vec![RECORD_HISTOGRAMS];
+            let refs: Vec<(u32, &crate::HistogramSample)> =
+                samples.iter().map(|(id, s)| (*id, s)).collect();
+            encode_histograms(&refs, &mut payload);
+            push_frame(&mut self.scratch, &payload);
+        }
+        self.write_scratch()
+    }
+
+    /// Writes the frames in `scratch` as one `write` call and syncs according to the policy.
+    fn write_scratch(&mut self) -> Result<(u64, bool), StorageError> {
         if self.scratch.is_empty() {
             return Ok((0, false));
         }
@@ -246,6 +281,19 @@ pub(crate) fn write_checkpoint(
                         payload.clear();
                         payload.push(RECORD_SAMPLES);
                         encode_samples(&kept, &mut payload);
+                        push_frame(&mut out, &payload);
+                    }
+                }
+                Record::Histograms(samples) => {
+                    let kept: Vec<(u32, &crate::HistogramSample)> = samples
+                        .iter()
+                        .filter(|(id, s)| s.t >= min_t && live.contains(*id))
+                        .map(|(id, s)| (*id, s))
+                        .collect();
+                    if !kept.is_empty() {
+                        payload.clear();
+                        payload.push(RECORD_HISTOGRAMS);
+                        encode_histograms(&kept, &mut payload);
                         push_frame(&mut out, &payload);
                     }
                 }
@@ -423,6 +471,7 @@ fn decode_record(payload: &[u8]) -> Option<Record> {
             }
             Some(Record::Samples(samples))
         }
+        RECORD_HISTOGRAMS => decode_histograms(rest).map(Record::Histograms),
         _ => None,
     }
 }
@@ -542,6 +591,65 @@ mod tests {
                 Record::Samples(vec![(0, Sample { t: 20, v: 3.0 })]),
                 Record::Samples(vec![(0, Sample { t: 30, v: 4.0 })]),
             ]
+        );
+    }
+
+    #[test]
+    fn histogram_records_roundtrip_through_segments_and_checkpoints() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("wal");
+        let a = Labels::from_pairs([("__name__", "h")]);
+        let h = |t: i64, sum: f64| crate::HistogramSample {
+            t,
+            h: crate::FloatHistogram {
+                count: 2.0,
+                sum,
+                positive_spans: vec![crate::Span {
+                    offset: 1,
+                    length: 1,
+                }],
+                positive_buckets: vec![2.0],
+                ..Default::default()
+            },
+        };
+        {
+            let (mut wal, _) = Wal::open(&dir, FsyncPolicy::Never, |_| {}).unwrap();
+            wal.log_histograms(&[(0, &a)], &[(0, h(10, 1.5)), (0, h(20, f64::NAN))])
+                .unwrap();
+            let upto = wal.current_segment();
+            wal.rotate().unwrap();
+            wal.log_histograms(&[], &[(0, h(30, 3.0))]).unwrap();
+            let mut live = roaring::RoaringBitmap::new();
+            live.insert(0);
+            write_checkpoint(&dir, upto, &live, 15).unwrap();
+            wal.log_histograms(&[], &[(0, h(40, 4.0))]).unwrap();
+        }
+        // Tear the last record.
+        let seg = segment_path(&dir, 1);
+        let len = fs::metadata(&seg).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let (records, stats) = replay(&dir);
+        assert!(stats.truncated_bytes > 0);
+        let mut got = Vec::new();
+        for r in records {
+            match r {
+                Record::Series(s) => assert_eq!(s, vec![(0, a.clone())]),
+                Record::Histograms(hs) => got.extend(hs),
+                Record::Samples(_) => panic!("no float samples were logged"),
+            }
+        }
+        let ts: Vec<(u32, i64, u64)> = got
+            .iter()
+            .map(|(id, s)| (*id, s.t, s.h.sum.to_bits()))
+            .collect();
+        assert_eq!(
+            ts,
+            vec![(0, 20, f64::NAN.to_bits()), (0, 30, 3.0f64.to_bits())]
         );
     }
 

@@ -129,7 +129,7 @@ fn decimal_exponent(samples: &[Sample]) -> Option<u8> {
 }
 
 /// First value and first delta as varints, then residuals of the cheaper mode as planes.
-fn encode_ints(xs: &[i64], out: &mut Vec<u8>) {
+pub(crate) fn encode_ints(xs: &[i64], out: &mut Vec<u8>) {
     let Some(&first) = xs.first() else {
         return;
     };
@@ -168,7 +168,7 @@ fn encode_ints(xs: &[i64], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_ints(data: &mut &[u8], n: usize) -> Option<Vec<i64>> {
+pub(crate) fn decode_ints(data: &mut &[u8], n: usize) -> Option<Vec<i64>> {
     let mut out = Vec::with_capacity(n);
     if n == 0 {
         return Some(out);
@@ -201,7 +201,7 @@ fn decode_ints(data: &mut &[u8], n: usize) -> Option<Vec<i64>> {
 }
 
 /// `width` (bytes per value, 0..=8) followed by `width` planes of `values.len()` bytes.
-fn write_planes(values: &[u64], out: &mut Vec<u8>) {
+pub(crate) fn write_planes(values: &[u64], out: &mut Vec<u8>) {
     let all = values.iter().fold(0u64, |acc, v| acc | v);
     let width = (64 - all.leading_zeros()).div_ceil(8) as usize;
     out.push(width as u8);
@@ -211,7 +211,7 @@ fn write_planes(values: &[u64], out: &mut Vec<u8>) {
     }
 }
 
-fn read_planes(data: &mut &[u8], n: usize) -> Option<Vec<u64>> {
+pub(crate) fn read_planes(data: &mut &[u8], n: usize) -> Option<Vec<u64>> {
     let (&width, rest) = data.split_first()?;
     let width = usize::from(width);
     if width > 8 {

@@ -19,6 +19,8 @@ pub(crate) const PAGE_HEADER: usize = 12;
 pub(crate) const PAGE_TARGET_BYTES: usize = 1024 * 1024;
 /// A series' samples are cut into chunks of at most this many samples.
 pub(crate) const CHUNK_MAX_SAMPLES: usize = 2048;
+/// A series' histogram samples are cut into chunks of at most this many samples.
+pub(crate) const HIST_CHUNK_MAX_SAMPLES: usize = 256;
 
 /// Postings-table value id meaning "every series that has this label name".
 pub(crate) const ALL_VALUES: u32 = u32::MAX;

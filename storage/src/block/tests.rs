@@ -2,7 +2,8 @@
 
 use super::writer::{write_block, BlockPlan};
 use super::*;
-use crate::Labels;
+use crate::series_data::SeriesSamples;
+use crate::{Labels, Sample};
 
 fn plan(id: &str) -> BlockPlan {
     BlockPlan {
@@ -61,7 +62,7 @@ fn dataset() -> Vec<(Labels, Vec<Sample>)> {
 fn write(dir: &std::path::Path, data: &[(Labels, Vec<Sample>)]) -> BlockMeta {
     let labels: Vec<Labels> = data.iter().map(|d| d.0.clone()).collect();
     write_block(dir, &plan("B1"), &labels, |i, out| {
-        out.extend_from_slice(&data[i].1);
+        out.floats.extend_from_slice(&data[i].1);
         Ok(())
     })
     .unwrap()
@@ -76,11 +77,12 @@ fn read_all(block: &Block, matchers: &[Matcher]) -> Vec<(Labels, Vec<Sample>)> {
         .iter()
         .map(|ord| {
             let (labels, chunks) = block.series(ord).unwrap();
-            let mut samples = Vec::new();
+            let mut samples = SeriesSamples::default();
             for c in &chunks {
                 block.read_chunk(c, &mut cache, &mut samples).unwrap();
             }
-            (labels, samples)
+            assert!(samples.hists.is_empty());
+            (labels, samples.floats)
         })
         .collect()
 }
@@ -162,7 +164,7 @@ fn corruption_is_detected_in_index_and_chunks() {
     for ord in 0..block.n_series() as u32 {
         let (_, cs) = block.series(ord).unwrap();
         for c in &cs {
-            if let Err(e) = block.read_chunk(c, &mut cache, &mut Vec::new()) {
+            if let Err(e) = block.read_chunk(c, &mut cache, &mut SeriesSamples::default()) {
                 assert!(matches!(e, StorageError::Corruption { .. }));
                 failures += 1;
             }

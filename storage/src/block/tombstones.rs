@@ -14,7 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Block;
-use crate::{Label, Labels, Sample, StorageError};
+use crate::series_data::{SeriesSamples, Timed};
+use crate::{Label, Labels, StorageError};
 
 /// File name of a block's tombstones.
 pub(crate) const TOMBSTONES_FILE: &str = "tombstones";
@@ -138,15 +139,15 @@ impl<K: TombstoneKey> Tombstones<K> {
     }
 
     /// Removes the deleted samples of `key` from `samples[from..]` (sorted by time or not).
-    pub(crate) fn remove_deleted(&self, key: &K, samples: &mut Vec<Sample>, from: usize) {
+    pub(crate) fn remove_deleted<S: Timed>(&self, key: &K, samples: &mut Vec<S>, from: usize) {
         let list = self.intervals(key);
         if list.is_empty() || from >= samples.len() {
             return;
         }
         let mut kept = from;
         for i in from..samples.len() {
-            if !is_deleted(list, samples[i].t) {
-                samples[kept] = samples[i];
+            if !is_deleted(list, samples[i].t()) {
+                samples.swap(kept, i);
                 kept += 1;
             }
         }
@@ -309,17 +310,15 @@ impl Block {
         cache: &mut super::PageCache,
     ) -> Result<bool, StorageError> {
         let deleted = tombstones.intervals(&ordinal);
-        let mut samples = Vec::new();
+        let mut samples = SeriesSamples::default();
+        let live = |t: i64| t >= mint && t <= maxt && !is_deleted(deleted, t);
         for c in chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
             if deleted.is_empty() {
                 return Ok(true);
             }
             samples.clear();
             self.read_chunk(c, cache, &mut samples)?;
-            if samples
-                .iter()
-                .any(|s| s.t >= mint && s.t <= maxt && !is_deleted(deleted, s.t))
-            {
+            if samples.floats.iter().any(|s| live(s.t)) || samples.hists.iter().any(|s| live(s.t)) {
                 return Ok(true);
             }
         }
@@ -330,6 +329,7 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Sample;
 
     #[test]
     fn intervals_merge_and_filter() {

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
-use super::codec;
 use super::format::*;
 use super::BlockMeta;
+use super::{codec, hcodec};
+use crate::series_data::SeriesSamples;
 use crate::varint::{write_uvarint, write_varint};
-use crate::{Labels, Sample, StorageError};
+use crate::{Labels, StorageError};
 
 /// What a block is cut from: its time range and lineage.
 pub(crate) struct BlockPlan {
@@ -34,7 +35,7 @@ pub(crate) fn write_block(
     blocks_dir: &Path,
     plan: &BlockPlan,
     labels: &[Labels],
-    mut fetch: impl FnMut(usize, &mut Vec<Sample>) -> Result<(), StorageError>,
+    mut fetch: impl FnMut(usize, &mut SeriesSamples) -> Result<(), StorageError>,
 ) -> Result<Option<BlockMeta>, StorageError> {
     let tmp = blocks_dir.join(format!("{}.tmp", plan.id));
     if tmp.exists() {
@@ -74,6 +75,27 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
+    /// Records the chunk just appended to the page at `offset_in_page` (spanning
+    /// `(first t, last t, samples)`) in the series entry, and flushes the page when full.
+    fn finish_chunk(
+        &mut self,
+        entry: &mut Vec<u8>,
+        offset_in_page: usize,
+        (first, last, n): (i64, i64, usize),
+    ) -> Result<(), StorageError> {
+        let len = self.page.len() - offset_in_page;
+        write_varint(entry, first);
+        write_uvarint(entry, last.wrapping_sub(first) as u64);
+        write_uvarint(entry, self.written);
+        write_uvarint(entry, offset_in_page as u64);
+        write_uvarint(entry, len as u64);
+        write_uvarint(entry, n as u64);
+        if self.page.len() >= PAGE_TARGET_BYTES {
+            self.flush_page()?;
+        }
+        Ok(())
+    }
+
     fn flush_page(&mut self) -> Result<(), StorageError> {
         if self.page.is_empty() {
             return Ok(());
@@ -99,7 +121,7 @@ fn write_into(
     dir: &Path,
     plan: &BlockPlan,
     labels: &[Labels],
-    fetch: &mut impl FnMut(usize, &mut Vec<Sample>) -> Result<(), StorageError>,
+    fetch: &mut impl FnMut(usize, &mut SeriesSamples) -> Result<(), StorageError>,
 ) -> Result<Option<BlockMeta>, StorageError> {
     // Symbols are sorted, so symbol order is string order and postings sort by it directly.
     let strings: BTreeSet<&str> = labels
@@ -131,7 +153,7 @@ fn write_into(
     let mut series_entries: Vec<u8> = Vec::new();
     let mut series_offsets: Vec<u32> = Vec::new();
     let mut postings: HashMap<(u32, u32), RoaringBitmap> = HashMap::new();
-    let mut samples: Vec<Sample> = Vec::new();
+    let mut samples = SeriesSamples::default();
     let (mut num_samples, mut num_chunks) = (0u64, 0u64);
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
 
@@ -151,27 +173,32 @@ fn write_into(
             postings.entry((n, v)).or_default().insert(ordinal);
             postings.entry((n, ALL_VALUES)).or_default().insert(ordinal);
         }
-        let pieces = samples.chunks(CHUNK_MAX_SAMPLES);
-        write_uvarint(&mut series_entries, pieces.len() as u64);
-        for piece in pieces {
-            let (first, last) = (piece[0].t, piece[piece.len() - 1].t);
+        // Float chunks first, then histogram chunks; each kind in time order.
+        let float_pieces = samples.floats.chunks(CHUNK_MAX_SAMPLES);
+        let hist_pieces = samples.hists.chunks(HIST_CHUNK_MAX_SAMPLES);
+        write_uvarint(
+            &mut series_entries,
+            (float_pieces.len() + hist_pieces.len()) as u64,
+        );
+        for piece in float_pieces {
             let offset_in_page = chunks.page.len();
             codec::encode(piece, &mut chunks.page);
-            let len = chunks.page.len() - offset_in_page;
-            write_varint(&mut series_entries, first);
-            write_uvarint(&mut series_entries, (last - first) as u64);
-            write_uvarint(&mut series_entries, chunks.written);
-            write_uvarint(&mut series_entries, offset_in_page as u64);
-            write_uvarint(&mut series_entries, len as u64);
-            write_uvarint(&mut series_entries, piece.len() as u64);
-            if chunks.page.len() >= PAGE_TARGET_BYTES {
-                chunks.flush_page()?;
-            }
+            let span = (piece[0].t, piece[piece.len() - 1].t, piece.len());
+            chunks.finish_chunk(&mut series_entries, offset_in_page, span)?;
+            num_chunks += 1;
+        }
+        for piece in hist_pieces {
+            let offset_in_page = chunks.page.len();
+            hcodec::encode(piece, &mut chunks.page);
+            let span = (piece[0].t, piece[piece.len() - 1].t, piece.len());
+            chunks.finish_chunk(&mut series_entries, offset_in_page, span)?;
             num_chunks += 1;
         }
         num_samples += samples.len() as u64;
-        min_t = min_t.min(samples[0].t);
-        max_t = max_t.max(samples[samples.len() - 1].t);
+        if let (Some(lo), Some(hi)) = (samples.min_t(), samples.max_t()) {
+            min_t = min_t.min(lo);
+            max_t = max_t.max(hi);
+        }
     }
     if series_offsets.is_empty() {
         return Ok(None);

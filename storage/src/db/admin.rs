@@ -178,7 +178,8 @@ impl Db {
             for c in &chunks {
                 block.read_chunk(c, &mut cache, out)?;
             }
-            tombstones.remove_deleted(&ordinal, out, 0);
+            tombstones.remove_deleted(&ordinal, &mut out.floats, 0);
+            tombstones.remove_deleted(&ordinal, &mut out.hists, 0);
             Ok(())
         })?;
         let replaced = [meta.ulid.clone()];

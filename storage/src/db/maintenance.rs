@@ -13,7 +13,7 @@ use super::Db;
 use crate::block::writer::{write_block, BlockPlan};
 use crate::block::{new_block_id, Block, PageCache};
 use crate::metrics::StorageMetrics;
-use crate::{wal, Labels, Sample, StorageError};
+use crate::{wal, Labels, StorageError};
 
 /// What one maintenance pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -247,7 +247,7 @@ impl Db {
         };
         write_block(blocks_dir, &plan, &labels, |i, out| {
             if let Some((_, s)) = series.get(i) {
-                s.lock().samples_in(start, end - 1, out);
+                s.lock().data_in(start, end - 1, out);
             }
             Ok(())
         })
@@ -396,12 +396,13 @@ impl Db {
                         }
                         Some(std::cmp::Ordering::Equal) => {
                             let (_, chunks) = block.series(*ordinal)?;
-                            let start = out.len();
+                            let start = (out.floats.len(), out.hists.len());
                             for c in &chunks {
                                 block.read_chunk(c, &mut caches[k], out)?;
                             }
                             // Deleted samples are not carried into the compacted block.
-                            tombstones[k].remove_deleted(&*ordinal, out, start);
+                            tombstones[k].remove_deleted(&*ordinal, &mut out.floats, start.0);
+                            tombstones[k].remove_deleted(&*ordinal, &mut out.hists, start.1);
                             sources += 1;
                             *ordinal += 1;
                             *cached = None;
@@ -412,8 +413,7 @@ impl Db {
                 }
             }
             if sources > 1 {
-                out.sort_by_key(|s: &Sample| s.t);
-                out.dedup_by_key(|s| s.t);
+                out.normalize();
             }
             Ok(())
         })?;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::Db;
 use crate::block::{Block, PageCache};
-use crate::{Labels, Matcher, Sample, Series, SeriesSource, StorageError};
+use crate::series_data::SeriesSamples;
+use crate::{Labels, Matcher, Series, SeriesSource, StorageError};
 
 impl Db {
     fn blocks_overlapping(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
@@ -63,11 +64,11 @@ impl Db {
 /// Accumulates series from several sources.
 #[derive(Default)]
 struct Merger {
-    series: BTreeMap<Labels, (Vec<Sample>, bool)>,
+    series: BTreeMap<Labels, (SeriesSamples, bool)>,
 }
 
 impl Merger {
-    fn add(&mut self, labels: Labels, samples: Vec<Sample>) {
+    fn add(&mut self, labels: Labels, samples: SeriesSamples) {
         if samples.is_empty() {
             return;
         }
@@ -76,9 +77,14 @@ impl Merger {
                 self.series.insert(labels, (samples, false));
             }
             Some((existing, unsorted)) => {
-                let in_order = existing.last().is_none_or(|l| samples[0].t > l.t);
+                // Sources are read oldest first, so usually the new samples just follow.
+                let in_order = match (existing.max_t(), samples.min_t()) {
+                    (Some(last), Some(first)) => first > last,
+                    _ => true,
+                };
                 *unsorted |= !in_order;
-                existing.extend(samples);
+                existing.floats.extend(samples.floats);
+                existing.hists.extend(samples.hists);
             }
         }
     }
@@ -88,13 +94,12 @@ impl Merger {
             .into_iter()
             .map(|(labels, (mut samples, unsorted))| {
                 if unsorted {
-                    samples.sort_by_key(|s| s.t);
-                    samples.dedup_by_key(|s| s.t);
+                    samples.normalize();
                 }
                 Series {
                     labels,
-                    samples,
-                    histograms: Vec::new(),
+                    samples: samples.floats,
+                    histograms: samples.hists,
                 }
             })
             .collect()
@@ -113,14 +118,15 @@ fn read_block(
     let tombstones = block.tombstones();
     for ordinal in &block.select(matchers)? {
         let (labels, chunks) = block.series(ordinal)?;
-        let mut samples = Vec::new();
+        let mut samples = SeriesSamples::default();
         for c in chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
             block.read_chunk(c, &mut cache, &mut samples)?;
         }
         if chunks.iter().any(|c| c.min_t < mint || c.max_t > maxt) {
-            samples.retain(|s| s.t >= mint && s.t <= maxt);
+            samples.retain_range(mint, maxt);
         }
-        tombstones.remove_deleted(&ordinal, &mut samples, 0);
+        tombstones.remove_deleted(&ordinal, &mut samples.floats, 0);
+        tombstones.remove_deleted(&ordinal, &mut samples.hists, 0);
         merger.add(labels, samples);
     }
     Ok(())
@@ -147,8 +153,8 @@ impl SeriesSource for Db {
             if !s.overlaps(mint, maxt) {
                 continue;
             }
-            let mut samples = Vec::new();
-            s.samples_in(mint, maxt, &mut samples);
+            let mut samples = SeriesSamples::default();
+            s.data_in(mint, maxt, &mut samples);
             drop(s);
             merger.add(series.labels(), samples);
         }

@@ -2,7 +2,7 @@
 //! the acknowledged samples, before and after a restart.
 
 use super::*;
-use crate::{DbOptions, FsyncPolicy, Matcher, SeriesSource};
+use crate::{DbOptions, FsyncPolicy, Matcher, Sample, SeriesSource};
 
 const H: i64 = 3_600_000;
 
