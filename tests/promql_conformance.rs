@@ -11,6 +11,8 @@
 mod compare;
 #[path = "promql_conformance/expected.rs"]
 mod expected;
+#[path = "promql_conformance/histogram_notation.rs"]
+mod histogram_notation;
 #[path = "promql_conformance/runner.rs"]
 mod runner;
 #[path = "promql_conformance/script.rs"]
