@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use sextant_query::promql::{RangeSeries, Value};
-use sextant_storage::{is_stale_nan, Labels};
+use sextant_storage::{is_stale_nan, FloatHistogram, Labels};
+
+use super::histogram_notation::histograms_match;
 
 use super::script::{
     AnnotationExpectation, Expectations, ExpectedResult, ExpectedSeries, SeqValue,
@@ -108,7 +110,10 @@ pub fn compare_value(exp: &Expectations, value: &Value, times: PointTimes) -> Re
     match value {
         Value::Matrix(series) => compare_matrix(exp, series, times),
         Value::Vector(samples) => {
-            let samples: Vec<(&Labels, f64)> = samples.iter().map(|s| (&s.labels, s.v)).collect();
+            let samples: Vec<(&Labels, Got<'_>)> = samples
+                .iter()
+                .map(|s| (&s.labels, Got::of(s.v, s.h.as_ref())))
+                .collect();
             compare_vector(exp, &samples)
         }
         Value::Scalar(_, v) => compare_scalar(exp, *v),
@@ -144,15 +149,40 @@ pub fn compare_scalar(exp: &Expectations, got: f64) -> Result<(), Mismatch> {
             format!("expected scalar {w} but got {got}"),
         )),
         SeqValue::Histogram(h) => Err(Mismatch::new(
-            "native histograms",
-            format!("expected histogram {h} but got scalar {got}"),
+            "wrong value type",
+            format!("expected histogram {h:?} but got scalar {got}"),
         )),
         SeqValue::Omitted => Err(Mismatch::new("wrong value", "expected scalar is \"_\"")),
     }
 }
 
+/// One sample value of a result: a float or a native histogram.
+#[derive(Clone, Copy, Debug)]
+pub enum Got<'a> {
+    Float(f64),
+    Histogram(&'a FloatHistogram),
+}
+
+impl<'a> Got<'a> {
+    pub fn of(v: f64, h: Option<&'a FloatHistogram>) -> Got<'a> {
+        match h {
+            Some(h) => Got::Histogram(h),
+            None => Got::Float(v),
+        }
+    }
+}
+
+impl std::fmt::Display for Got<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Got::Float(v) => write!(f, "{v}"),
+            Got::Histogram(h) => write!(f, "{h:?}"),
+        }
+    }
+}
+
 /// Compares an instant vector (in result order) with the expected series lines.
-pub fn compare_vector(exp: &Expectations, samples: &[(&Labels, f64)]) -> Result<(), Mismatch> {
+pub fn compare_vector(exp: &Expectations, samples: &[(&Labels, Got<'_>)]) -> Result<(), Mismatch> {
     let expected = match &exp.result {
         ExpectedResult::Series(series) => series,
         _ => {
@@ -186,23 +216,42 @@ pub fn compare_vector(exp: &Expectations, samples: &[(&Labels, f64)]) -> Result<
                 ),
             ));
         }
-        match want.values.first() {
-            Some(SeqValue::Histogram(h)) => {
+        match (want.values.first(), got) {
+            (Some(SeqValue::Histogram(w)), Got::Histogram(g)) if histograms_match(w, g) => {}
+            (Some(SeqValue::Histogram(w)), Got::Histogram(g)) => {
                 return Err(Mismatch::new(
-                    "native histograms",
-                    format!("expected histogram {h} for {labels} but got float {got}"),
+                    "wrong histogram",
+                    format!("expected {w:?} for {labels} but got {g:?}"),
+                ))
+            }
+            (Some(SeqValue::Histogram(w)), Got::Float(g)) => {
+                return Err(Mismatch::new(
+                    "wrong value type",
+                    format!("expected histogram {w:?} for {labels} but got float {g}"),
+                ))
+            }
+            (Some(SeqValue::Float(w)), Got::Histogram(g)) => {
+                return Err(Mismatch::new(
+                    "wrong value type",
+                    format!("expected float {w} for {labels} but got histogram {g:?}"),
+                ))
+            }
+            (Some(SeqValue::Omitted), Got::Histogram(g)) => {
+                return Err(Mismatch::new(
+                    "wrong value type",
+                    format!("expected no value for {labels} but got histogram {g:?}"),
                 ))
             }
             // The reference runner compares an omitted expected value as 0.
-            Some(SeqValue::Omitted) if almost_equal(0.0, *got) => {}
-            Some(SeqValue::Float(w)) if almost_equal(*w, *got) => {}
-            Some(SeqValue::Float(w)) => {
+            (Some(SeqValue::Omitted), Got::Float(g)) if almost_equal(0.0, *g) => {}
+            (Some(SeqValue::Float(w)), Got::Float(g)) if almost_equal(*w, *g) => {}
+            (Some(SeqValue::Float(w)), Got::Float(g)) => {
                 return Err(Mismatch::new(
                     "wrong value",
-                    format!("expected {w} for {labels} but got {got}"),
+                    format!("expected {w} for {labels} but got {g}"),
                 ))
             }
-            Some(SeqValue::Omitted) | None => {
+            (Some(SeqValue::Omitted) | None, _) => {
                 return Err(Mismatch::new(
                     "wrong value",
                     format!("expected no value for {labels} but got {got}"),
@@ -255,7 +304,7 @@ fn compare_matrix(
         seen[idx] = true;
         let want = &expected[idx];
         let mut want_points: Vec<(i64, f64)> = Vec::new();
-        let mut want_histograms = 0;
+        let mut want_histograms: Vec<(i64, &FloatHistogram)> = Vec::new();
         for (i, v) in want.values.iter().enumerate() {
             let t = times.start_ms + i as i64 * times.step_ms;
             if t > times.end_ms {
@@ -270,29 +319,44 @@ fn compare_matrix(
             }
             match v {
                 SeqValue::Float(f) => want_points.push((t, *f)),
-                SeqValue::Histogram(_) => want_histograms += 1,
+                SeqValue::Histogram(h) => want_histograms.push((t, h)),
                 SeqValue::Omitted => {}
             }
         }
-        if want_histograms > 0 {
-            return Err(Mismatch::new(
-                "native histograms",
-                format!(
-                    "expected {want_histograms} histogram points for {}",
-                    s.labels
-                ),
-            ));
-        }
-        if want_points.len() != s.points.len() {
+        if want_points.len() != s.points.len() || want_histograms.len() != s.histograms.len() {
             return Err(Mismatch::new(
                 "wrong point count",
                 format!(
-                    "expected {} float points for {} but got {}",
+                    "expected {} float points and {} histogram points for {} but got {} and {} histograms",
                     want_points.len(),
+                    want_histograms.len(),
                     s.labels,
-                    format_points(&s.points)
+                    format_points(&s.points),
+                    s.histograms.len()
                 ),
             ));
+        }
+        for (i, (&(want_t, want_h), (got_t, got_h))) in
+            want_histograms.iter().zip(&s.histograms).enumerate()
+        {
+            if want_t != *got_t {
+                return Err(Mismatch::new(
+                    "wrong timestamp",
+                    format!(
+                        "expected histogram point {i} of {} at t={want_t} but it is at t={got_t}",
+                        s.labels
+                    ),
+                ));
+            }
+            if !histograms_match(want_h, got_h) {
+                return Err(Mismatch::new(
+                    "wrong histogram",
+                    format!(
+                        "expected histogram point {i} (t={want_t}) of {} to be {want_h:?} but got {got_h:?}",
+                        s.labels
+                    ),
+                ));
+            }
         }
         for (i, (&(want_t, want_v), &(got_t, got_v))) in
             want_points.iter().zip(&s.points).enumerate()

@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use sextant_query::promql::ast::{AtModifier, Expr, VectorSelector};
 use sextant_query::promql::{parse, Engine, EngineOptions, QueryError, QueryResult, Value};
-use sextant_storage::{Db, Labels, Sample, METRIC_NAME};
+use sextant_storage::histogram::CUSTOM_BUCKETS_SCHEMA;
+use sextant_storage::{
+    is_stale_nan, Db, FloatHistogram, HistogramSample, Labels, Sample, Span, METRIC_NAME,
+};
 
 use super::compare::{
-    check_annotations, check_matrix_sorted, compare_scalar, compare_value, compare_vector,
+    check_annotations, check_matrix_sorted, compare_scalar, compare_value, compare_vector, Got,
     Mismatch, PointTimes,
 };
 use super::script::{
@@ -131,12 +134,18 @@ pub fn run_file(file: &str, text: &str, filter: Option<&str>) -> FileReport {
     report
 }
 
+/// One loaded sample value.
+#[derive(Clone, Debug)]
+enum Stored {
+    Float(f64),
+    Histogram(Box<FloatHistogram>),
+}
+
 /// Samples loaded so far, kept outside the database so later loads can fill in earlier
 /// timestamps; a fresh [`Db`] is built from them when an eval needs it.
 #[derive(Default)]
 struct Store {
-    floats: BTreeMap<Labels, BTreeMap<i64, f64>>,
-    histogram_series: BTreeSet<Labels>,
+    samples: BTreeMap<Labels, BTreeMap<i64, Stored>>,
     start_timestamp_series: BTreeSet<Labels>,
     snapshot: Option<Arc<Snapshot>>,
 }
@@ -144,8 +153,6 @@ struct Store {
 /// What an eval sees: the database and the series it cannot load.
 struct Snapshot {
     db: Db,
-    /// Series with native histogram samples (not loaded: the engine has no histograms).
-    histogram_series: Vec<Labels>,
     /// Series with start timestamps from `@st` lines (their floats are loaded).
     start_timestamp_series: Vec<Labels>,
 }
@@ -154,15 +161,15 @@ impl Store {
     fn load(&mut self, load: &LoadCmd) {
         self.snapshot = None;
         for series in &load.series {
-            let samples = self.floats.entry(series.labels.clone()).or_default();
+            let samples = self.samples.entry(series.labels.clone()).or_default();
             for (i, value) in series.values.iter().enumerate() {
                 let t = i as i64 * load.step_ms;
                 match value {
                     SeqValue::Float(v) => {
-                        samples.insert(t, *v);
+                        samples.insert(t, Stored::Float(*v));
                     }
-                    SeqValue::Histogram(_) => {
-                        self.histogram_series.insert(series.labels.clone());
+                    SeqValue::Histogram(h) => {
+                        samples.insert(t, Stored::Histogram(h.clone()));
                     }
                     SeqValue::Omitted => {}
                 }
@@ -171,25 +178,13 @@ impl Store {
                 self.start_timestamp_series.insert(series.labels.clone());
             }
         }
-        self.floats.retain(|_, samples| !samples.is_empty());
+        self.samples.retain(|_, samples| !samples.is_empty());
         if load.with_nhcb {
-            // The histogram built from `<base>_bucket{le=…}` lines is stored as `<base>` with
-            // the other labels; only its identity matters here.
-            for series in &load.series {
-                let Some(base) = series
-                    .labels
-                    .metric_name()
-                    .and_then(|n| n.strip_suffix("_bucket"))
-                else {
-                    continue;
-                };
-                if series.labels.get("le").is_none() {
-                    continue;
+            for (labels, histograms) in nhcb_histograms(load) {
+                let samples = self.samples.entry(labels).or_default();
+                for (t, h) in histograms {
+                    samples.insert(t, Stored::Histogram(Box::new(h)));
                 }
-                let mut labels = series.labels.clone();
-                labels.remove("le");
-                labels.set(METRIC_NAME, base);
-                self.histogram_series.insert(labels);
             }
         }
     }
@@ -199,25 +194,183 @@ impl Store {
             return Arc::clone(snapshot);
         }
         let db = Db::in_memory();
-        let batch: Vec<(Labels, Vec<Sample>)> = self
-            .floats
-            .iter()
-            .map(|(labels, samples)| {
-                let samples = samples.iter().map(|(&t, &v)| Sample { t, v }).collect();
-                (labels.clone(), samples)
-            })
-            .collect();
+        // Float-only series go in one batch; series with histograms are appended in runs of
+        // one kind, in time order (both kinds share one timeline per series).
+        let mut floats: Vec<(Labels, Vec<Sample>)> = Vec::new();
+        for (labels, samples) in &self.samples {
+            if samples.values().all(|v| matches!(v, Stored::Float(_))) {
+                let samples = samples
+                    .iter()
+                    .filter_map(|(&t, v)| match v {
+                        Stored::Float(v) => Some(Sample { t, v: *v }),
+                        Stored::Histogram(_) => None,
+                    })
+                    .collect();
+                floats.push((labels.clone(), samples));
+                continue;
+            }
+            let mut run_f: Vec<Sample> = Vec::new();
+            let mut run_h: Vec<HistogramSample> = Vec::new();
+            for (&t, v) in samples {
+                match v {
+                    Stored::Float(v) => {
+                        if !run_h.is_empty() {
+                            let _ = db
+                                .append_histograms(&[(labels.clone(), std::mem::take(&mut run_h))]);
+                        }
+                        run_f.push(Sample { t, v: *v });
+                    }
+                    Stored::Histogram(h) => {
+                        if !run_f.is_empty() {
+                            let _ = db.append(&[(labels.clone(), std::mem::take(&mut run_f))]);
+                        }
+                        run_h.push(HistogramSample {
+                            t,
+                            h: (**h).clone(),
+                        });
+                    }
+                }
+            }
+            if !run_f.is_empty() {
+                let _ = db.append(&[(labels.clone(), run_f)]);
+            }
+            if !run_h.is_empty() {
+                let _ = db.append_histograms(&[(labels.clone(), run_h)]);
+            }
+        }
         // An in-memory append of sorted, de-duplicated samples cannot fail; if it ever does,
         // every eval of this block will show the missing data.
-        let _ = db.append(&batch);
+        let _ = db.append(&floats);
         let snapshot = Arc::new(Snapshot {
             db,
-            histogram_series: self.histogram_series.iter().cloned().collect(),
             start_timestamp_series: self.start_timestamp_series.iter().cloned().collect(),
         });
         self.snapshot = Some(Arc::clone(&snapshot));
         snapshot
     }
+}
+
+/// Classic-histogram data of one timestamp, collected for the custom-bucket conversion.
+#[derive(Default)]
+struct ClassicAt {
+    /// `(le, cumulative count)`.
+    buckets: Vec<(f64, f64)>,
+    count: Option<f64>,
+    sum: f64,
+}
+
+/// `load_with_nhcb`: the custom-bucket histograms built from the block's `<base>_bucket`,
+/// `<base>_count` and `<base>_sum` float lines, per `<base>` series (without `le`).
+fn nhcb_histograms(load: &LoadCmd) -> BTreeMap<Labels, Vec<(i64, FloatHistogram)>> {
+    let mut groups: BTreeMap<Labels, BTreeMap<i64, ClassicAt>> = BTreeMap::new();
+    for series in &load.series {
+        let Some(name) = series.labels.metric_name() else {
+            continue;
+        };
+        let (base, kind) = if let Some(b) = name.strip_suffix("_bucket") {
+            (b, 0)
+        } else if let Some(b) = name.strip_suffix("_count") {
+            (b, 1)
+        } else if let Some(b) = name.strip_suffix("_sum") {
+            (b, 2)
+        } else {
+            continue;
+        };
+        let le = if kind == 0 {
+            match series.labels.get("le").and_then(parse_le) {
+                Some(le) if !le.is_nan() => le,
+                _ => continue,
+            }
+        } else {
+            0.0
+        };
+        let mut labels = series.labels.clone();
+        labels.remove("le");
+        labels.set(METRIC_NAME, base);
+        let group = groups.entry(labels).or_default();
+        for (i, value) in series.values.iter().enumerate() {
+            let SeqValue::Float(v) = value else {
+                continue;
+            };
+            if is_stale_nan(*v) {
+                continue;
+            }
+            let at = group.entry(i as i64 * load.step_ms).or_default();
+            match kind {
+                0 => at.buckets.push((le, *v)),
+                1 => at.count = Some(*v),
+                _ => at.sum = *v,
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(labels, by_t)| {
+            let hs: Vec<(i64, FloatHistogram)> = by_t
+                .into_iter()
+                .filter_map(|(t, at)| classic_to_nhcb(at).map(|h| (t, h)))
+                .collect();
+            (!hs.is_empty()).then_some((labels, hs))
+        })
+        .collect()
+}
+
+/// A `le` label value as a float (`+Inf`, `Inf`, decimal).
+fn parse_le(s: &str) -> Option<f64> {
+    match s {
+        "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => s.parse().ok(),
+    }
+}
+
+/// Converts one timestamp's classic buckets into a custom-bucket histogram, as Prometheus'
+/// test loader does (`None` where it would reject the data).
+fn classic_to_nhcb(mut at: ClassicAt) -> Option<FloatHistogram> {
+    at.buckets
+        .sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    at.buckets.dedup_by(|b, a| a.0 == b.0);
+    if at.buckets.iter().any(|b| b.1 < 0.0)
+        || at.buckets.windows(2).any(|w| w[1].1 < w[0].1)
+        || at.count.is_some_and(|c| c < 0.0)
+    {
+        return None;
+    }
+    let count = match at.count {
+        Some(c) => c,
+        None => at.buckets.last()?.1,
+    };
+    if at.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        at.buckets.push((f64::INFINITY, count));
+    }
+    if at.buckets.last().is_some_and(|b| b.1 != count) {
+        return None;
+    }
+    let integral = count.fract() == 0.0 && at.buckets.iter().all(|b| b.1.fract() == 0.0);
+    let mut prev = 0.0;
+    let mut buckets = Vec::with_capacity(at.buckets.len());
+    let mut custom_values = Vec::with_capacity(at.buckets.len());
+    for (le, c) in &at.buckets {
+        buckets.push(c - prev);
+        prev = *c;
+        if le.is_finite() || *le == f64::NEG_INFINITY {
+            custom_values.push(*le);
+        }
+    }
+    let mut h = FloatHistogram {
+        schema: CUSTOM_BUCKETS_SCHEMA,
+        count,
+        sum: at.sum,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: buckets.len() as u32,
+        }],
+        positive_buckets: buckets,
+        custom_values,
+        ..FloatHistogram::default()
+    };
+    h.compact(if integral { 2 } else { 0 });
+    Some(h)
 }
 
 /// Runs one eval on its own thread, turning panics and timeouts into failures.
@@ -261,12 +414,6 @@ fn run_eval(snapshot: &Snapshot, eval: &EvalCmd) -> Result<(), Failure> {
         .expect
         .as_ref()
         .map_err(|e| Failure::new("script error", e.clone()))?;
-    if exp.result.has_histogram() {
-        return Err(Failure::new(
-            "native histograms",
-            "the expected result contains a native histogram; the engine has no histograms",
-        ));
-    }
     let expr = match parse(&eval.query) {
         Ok(expr) => expr,
         Err(e) => {
@@ -275,26 +422,12 @@ fn run_eval(snapshot: &Snapshot, eval: &EvalCmd) -> Result<(), Failure> {
                 return check_failure_message(want, &message)
                     .map_err(|m| Failure::new(m.kind, format!("{} (parse error)", m.detail)));
             }
-            if let Some(histogram) = mentions_histogram_series(&eval.query, snapshot) {
-                return Err(Failure::new(
-                    "native histograms",
-                    format!("query reads native histogram series {histogram} (and does not parse: {message})"),
-                ));
-            }
             return Err(Failure::new(
                 format!("parse error: {}", first_line(&e.message)),
                 format!("parse error: {message}"),
             ));
         }
     };
-    if let Some(histogram) = selected_histogram_series(&expr, snapshot) {
-        return Err(Failure::new(
-            "native histograms",
-            format!(
-                "query reads native histogram series {histogram}; the engine has no histograms"
-            ),
-        ));
-    }
     let context = EvalContext {
         engine: Engine::new(engine_options()),
         snapshot,
@@ -436,12 +569,21 @@ impl EvalContext<'_> {
             ));
         };
         check_matrix_sorted(series)?;
-        let at_t: Vec<(&Labels, f64)> = series
+        let at_t: Vec<(&Labels, Got<'_>)> = series
             .iter()
-            .filter_map(|s| s.points.iter().find(|p| p.0 == t).map(|p| (&s.labels, p.1)))
+            .filter_map(|s| {
+                let float = s.points.iter().find(|p| p.0 == t).map(|p| Got::Float(p.1));
+                let hist = || {
+                    s.histograms
+                        .iter()
+                        .find(|p| p.0 == t)
+                        .map(|p| Got::Histogram(&p.1))
+                };
+                float.or_else(hist).map(|g| (&s.labels, g))
+            })
             .collect();
         if matches!(instant, Value::Scalar(..)) {
-            let Some(&(_, v)) = at_t.first() else {
+            let Some(&(_, Got::Float(v))) = at_t.first() else {
                 return Err(Mismatch::new(
                     "missing series",
                     format!("range query has no point at t={t}"),
@@ -644,19 +786,4 @@ fn selected_series<'s>(expr: &Expr, candidates: &'s [Labels]) -> Option<&'s Labe
         }
     });
     found
-}
-
-fn selected_histogram_series<'s>(expr: &Expr, snapshot: &'s Snapshot) -> Option<&'s Labels> {
-    selected_series(expr, &snapshot.histogram_series)
-}
-
-/// For queries that do not parse: a histogram series whose metric name appears in the text.
-fn mentions_histogram_series<'s>(query: &str, snapshot: &'s Snapshot) -> Option<&'s Labels> {
-    let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    let words: BTreeSet<&str> = query.split(|c: char| !is_word_char(c)).collect();
-    snapshot.histogram_series.iter().find(|labels| {
-        labels
-            .metric_name()
-            .is_some_and(|name| words.contains(name))
-    })
 }

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use regex::Regex;
-use sextant_storage::{Labels, METRIC_NAME, STALE_NAN_BITS};
+use sextant_storage::{FloatHistogram, Labels, METRIC_NAME, STALE_NAN_BITS};
+
+use super::histogram_notation::{expand_series, parse_histogram};
 
 /// Largest repeat count accepted in `xN`, to keep a typo from allocating gigabytes.
 const MAX_REPEAT: u64 = 10_000_000;
@@ -20,8 +22,8 @@ pub enum SeqValue {
     /// `_`: no sample at this position.
     Omitted,
     Float(f64),
-    /// A native histogram literal, kept as its source text: the engine has no histograms.
-    Histogram(String),
+    /// A native histogram literal (or one value of a histogram series expansion).
+    Histogram(Box<FloatHistogram>),
 }
 
 #[derive(Debug)]
@@ -149,18 +151,6 @@ pub struct ExpectedSeries {
     pub values: Vec<SeqValue>,
     /// 1-based position among the result lines, for `expect ordered`.
     pub position: usize,
-}
-
-impl ExpectedResult {
-    pub fn has_histogram(&self) -> bool {
-        match self {
-            ExpectedResult::Series(series) => series
-                .iter()
-                .any(|s| s.values.iter().any(|v| matches!(v, SeqValue::Histogram(_)))),
-            ExpectedResult::Scalar(v) => matches!(v, SeqValue::Histogram(_)),
-            ExpectedResult::String(_) => false,
-        }
-    }
 }
 
 /// Splits a script into commands. Line numbers are 1-based.
@@ -823,8 +813,11 @@ fn expand_token(token: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
         return Ok(());
     }
     if token.starts_with("{{") {
-        let count = histogram_token_positions(token)?;
-        out.extend((0..count).map(|_| SeqValue::Histogram(token.to_string())));
+        out.extend(
+            expand_histogram_token(token)?
+                .into_iter()
+                .map(|h| SeqValue::Histogram(Box::new(h))),
+        );
         return Ok(());
     }
     let invalid = || format!("invalid value {token:?}");
@@ -855,25 +848,34 @@ fn expand_token(token: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
     Ok(())
 }
 
-/// Positions taken by `{{H}}`, `{{H}}xN` or `{{H}}(+|-){{D}}xN`.
-fn histogram_token_positions(token: &str) -> Result<u64, String> {
+/// The histograms of `{{H}}`, `{{H}}xN` (N+1 copies) or `{{H}}(+|-){{D}}xN` (N+1 values).
+fn expand_histogram_token(token: &str) -> Result<Vec<FloatHistogram>, String> {
     let invalid = || format!("invalid histogram value {token:?}");
     let end = token.find("}}").ok_or_else(invalid)? + 2;
+    let base = parse_histogram(&token[..end])?;
     let mut rest = &token[end..];
-    let mut has_increment = false;
+    let mut increment: Option<(FloatHistogram, bool)> = None;
     if let Some(after_sign) = rest.strip_prefix(['+', '-']) {
         if !after_sign.starts_with("{{") {
             return Err(invalid());
         }
+        let negative = rest.starts_with('-');
         let end = after_sign.find("}}").ok_or_else(invalid)? + 2;
+        increment = Some((parse_histogram(&after_sign[..end])?, negative));
         rest = &after_sign[end..];
-        has_increment = true;
     }
     if rest.is_empty() {
-        return if has_increment { Err(invalid()) } else { Ok(1) };
+        return match increment {
+            Some(_) => Err(invalid()),
+            None => Ok(vec![base]),
+        };
     }
     let n = rest.strip_prefix('x').ok_or_else(invalid)?;
-    Ok(parse_repeat(n)? + 1)
+    let n = usize::try_from(parse_repeat(n)?).map_err(|_| invalid())?;
+    match increment {
+        Some((step, negative)) => expand_series(&base, &step, n, negative),
+        None => Ok(vec![base; n + 1]),
+    }
 }
 
 /// Parses an `@st` line's items into one optional start-timestamp offset per position.

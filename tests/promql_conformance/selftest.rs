@@ -603,6 +603,7 @@ fn vector_comparison() -> Check {
                     labels: (*labels).clone(),
                     t: 0,
                     v: *v,
+                    h: None,
                 })
                 .collect(),
         )
@@ -661,6 +662,7 @@ fn matrix_comparison() -> Check {
     let series = |labels: &Labels, points: &[(i64, f64)]| RangeSeries {
         labels: labels.clone(),
         points: points.to_vec(),
+        histograms: Vec::new(),
     };
     let times = PointTimes {
         start_ms: 0,

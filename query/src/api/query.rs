@@ -1,16 +1,19 @@
 //! Query endpoints: `query`, `query_range`, `query_exemplars`, `format_query`, `parse_query`,
 //! and the JSON encoding of query results.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use sextant_storage::{Db, Labels};
+use sextant_storage::{Db, FloatHistogram, Labels};
 
 use super::params::{
     parse_duration, parse_limit, parse_time, parse_time_param, Params, MAX_TIME_MS, MIN_TIME_MS,
 };
-use super::response::{write_json_str, write_point, write_timestamp, ApiError, Success};
+use super::response::{
+    format_value, write_json_str, write_point, write_timestamp, ApiError, Success,
+};
 use super::ApiState;
 use crate::promql::{ast_json, parse, printer, Engine, QueryError, QueryResult, Value};
 
@@ -206,8 +209,16 @@ pub fn encode_result(res: QueryResult, limit: usize) -> Success {
                 }
                 out.push_str("{\"metric\":");
                 write_labels(&mut out, &s.labels);
-                out.push_str(",\"value\":");
-                write_point(&mut out, s.t, s.v);
+                match &s.h {
+                    Some(h) => {
+                        out.push_str(",\"histogram\":");
+                        write_histogram_point(&mut out, s.t, h);
+                    }
+                    None => {
+                        out.push_str(",\"value\":");
+                        write_point(&mut out, s.t, s.v);
+                    }
+                }
                 out.push('}');
             }
             out.push(']');
@@ -224,14 +235,27 @@ pub fn encode_result(res: QueryResult, limit: usize) -> Success {
                 }
                 out.push_str("{\"metric\":");
                 write_labels(&mut out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
+                if !s.points.is_empty() || s.histograms.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (j, (t, v)) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_point(&mut out, *t, *v);
                     }
-                    write_point(&mut out, *t, *v);
+                    out.push(']');
                 }
-                out.push_str("]}");
+                if !s.histograms.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (j, (t, h)) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_histogram_point(&mut out, *t, h);
+                    }
+                    out.push(']');
+                }
+                out.push('}');
             }
             out.push(']');
         }
@@ -241,6 +265,57 @@ pub fn encode_result(res: QueryResult, limit: usize) -> Success {
     success.warnings = cap_annotations(warnings, "warning");
     success.infos = cap_annotations(infos, "info");
     success
+}
+
+/// Appends `[<timestamp>,{"count":…,"sum":…,"buckets":[…]}]` as Prometheus renders a native
+/// histogram sample.
+pub fn write_histogram_point(out: &mut String, t_ms: i64, h: &FloatHistogram) {
+    out.push('[');
+    write_timestamp(out, t_ms);
+    out.push(',');
+    write_histogram(out, h);
+    out.push(']');
+}
+
+/// A native histogram as Prometheus' JSON: count and sum as strings, then the populated
+/// buckets as `[boundary_rule, "lower", "upper", "count"]` in ascending order. The boundary
+/// rule is 0 for `(lower, upper]`, 1 for `[lower, upper)`, 2 for `(lower, upper)` and 3 for
+/// `[lower, upper]`; `buckets` is left out when every bucket is empty.
+pub fn write_histogram(out: &mut String, h: &FloatHistogram) {
+    out.push_str("{\"count\":\"");
+    out.push_str(&format_value(h.count));
+    out.push_str("\",\"sum\":\"");
+    out.push_str(&format_value(h.sum));
+    out.push('"');
+    let mut first = true;
+    for b in h.all_buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        if first {
+            out.push_str(",\"buckets\":[");
+            first = false;
+        } else {
+            out.push(',');
+        }
+        let rule = match (b.lower_inclusive, b.upper_inclusive) {
+            (false, true) => 0,
+            (true, false) => 1,
+            (false, false) => 2,
+            (true, true) => 3,
+        };
+        let _ = write!(
+            out,
+            "[{rule},\"{}\",\"{}\",\"{}\"]",
+            format_value(b.lower),
+            format_value(b.upper),
+            format_value(b.count)
+        );
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push('}');
 }
 
 /// Appends a label set as a JSON object (`{"__name__":"up","job":"x"}`), in name order.
@@ -295,11 +370,13 @@ mod tests {
                 labels: labels.clone(),
                 t: 1_435_781_451_781,
                 v: 1.0,
+                h: None,
             },
             VectorSample {
                 labels: Labels::empty(),
                 t: 1_435_781_451_781,
                 v: f64::NAN,
+                h: None,
             },
         ]);
         let s = encode_result(result(v.clone()), 0).body();
@@ -315,11 +392,42 @@ mod tests {
         let m = Value::Matrix(vec![RangeSeries {
             labels,
             points: vec![(0, 1.0), (15_000, f64::INFINITY)],
+            histograms: vec![],
         }]);
         let s = encode_result(result(m), 0).body();
         assert_eq!(
             s,
             r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"x"},"values":[[0,"1"],[15,"+Inf"]]}]}}"#
+        );
+    }
+
+    #[test]
+    fn encodes_histograms() {
+        let h = FloatHistogram {
+            count: 3.0,
+            sum: 4.5,
+            ..FloatHistogram::default()
+        };
+        let v = Value::Vector(vec![VectorSample {
+            labels: Labels::empty(),
+            t: 1000,
+            v: 0.0,
+            h: Some(h.clone()),
+        }]);
+        let s = encode_result(result(v), 0).body();
+        assert_eq!(
+            s,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1,{"count":"3","sum":"4.5"}]}]}}"#
+        );
+        let m = Value::Matrix(vec![RangeSeries {
+            labels: Labels::empty(),
+            points: vec![],
+            histograms: vec![(1000, h.clone()), (2000, h)],
+        }]);
+        let s = encode_result(result(m), 0).body();
+        assert_eq!(
+            s,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"histograms":[[1,{"count":"3","sum":"4.5"}],[2,{"count":"3","sum":"4.5"}]]}]}}"#
         );
     }
 

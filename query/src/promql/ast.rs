@@ -145,6 +145,10 @@ pub enum BinaryOp {
     Lss,
     Gte,
     Lte,
+    /// `</`: keeps the observations of a native histogram below the right-hand value.
+    TrimUpper,
+    /// `>/`: keeps the observations of a native histogram above the right-hand value.
+    TrimLower,
     And,
     Or,
     Unless,
@@ -166,6 +170,8 @@ impl BinaryOp {
             BinaryOp::Lss => "<",
             BinaryOp::Gte => ">=",
             BinaryOp::Lte => "<=",
+            BinaryOp::TrimUpper => "</",
+            BinaryOp::TrimLower => ">/",
             BinaryOp::And => "and",
             BinaryOp::Or => "or",
             BinaryOp::Unless => "unless",
@@ -198,7 +204,9 @@ impl BinaryOp {
             | BinaryOp::Gtr
             | BinaryOp::Lss
             | BinaryOp::Gte
-            | BinaryOp::Lte => 3,
+            | BinaryOp::Lte
+            | BinaryOp::TrimUpper
+            | BinaryOp::TrimLower => 3,
             BinaryOp::Add | BinaryOp::Sub => 4,
             BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod | BinaryOp::Atan2 => 5,
             BinaryOp::Pow => 6,

@@ -15,15 +15,18 @@ mod model;
 mod prefetch;
 mod range_fns;
 mod resolve;
+mod trim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_histograms;
 #[cfg(test)]
 mod tests_modifiers;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sextant_storage::{Labels, SeriesSource};
+use sextant_storage::{FloatHistogram, Labels, SeriesSource};
 
 use super::ast::Expr;
 use super::value::{QueryError, QueryResult, RangeSeries, Value, VectorSample};
@@ -98,7 +101,8 @@ impl Engine {
                         .map(|s| VectorSample {
                             labels: s.labels,
                             t: time_ms,
-                            v: s.v,
+                            v: if s.h.is_some() { 0.0 } else { s.v },
+                            h: s.h.map(|h| *h),
                         })
                         .collect(),
                 )
@@ -113,6 +117,7 @@ impl Engine {
                     out.push(RangeSeries {
                         labels,
                         points: s.points,
+                        histograms: s.hpoints,
                     });
                 }
                 out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -152,7 +157,8 @@ impl Engine {
         let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
         let mut ev = Evaluator::new(&self.opts, query, data, start_ms, end_ms, true, deadline);
         ev.step_ms = step_ms;
-        let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        type Points = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
+        let mut series: BTreeMap<Labels, Points> = BTreeMap::new();
         let mut total_points = 0usize;
         let mut t = start_ms;
         while t <= end_ms {
@@ -160,12 +166,16 @@ impl Engine {
             ev.reset_step_samples();
             match ev.eval(expr, t)? {
                 Val::Scalar(v) => {
-                    series.entry(Labels::empty()).or_default().push((t, v));
+                    series.entry(Labels::empty()).or_default().0.push((t, v));
                     total_points += 1;
                 }
                 Val::Vector(v) => {
                     for s in finish_vector(v)? {
-                        series.entry(s.labels).or_default().push((t, s.v));
+                        let e = series.entry(s.labels).or_default();
+                        match s.h {
+                            Some(h) => e.1.push((t, *h)),
+                            None => e.0.push((t, s.v)),
+                        }
                         total_points += 1;
                     }
                 }
@@ -186,8 +196,12 @@ impl Engine {
         }
         let out = series
             .into_iter()
-            .filter(|(_, p)| !p.is_empty())
-            .map(|(labels, points)| RangeSeries { labels, points })
+            .filter(|(_, (p, h))| !p.is_empty() || !h.is_empty())
+            .map(|(labels, (points, histograms))| RangeSeries {
+                labels,
+                points,
+                histograms,
+            })
             .collect();
         Ok(ev.into_result(Value::Matrix(out)))
     }

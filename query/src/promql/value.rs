@@ -1,13 +1,16 @@
 //! Values produced by evaluating PromQL, and the errors and annotations a query can return.
 
-use sextant_storage::Labels;
+use sextant_storage::{FloatHistogram, Labels};
 
 /// One point of a vector: labels, timestamp (ms) and value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VectorSample {
     pub labels: Labels,
     pub t: i64,
+    /// The float value (0 for histogram samples).
     pub v: f64,
+    /// Set for native histogram samples.
+    pub h: Option<FloatHistogram>,
 }
 
 /// One series of a matrix: labels and its points sorted by time.
@@ -16,6 +19,8 @@ pub struct RangeSeries {
     pub labels: Labels,
     /// `(timestamp ms, value)`.
     pub points: Vec<(i64, f64)>,
+    /// `(timestamp ms, histogram)`, sorted by time.
+    pub histograms: Vec<(i64, FloatHistogram)>,
 }
 
 /// A query's result, shaped as Prometheus's `resultType`.

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 
+use sextant_storage::histogram::{AddInfo, HistogramError};
 use sextant_storage::labels::is_valid_label_name;
-use sextant_storage::Labels;
+use sextant_storage::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME};
 
 use super::eval::{expr_pos, Evaluator};
 use super::model::{fmt_g, Sample, Val};
 use super::range_fns::{kahan_inc, quantile};
-use crate::promql::ast::{AggregateExpr, AggregateOp};
+use crate::promql::ast::{AggregateExpr, AggregateOp, PosRange};
 use crate::promql::value::QueryError;
 
 /// Running state of one group.
@@ -22,6 +23,79 @@ struct Group {
     mean: f64,
     incremental: bool,
     values: Vec<Sample>,
+    /// False while the group has no usable sample (only ignored histograms so far).
+    seen: bool,
+    has_float: bool,
+    has_hist: bool,
+    /// Exponential and custom-bucket histograms were mixed: the group yields nothing.
+    incompatible: bool,
+    /// Running histogram sum (`sum`, and `avg` before an overflow).
+    hval: Option<FloatHistogram>,
+    /// Running histogram mean of `avg` after an overflow.
+    hmean: Option<FloatHistogram>,
+    hincremental: bool,
+    /// Kahan compensation of `hval`/`hmean`.
+    hcomp: Option<FloatHistogram>,
+    counter_reset_seen: bool,
+    not_counter_reset_seen: bool,
+}
+
+impl Group {
+    fn new(labels: Labels) -> Group {
+        Group {
+            labels,
+            drop_name: false,
+            count: 0.0,
+            value: 0.0,
+            kahan: 0.0,
+            mean: 0.0,
+            incremental: false,
+            values: Vec::new(),
+            seen: false,
+            has_float: false,
+            has_hist: false,
+            incompatible: false,
+            hval: None,
+            hmean: None,
+            hincremental: false,
+            hcomp: None,
+            counter_reset_seen: false,
+            not_counter_reset_seen: false,
+        }
+    }
+
+    fn track_hint(&mut self, h: &FloatHistogram) {
+        match h.counter_reset_hint {
+            CounterResetHint::CounterReset => self.counter_reset_seen = true,
+            CounterResetHint::NotCounterReset => self.not_counter_reset_seen = true,
+            _ => {}
+        }
+    }
+}
+
+/// Compensated histogram addition: adds `h` into `acc`, returning the new compensation.
+fn hist_kahan_add(
+    acc: &mut FloatHistogram,
+    h: &FloatHistogram,
+    comp: Option<FloatHistogram>,
+) -> Result<(Option<FloatHistogram>, AddInfo), HistogramError> {
+    acc.kahan_add(h, comp).map(|(c, info)| (Some(c), info))
+}
+
+/// Prometheus' `HasOverflow`: some count, the sum or a bucket is infinite.
+fn has_overflow(h: &FloatHistogram) -> bool {
+    h.count.is_infinite()
+        || h.sum.is_infinite()
+        || h.zero_count.is_infinite()
+        || h.positive_buckets.iter().any(|b| b.is_infinite())
+        || h.negative_buckets.iter().any(|b| b.is_infinite())
+}
+
+fn ignored_info(ev: &mut Evaluator<'_>, op: AggregateOp, pos: PosRange) {
+    ev.info(
+        &format!("ignored histogram in {} aggregation", op.as_str()),
+        pos,
+    );
 }
 
 fn group_labels(a: &AggregateExpr, l: &Labels) -> Labels {
@@ -68,7 +142,7 @@ pub(super) fn eval_aggregate(
             if k < 1 {
                 return Ok(Val::Vector(Vec::new()));
             }
-            return Ok(Val::Vector(select_k(a, input, k as usize)));
+            return Ok(Val::Vector(select_k(ev, a, input, k as usize)));
         }
         AggregateOp::LimitRatio => {
             let mut r = param_num.unwrap_or(f64::NAN);
@@ -115,6 +189,7 @@ pub(super) fn eval_aggregate(
         _ => {}
     }
 
+    let epos = expr_pos(&a.expr);
     let mut order: Vec<Group> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for s in input {
@@ -123,35 +198,57 @@ pub(super) fn eval_aggregate(
             Some(&i) => i,
             None => {
                 index.insert(gl.clone(), order.len());
-                order.push(Group {
-                    labels: gl,
-                    drop_name: s.drop_name,
-                    count: 1.0,
-                    value: s.v,
-                    kahan: 0.0,
-                    mean: s.v,
-                    incremental: false,
-                    values: Vec::new(),
-                });
-                let Some(g) = order.last_mut() else { continue };
-                match a.op {
-                    AggregateOp::Stddev | AggregateOp::Stdvar => {
-                        g.value = if s.v.is_finite() { 0.0 } else { f64::NAN };
-                    }
-                    AggregateOp::Quantile => g.values.push(s),
-                    _ => {}
-                }
-                continue;
+                order.push(Group::new(gl));
+                order.len() - 1
             }
         };
         let Some(g) = order.get_mut(gi) else { continue };
+        if !g.seen {
+            init_group(ev, a.op, g, s, epos);
+            continue;
+        }
+        if g.incompatible {
+            continue;
+        }
         g.drop_name |= s.drop_name;
-        match a.op {
-            AggregateOp::Sum => {
+        match (a.op, s.h) {
+            (AggregateOp::Sum, Some(h)) => {
+                g.has_hist = true;
+                if let Some(acc) = g.hval.as_mut() {
+                    match h.counter_reset_hint {
+                        CounterResetHint::CounterReset => g.counter_reset_seen = true,
+                        CounterResetHint::NotCounterReset => g.not_counter_reset_seen = true,
+                        _ => {}
+                    }
+                    match hist_kahan_add(acc, &h, g.hcomp.take()) {
+                        Ok((c, info)) => {
+                            g.hcomp = c;
+                            if info.custom_buckets_reconciled {
+                                reconciled_info(ev, epos);
+                            }
+                        }
+                        Err(e) => {
+                            mixed_schema_warning(ev, &e, &s.labels, epos);
+                            g.incompatible = true;
+                        }
+                    }
+                }
+            }
+            (AggregateOp::Sum, None) => {
+                g.has_float = true;
                 (g.value, g.kahan) = kahan_inc(s.v, g.value, g.kahan);
             }
-            AggregateOp::Avg => {
+            (AggregateOp::Avg, Some(h)) => {
                 g.count += 1.0;
+                g.has_hist = true;
+                if g.hval.is_some() {
+                    g.track_hint(&h);
+                    avg_histogram(ev, g, &h, &s.labels, epos);
+                }
+            }
+            (AggregateOp::Avg, None) => {
+                g.count += 1.0;
+                g.has_float = true;
                 if !g.incremental {
                     let (nv, nc) = kahan_inc(s.v, g.value, g.kahan);
                     if !nv.is_infinite() {
@@ -166,32 +263,62 @@ pub(super) fn eval_aggregate(
                 let q = (g.count - 1.0) / g.count;
                 (g.mean, g.kahan) = kahan_inc(s.v / g.count, q * g.mean, q * g.kahan);
             }
-            AggregateOp::Count | AggregateOp::Group => g.count += 1.0,
-            AggregateOp::Min if g.value > s.v || g.value.is_nan() => g.value = s.v,
-            AggregateOp::Max if g.value < s.v || g.value.is_nan() => g.value = s.v,
-            AggregateOp::Stddev | AggregateOp::Stdvar => {
+            (
+                AggregateOp::Min
+                | AggregateOp::Max
+                | AggregateOp::Stddev
+                | AggregateOp::Stdvar
+                | AggregateOp::Quantile,
+                Some(_),
+            ) => ignored_info(ev, a.op, epos),
+            (AggregateOp::Count, _) => g.count += 1.0,
+            (AggregateOp::Min, None) if g.value > s.v || g.value.is_nan() => g.value = s.v,
+            (AggregateOp::Max, None) if g.value < s.v || g.value.is_nan() => g.value = s.v,
+            (AggregateOp::Stddev | AggregateOp::Stdvar, None) => {
                 g.count += 1.0;
                 let delta = s.v - g.mean;
                 g.mean += delta / g.count;
                 g.value += delta * (s.v - g.mean);
             }
-            AggregateOp::Quantile => g.values.push(s),
+            (AggregateOp::Quantile, None) => g.values.push(Sample::float(Labels::empty(), s.v)),
             _ => {}
         }
     }
 
     let mut out = Vec::with_capacity(order.len());
     for g in order {
+        if !g.seen {
+            continue;
+        }
+        let mut h = None;
         let v = match a.op {
-            AggregateOp::Sum => {
-                if g.value.is_infinite() {
-                    g.value
-                } else {
-                    g.value + g.kahan
+            AggregateOp::Sum | AggregateOp::Avg => {
+                if g.has_float && g.has_hist {
+                    ev.warn(
+                        "encountered a mix of histograms and floats for aggregation",
+                        epos,
+                    );
+                    continue;
                 }
-            }
-            AggregateOp::Avg => {
-                if g.incremental {
+                if g.incompatible {
+                    continue;
+                }
+                if g.counter_reset_seen && g.not_counter_reset_seen {
+                    ev.warn(
+                        "conflicting counter resets during histogram aggregation",
+                        epos,
+                    );
+                }
+                if g.has_hist {
+                    h = finish_histogram(a.op, &g);
+                    0.0
+                } else if a.op == AggregateOp::Sum {
+                    if g.value.is_infinite() {
+                        g.value
+                    } else {
+                        g.value + g.kahan
+                    }
+                } else if g.incremental {
                     g.mean + g.kahan
                 } else {
                     g.value / g.count + g.kahan / g.count
@@ -208,20 +335,194 @@ pub(super) fn eval_aggregate(
             }
             _ => continue,
         };
+        if matches!(a.op, AggregateOp::Sum | AggregateOp::Avg) && g.has_hist && h.is_none() {
+            continue;
+        }
         out.push(Sample {
             labels: g.labels,
             v,
+            h: h.map(Box::new),
             drop_name: g.drop_name,
         });
     }
     Ok(Val::Vector(out))
 }
 
+/// Starts (or restarts, after only ignored histograms) a group with its first sample.
+fn init_group(ev: &mut Evaluator<'_>, op: AggregateOp, g: &mut Group, s: Sample, epos: PosRange) {
+    let labels = std::mem::replace(&mut g.labels, Labels::empty());
+    *g = Group::new(labels);
+    g.seen = true;
+    g.drop_name = s.drop_name;
+    g.count = 1.0;
+    g.value = s.v;
+    g.mean = s.v;
+    match op {
+        AggregateOp::Sum | AggregateOp::Avg => match s.h {
+            Some(h) => {
+                g.has_hist = true;
+                g.track_hint(&h);
+                g.hval = Some(*h);
+            }
+            None => g.has_float = true,
+        },
+        AggregateOp::Stddev | AggregateOp::Stdvar => {
+            if s.h.is_some() {
+                g.seen = false;
+                ignored_info(ev, op, epos);
+            } else if s.v.is_finite() {
+                g.value = 0.0;
+            } else {
+                g.value = f64::NAN;
+            }
+        }
+        AggregateOp::Quantile => {
+            if s.h.is_some() {
+                g.seen = false;
+                ignored_info(ev, op, epos);
+            }
+            g.values.push(Sample::float(Labels::empty(), s.v));
+        }
+        AggregateOp::Group => g.value = 1.0,
+        AggregateOp::Min | AggregateOp::Max if s.h.is_some() => {
+            g.seen = false;
+            ignored_info(ev, op, epos);
+        }
+        _ => {}
+    }
+}
+
+/// One histogram step of `avg`: a compensated running sum while it stays finite, then an
+/// incremental mean (as Prometheus does for floats too).
+fn avg_histogram(
+    ev: &mut Evaluator<'_>,
+    g: &mut Group,
+    h: &FloatHistogram,
+    labels: &Labels,
+    epos: PosRange,
+) {
+    if !g.hincremental {
+        let Some(mut sum) = g.hval.clone() else {
+            return;
+        };
+        match hist_kahan_add(&mut sum, h, g.hcomp.clone()) {
+            Ok((c, info)) => {
+                if info.custom_buckets_reconciled {
+                    reconciled_info(ev, epos);
+                }
+                if !has_overflow(&sum) {
+                    g.hval = Some(sum);
+                    g.hcomp = c;
+                    return;
+                }
+            }
+            Err(e) => {
+                mixed_schema_warning(ev, &e, labels, epos);
+                g.incompatible = true;
+                return;
+            }
+        }
+        // The sum would overflow: continue with the incremental mean.
+        g.hincremental = true;
+        let mut mean = g.hval.clone().unwrap_or_default();
+        mean.div(g.count - 1.0);
+        g.hmean = Some(mean);
+        if let Some(c) = g.hcomp.as_mut() {
+            c.div(g.count - 1.0);
+        }
+    }
+    let q = (g.count - 1.0) / g.count;
+    if let Some(c) = g.hcomp.as_mut() {
+        c.mul(q);
+    }
+    let mut to_add = h.clone();
+    to_add.div(g.count);
+    let Some(mut mean) = g.hmean.take() else {
+        return;
+    };
+    mean.mul(q);
+    match hist_kahan_add(&mut mean, &to_add, g.hcomp.take()) {
+        Ok((c, info)) => {
+            if info.custom_buckets_reconciled {
+                reconciled_info(ev, epos);
+            }
+            g.hmean = Some(mean);
+            g.hcomp = c;
+        }
+        Err(e) => {
+            mixed_schema_warning(ev, &e, labels, epos);
+            g.incompatible = true;
+        }
+    }
+}
+
+/// The final histogram of `sum` or `avg`, with the Kahan compensation applied.
+fn finish_histogram(op: AggregateOp, g: &Group) -> Option<FloatHistogram> {
+    let mut r = if op == AggregateOp::Avg && g.hincremental {
+        let mut m = g.hmean.clone()?;
+        if let Some(c) = &g.hcomp {
+            let _ = m.add(c);
+        }
+        m
+    } else if op == AggregateOp::Avg {
+        let mut v = g.hval.clone()?;
+        v.div(g.count);
+        if let Some(c) = &g.hcomp {
+            let mut c = c.clone();
+            c.div(g.count);
+            let _ = v.add(&c);
+        }
+        v
+    } else {
+        let mut v = g.hval.clone()?;
+        if let Some(c) = &g.hcomp {
+            let _ = v.add(c);
+        }
+        v
+    };
+    r.compact(0);
+    Some(r)
+}
+
+fn reconciled_info(ev: &mut Evaluator<'_>, pos: PosRange) {
+    ev.info(
+        "mismatched custom buckets were reconciled during aggregation",
+        pos,
+    );
+}
+
+fn mixed_schema_warning(
+    ev: &mut Evaluator<'_>,
+    e: &HistogramError,
+    labels: &Labels,
+    pos: PosRange,
+) {
+    if matches!(e, HistogramError::MixedSchemas) {
+        let name = labels.get(METRIC_NAME).unwrap_or("");
+        ev.warn(
+            &format!(
+                "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"
+            ),
+            pos,
+        );
+    }
+}
+
 /// topk/bottomk/limitk: the selected samples keep their labels.
-fn select_k(a: &AggregateExpr, input: Vec<Sample>, k: usize) -> Vec<Sample> {
+fn select_k(
+    ev: &mut Evaluator<'_>,
+    a: &AggregateExpr,
+    input: Vec<Sample>,
+    k: usize,
+) -> Vec<Sample> {
     let mut groups: Vec<Vec<Sample>> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for s in input {
+        // topk and bottomk ignore histograms; limitk keeps them.
+        if s.h.is_some() && matches!(a.op, AggregateOp::Topk | AggregateOp::Bottomk) {
+            ignored_info(ev, a.op, a.pos);
+            continue;
+        }
         let gl = group_labels(a, &s.labels);
         let i = *index.entry(gl).or_insert_with(|| {
             groups.push(Vec::new());
@@ -291,12 +592,37 @@ pub(super) fn format_value(v: f64) -> String {
     }
 }
 
+/// A histogram as Prometheus' `FloatHistogram.String()` prints it:
+/// `{count:20, sum:10, [-2,-1):2, [-0.001,0.001]:2, (0.5,1]:1}` (populated buckets only).
+pub(super) fn histogram_string(h: &FloatHistogram) -> String {
+    let mut out = format!("{{count:{}, sum:{}", fmt_g(h.count), fmt_g(h.sum));
+    for b in h.all_buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        out.push_str(&format!(
+            ", {}{},{}{}:{}",
+            if b.lower_inclusive { '[' } else { '(' },
+            fmt_g(b.lower),
+            fmt_g(b.upper),
+            if b.upper_inclusive { ']' } else { ')' },
+            fmt_g(b.count)
+        ));
+    }
+    out.push('}');
+    out
+}
+
 fn count_values(a: &AggregateExpr, input: Vec<Sample>, name: &str) -> Vec<Sample> {
     let mut order: Vec<(Labels, f64)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for s in input {
         let mut gl = group_labels(a, &s.labels);
-        gl.set(name, &format_value(s.v));
+        let value = match &s.h {
+            Some(h) => histogram_string(h),
+            None => format_value(s.v),
+        };
+        gl.set(name, &value);
         match index.get(&gl) {
             Some(&i) => {
                 if let Some(e) = order.get_mut(i) {
@@ -314,6 +640,7 @@ fn count_values(a: &AggregateExpr, input: Vec<Sample>, name: &str) -> Vec<Sample
         .map(|(labels, v)| Sample {
             labels,
             v,
+            h: None,
             drop_name: false,
         })
         .collect()

@@ -3,11 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sextant_storage::Labels;
+use sextant_storage::histogram::HistogramError;
+use sextant_storage::{CounterResetHint, FloatHistogram, Labels};
 
 use super::eval::Evaluator;
 use super::model::{Sample, Val};
-use crate::promql::ast::{BinaryExpr, BinaryOp, VectorMatchCardinality, VectorMatching};
+use crate::promql::ast::{BinaryExpr, BinaryOp, PosRange, VectorMatchCardinality, VectorMatching};
 use crate::promql::value::QueryError;
 
 pub(super) fn eval_binary(
@@ -27,8 +28,16 @@ pub(super) fn eval_binary(
                 Ok(Val::Scalar(v))
             }
         }
-        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(ev, b, v, s, false))),
-        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(ev, b, v, s, true))),
+        (Val::Vector(v), Val::Scalar(s)) => {
+            let (out, anno) = vector_scalar(ev, b, v, s, false);
+            report(ev, anno, b.pos);
+            Ok(Val::Vector(out))
+        }
+        (Val::Scalar(s), Val::Vector(v)) => {
+            let (out, anno) = vector_scalar(ev, b, v, s, true);
+            report(ev, anno, b.pos);
+            Ok(Val::Vector(out))
+        }
         (Val::Vector(l), Val::Vector(r)) => {
             let default_matching = VectorMatching {
                 card: if b.op.is_set() {
@@ -46,7 +55,11 @@ pub(super) fn eval_binary(
                 BinaryOp::And => Ok(Val::Vector(and(l, r, m))),
                 BinaryOp::Or => Ok(Val::Vector(or(l, r, m))),
                 BinaryOp::Unless => Ok(Val::Vector(unless(l, r, m))),
-                _ => Ok(Val::Vector(vector_vector(ev, b, l, r, m)?)),
+                _ => {
+                    let (out, anno) = vector_vector(ev, b, l, r, m)?;
+                    report(ev, anno, b.pos);
+                    Ok(Val::Vector(out))
+                }
             }
         }
         _ => Err(QueryError::Execution(format!(
@@ -73,7 +86,178 @@ pub(super) fn apply(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
         BinaryOp::Lss => (l, l < r),
         BinaryOp::Gte => (l, l >= r),
         BinaryOp::Lte => (l, l <= r),
-        BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => (f64::NAN, false),
+        BinaryOp::TrimUpper
+        | BinaryOp::TrimLower
+        | BinaryOp::And
+        | BinaryOp::Or
+        | BinaryOp::Unless => (f64::NAN, false),
+    }
+}
+
+/// An annotation raised by one element operation; only the last one of an operation is
+/// reported, as in Prometheus.
+#[derive(Clone, Debug)]
+pub(super) enum Anno {
+    Info(String),
+    Warn(String),
+}
+
+fn report(ev: &mut Evaluator<'_>, anno: Option<Anno>, pos: PosRange) {
+    match anno {
+        Some(Anno::Info(m)) => ev.info(&m, pos),
+        Some(Anno::Warn(m)) => ev.warn(&m, pos),
+        None => {}
+    }
+}
+
+/// The result of an operator applied to two samples (float or histogram).
+struct Elem {
+    v: f64,
+    h: Option<Box<FloatHistogram>>,
+    /// For comparisons: whether the comparison held.
+    keep: bool,
+    /// An info that does not drop the result (custom buckets reconciled).
+    info: Option<Anno>,
+    /// A problem that drops the result (incompatible types or layouts, counter reset
+    /// collisions).
+    err: Option<Anno>,
+}
+
+impl Elem {
+    fn float(v: f64, keep: bool) -> Elem {
+        Elem {
+            v,
+            h: None,
+            keep,
+            info: None,
+            err: None,
+        }
+    }
+
+    fn hist(h: FloatHistogram, keep: bool) -> Elem {
+        Elem {
+            v: 0.0,
+            h: Some(Box::new(h)),
+            keep,
+            info: None,
+            err: None,
+        }
+    }
+
+    fn incompatible(l: &str, op: BinaryOp, r: &str) -> Elem {
+        let o = op.as_str();
+        Elem {
+            v: 0.0,
+            h: None,
+            keep: false,
+            info: None,
+            err: Some(Anno::Info(format!(
+                "incompatible sample types encountered for binary operator {o:?}: {l} {o} {r}"
+            ))),
+        }
+    }
+}
+
+/// Applies `op` to two samples, each a float or a histogram, with Prometheus' rules for
+/// native histograms: `h ± h`, `h * f`, `f * h`, `h / f`, and `==`/`!=` between histograms;
+/// every other combination yields nothing and an info annotation.
+fn elem_op(
+    op: BinaryOp,
+    lv: f64,
+    rv: f64,
+    lh: Option<&FloatHistogram>,
+    rh: Option<&FloatHistogram>,
+) -> Elem {
+    match (lh, rh) {
+        (None, None) if matches!(op, BinaryOp::TrimUpper | BinaryOp::TrimLower) => {
+            Elem::incompatible("float", op, "float")
+        }
+        (None, None) => {
+            let (v, keep) = apply(op, lv, rv);
+            Elem::float(v, keep)
+        }
+        (None, Some(h)) => match op {
+            BinaryOp::Mul => {
+                let mut r = h.clone();
+                r.mul(lv);
+                r.compact(0);
+                Elem::hist(r, true)
+            }
+            _ => Elem::incompatible("float", op, "histogram"),
+        },
+        (Some(h), None) => match op {
+            BinaryOp::TrimUpper | BinaryOp::TrimLower => {
+                let mut r = h.clone();
+                super::trim::trim(&mut r, rv, op == BinaryOp::TrimUpper);
+                Elem::hist(r, true)
+            }
+            BinaryOp::Mul | BinaryOp::Div => {
+                let mut r = h.clone();
+                if op == BinaryOp::Mul {
+                    r.mul(rv);
+                } else {
+                    r.div(rv);
+                }
+                r.compact(0);
+                Elem::hist(r, true)
+            }
+            _ => Elem::incompatible("histogram", op, "float"),
+        },
+        (Some(a), Some(b)) => match op {
+            BinaryOp::Add | BinaryOp::Sub => {
+                let mut r = a.clone();
+                let res = if op == BinaryOp::Add {
+                    r.add(b)
+                } else {
+                    r.sub(b)
+                };
+                let what = if op == BinaryOp::Add {
+                    "addition"
+                } else {
+                    "subtraction"
+                };
+                match res {
+                    Ok(add) => {
+                        if op == BinaryOp::Sub {
+                            r.counter_reset_hint = CounterResetHint::Gauge;
+                        }
+                        r.compact(0);
+                        let mut e = Elem::hist(r, true);
+                        if add.custom_buckets_reconciled {
+                            e.info = Some(Anno::Info(format!(
+                                "mismatched custom buckets were reconciled during {what}"
+                            )));
+                        }
+                        if add.counter_reset_collision {
+                            e.err = Some(Anno::Warn(format!(
+                                "conflicting counter resets during histogram {what}"
+                            )));
+                        }
+                        e
+                    }
+                    Err(HistogramError::MixedSchemas) => Elem {
+                        v: 0.0,
+                        h: None,
+                        keep: false,
+                        info: None,
+                        err: Some(Anno::Warn(format!(
+                            "incompatible bucket layout encountered for binary operator {}",
+                            op.as_str()
+                        ))),
+                    },
+                    Err(_) => Elem {
+                        v: 0.0,
+                        h: None,
+                        keep: false,
+                        info: None,
+                        err: None,
+                    },
+                }
+            }
+            BinaryOp::Eql => Elem::hist(a.clone(), a.equals(b)),
+            BinaryOp::Neq => Elem::hist(a.clone(), !a.equals(b)),
+            _ => Elem::incompatible("histogram", op, "histogram"),
+        },
     }
 }
 
@@ -96,26 +280,43 @@ fn vector_scalar(
     v: Vec<Sample>,
     s: f64,
     swap: bool,
-) -> Vec<Sample> {
+) -> (Vec<Sample>, Option<Anno>) {
     let mut out = Vec::with_capacity(v.len());
+    let mut last = None;
     for mut smp in v {
-        let (l, r) = if swap { (s, smp.v) } else { (smp.v, s) };
-        let (mut value, keep) = apply(b.op, l, r);
-        if b.op.is_comparison() {
-            value = smp.v;
-            if b.return_bool {
-                value = if keep { 1.0 } else { 0.0 };
-            } else if !keep {
+        let e = if swap {
+            elem_op(b.op, s, smp.v, None, smp.h.as_deref())
+        } else {
+            elem_op(b.op, smp.v, s, smp.h.as_deref(), None)
+        };
+        if let Some(err) = e.err {
+            if matches!(err, Anno::Info(_)) {
+                last = Some(err);
                 continue;
             }
         }
+        let (mut value, mut hist, mut keep) = (e.v, e.h, e.keep);
+        if b.op.is_comparison() {
+            // A comparison keeps the vector element's own value.
+            value = smp.v;
+            hist = smp.h.take();
+        }
+        if b.return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+            hist = None;
+            keep = true;
+        }
+        if !keep {
+            continue;
+        }
         smp.v = value;
+        smp.h = hist;
         if drops_name(b.op) || b.return_bool {
             ev.drop_name(&mut smp.labels, &mut smp.drop_name);
         }
         out.push(smp);
     }
-    out
+    (out, last)
 }
 
 /// The matching signature of a label set.
@@ -142,11 +343,11 @@ fn vector_vector(
     lhs: Vec<Sample>,
     rhs: Vec<Sample>,
     m: &VectorMatching,
-) -> Result<Vec<Sample>, QueryError> {
+) -> Result<(Vec<Sample>, Option<Anno>), QueryError> {
     let fill = m.fill;
     if (lhs.is_empty() && rhs.is_empty()) || ((lhs.is_empty() || rhs.is_empty()) && fill.is_empty())
     {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let swapped = m.card == VectorMatchCardinality::OneToMany;
     let (many, one) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
@@ -179,6 +380,7 @@ fn vector_vector(
         swapped,
         matched: HashMap::new(),
         out: Vec::new(),
+        last: None,
     };
     for ls in &many {
         let sig = signature(&ls.labels, m);
@@ -189,11 +391,7 @@ fn vector_vector(
                 let Some(v) = fill.rhs else {
                     continue;
                 };
-                let rs = Sample {
-                    labels: sig.clone(),
-                    v,
-                    drop_name: false,
-                };
+                let rs = Sample::float(sig.clone(), v);
                 st.combine(ls, &rs, sig)?;
             }
         }
@@ -207,15 +405,11 @@ fn vector_vector(
             let Some(rs) = one_sigs.get(&sig).and_then(|&i| one.get(i)) else {
                 continue;
             };
-            let ls = Sample {
-                labels: sig.clone(),
-                v,
-                drop_name: false,
-            };
+            let ls = Sample::float(sig.clone(), v);
             st.combine(&ls, rs, sig)?;
         }
     }
-    Ok(st.out)
+    Ok((st.out, st.last))
 }
 
 /// The state of one vector/vector operation: matches seen so far and the output.
@@ -227,18 +421,28 @@ struct MatchState<'a, 'e> {
     /// Result label sets per match signature (checks for duplicate matches).
     matched: HashMap<Labels, HashSet<Labels>>,
     out: Vec<Sample>,
+    /// The last annotation raised (Prometheus reports only that one).
+    last: Option<Anno>,
 }
 
 impl MatchState<'_, '_> {
     /// Applies the operator to a "many" sample `ls` and its match `rs` from the "one" side.
     fn combine(&mut self, ls: &Sample, rs: &Sample, sig: Labels) -> Result<(), QueryError> {
         let (b, m) = (self.b, self.m);
-        let (fl, fr) = if self.swapped {
-            (rs.v, ls.v)
+        let e = if self.swapped {
+            elem_op(b.op, rs.v, ls.v, rs.h.as_deref(), ls.h.as_deref())
         } else {
-            (ls.v, rs.v)
+            elem_op(b.op, ls.v, rs.v, ls.h.as_deref(), rs.h.as_deref())
         };
-        let (mut value, keep) = apply(b.op, fl, fr);
+        if let Some(err) = e.err {
+            // The result is dropped, and the match is not recorded.
+            self.last = Some(err);
+            return Ok(());
+        }
+        if let Some(info) = e.info {
+            self.last = Some(info);
+        }
+        let (mut value, mut hist, keep) = (e.v, e.h, e.keep);
         let mut drop = ls.drop_name;
         let mut labels = result_labels(&ls.labels, &rs.labels, m);
         if drops_name(b.op) || b.return_bool {
@@ -262,12 +466,14 @@ impl MatchState<'_, '_> {
         }
         if b.return_bool {
             value = if keep { 1.0 } else { 0.0 };
+            hist = None;
         } else if !keep {
             return Ok(());
         }
         self.out.push(Sample {
             labels,
             v: value,
+            h: hist,
             drop_name: drop,
         });
         Ok(())

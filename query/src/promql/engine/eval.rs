@@ -152,7 +152,7 @@ impl<'a> Evaluator<'a> {
                 let mut out = Vec::with_capacity(arg.series.len());
                 for mut s in arg.series {
                     s.points = extended::extend_points(&s.points, arg.start, arg.end, arg.smoothed);
-                    if !s.points.is_empty() {
+                    if !s.is_empty() {
                         out.push(s);
                     }
                 }
@@ -168,7 +168,10 @@ impl<'a> Evaluator<'a> {
                     Val::Scalar(x) => Ok(Val::Scalar(-x)),
                     Val::Vector(mut vec) => {
                         for s in &mut vec {
-                            s.v = -s.v;
+                            match s.h.as_mut() {
+                                Some(h) => h.mul(-1.0),
+                                None => s.v = -s.v,
+                            }
                             self.drop_name(&mut s.labels, &mut s.drop_name);
                         }
                         Ok(Val::Vector(vec))
@@ -226,37 +229,48 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         if vs.smoothed {
             let hi = et.saturating_add(self.opts.lookback_delta_ms);
+            let mut warnings = Vec::new();
             for s in self.data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[]) {
                 let points = window_points(&s.samples, lo, hi);
+                let hpoints = window_histograms(&s.histograms, lo, hi);
+                let name = s.labels.metric_name().unwrap_or("");
+                if !points.is_empty() && !hpoints.is_empty() {
+                    warnings.push(format!(
+                        "encountered a mix of histograms and floats for metric name {name:?}"
+                    ));
+                    continue;
+                }
+                if !hpoints.is_empty() {
+                    match extended::smoothed_histogram(&hpoints, et) {
+                        Ok(Some(h)) => out.push((Sample::hist(s.labels.clone(), h), et)),
+                        Ok(None) => {}
+                        Err(_) => warnings.push(format!(
+                            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"
+                        )),
+                    }
+                    continue;
+                }
                 if let Some(v) = extended::smoothed_value(&points, et) {
-                    let sample = Sample {
-                        labels: s.labels.clone(),
-                        v,
-                        drop_name: false,
-                    };
+                    let sample = Sample::float(s.labels.clone(), v);
                     out.push((sample, et));
                 }
+            }
+            for w in warnings {
+                self.warn(&w, vs.pos);
             }
             self.count_samples(out.len())?;
             return Ok(out);
         }
         if let Some(series) = self.data.get(&key(vs)) {
             for s in series {
-                let idx = s.samples.partition_point(|p| p.t <= et);
-                let Some(p) = idx.checked_sub(1).and_then(|i| s.samples.get(i)) else {
+                let Some((pt, latest)) = latest_sample(s, et, lo) else {
                     continue;
                 };
-                if p.t <= lo || is_stale_nan(p.v) {
-                    continue;
-                }
-                out.push((
-                    Sample {
-                        labels: s.labels.clone(),
-                        v: p.v,
-                        drop_name: false,
-                    },
-                    p.t,
-                ));
+                let sample = match latest {
+                    Latest::Float(v) => Sample::float(s.labels.clone(), v),
+                    Latest::Hist(h) => Sample::hist(s.labels.clone(), h.clone()),
+                };
+                out.push((sample, pt));
             }
         }
         self.count_samples(out.len())?;
@@ -268,12 +282,8 @@ impl<'a> Evaluator<'a> {
         let lo = et.saturating_sub(self.opts.lookback_delta_ms);
         let mut out = Vec::new();
         for s in self.data.get(&k).map(Vec::as_slice).unwrap_or(&[]) {
-            let idx = s.samples.partition_point(|p| p.t <= et);
-            let Some(p) = idx.checked_sub(1).and_then(|i| s.samples.get(i)) else {
-                continue;
-            };
-            if p.t > lo && !is_stale_nan(p.v) {
-                out.push((s.labels.clone(), p.t));
+            if let Some((pt, _)) = latest_sample(s, et, lo) {
+                out.push((s.labels.clone(), pt));
             }
         }
         out
@@ -297,13 +307,15 @@ impl<'a> Evaluator<'a> {
         if let Some(series) = self.data.get(&key(vs)) {
             for s in series {
                 let points = window_points(&s.samples, sel_lo, sel_hi);
-                if points.is_empty() {
+                let hpoints = window_histograms(&s.histograms, lo, et);
+                if points.is_empty() && hpoints.is_empty() {
                     continue;
                 }
-                n += points.len();
+                n += points.len() + hpoints.len();
                 out.push(Series {
                     labels: s.labels.clone(),
                     points,
+                    hpoints,
                     drop_name: false,
                 });
             }
@@ -331,21 +343,29 @@ impl<'a> Evaluator<'a> {
         if ts <= lo {
             ts = ts.saturating_add(step);
         }
-        let mut map: BTreeMap<Labels, (Vec<(i64, f64)>, bool)> = BTreeMap::new();
+        let mut map: BTreeMap<Labels, Series> = BTreeMap::new();
         let mut n = 0usize;
         while ts <= et {
             self.check_deadline()?;
             match self.eval(&sq.expr, ts)? {
                 Val::Scalar(v) => {
-                    map.entry(Labels::empty()).or_default().0.push((ts, v));
+                    map.entry(Labels::empty())
+                        .or_insert_with(|| Series::new(Labels::empty()))
+                        .points
+                        .push((ts, v));
                     n += 1;
                 }
                 Val::Vector(vec) => {
                     n += vec.len();
                     for s in vec {
-                        let e = map.entry(s.labels).or_default();
-                        e.0.push((ts, s.v));
-                        e.1 |= s.drop_name;
+                        let e = map
+                            .entry(s.labels)
+                            .or_insert_with_key(|l| Series::new(l.clone()));
+                        match s.h {
+                            Some(h) => e.hpoints.push((ts, *h)),
+                            None => e.points.push((ts, s.v)),
+                        }
+                        e.drop_name |= s.drop_name;
                     }
                 }
                 other => return Err(type_error("instant vector or scalar", &other)),
@@ -356,14 +376,7 @@ impl<'a> Evaluator<'a> {
             };
         }
         self.count_samples(n)?;
-        let series = map
-            .into_iter()
-            .map(|(labels, (points, drop_name))| Series {
-                labels,
-                points,
-                drop_name,
-            })
-            .collect();
+        let series = map.into_values().collect();
         Ok(RangeArg {
             series,
             start: lo,
@@ -424,4 +437,54 @@ fn window_points(samples: &[sextant_storage::Sample], lo: i64, hi: i64) -> Vec<(
         .filter(|p| !is_stale_nan(p.v))
         .map(|p| (p.t, p.v))
         .collect()
+}
+
+/// The non-stale histograms of time-sorted `samples` in the left-open window `(lo, hi]`.
+fn window_histograms(
+    samples: &[sextant_storage::HistogramSample],
+    lo: i64,
+    hi: i64,
+) -> Vec<(i64, sextant_storage::FloatHistogram)> {
+    let a = samples.partition_point(|p| p.t <= lo);
+    let b = samples.partition_point(|p| p.t <= hi);
+    samples
+        .get(a..b.max(a))
+        .unwrap_or(&[])
+        .iter()
+        .filter(|p| !is_stale_nan(p.h.sum))
+        .map(|p| (p.t, p.h.clone()))
+        .collect()
+}
+
+/// The newest sample of a series at or before `et`, of either kind.
+pub(super) enum Latest<'s> {
+    Float(f64),
+    Hist(&'s sextant_storage::FloatHistogram),
+}
+
+/// The newest sample of `s` at or before `et` and after `lo` (floats and histograms compete by
+/// timestamp), or `None` when there is none or it is a staleness marker.
+pub(super) fn latest_sample(
+    s: &sextant_storage::Series,
+    et: i64,
+    lo: i64,
+) -> Option<(i64, Latest<'_>)> {
+    let fi = s.samples.partition_point(|p| p.t <= et);
+    let f = fi.checked_sub(1).and_then(|i| s.samples.get(i));
+    let hi = s.histograms.partition_point(|p| p.t <= et);
+    let h = hi.checked_sub(1).and_then(|i| s.histograms.get(i));
+    let (t, latest) = match (f, h) {
+        (Some(f), Some(h)) if h.t > f.t => (h.t, Latest::Hist(&h.h)),
+        (Some(f), _) => (f.t, Latest::Float(f.v)),
+        (None, Some(h)) => (h.t, Latest::Hist(&h.h)),
+        (None, None) => return None,
+    };
+    if t <= lo {
+        return None;
+    }
+    match latest {
+        Latest::Float(v) if is_stale_nan(v) => None,
+        Latest::Hist(h) if is_stale_nan(h.sum) => None,
+        l => Some((t, l)),
+    }
 }

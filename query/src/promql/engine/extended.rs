@@ -7,6 +7,9 @@
 //! at both boundaries. A smoothed instant selector interpolates between the samples around
 //! the evaluation time instead of taking the latest one.
 
+use sextant_storage::histogram::HistogramError;
+use sextant_storage::{CounterResetHint, FloatHistogram};
+
 use super::eval::RangeArg;
 use crate::promql::ast::{Call, Expr};
 
@@ -189,6 +192,52 @@ pub(super) fn smoothed_value(points: &[(i64, f64)], t: i64) -> Option<f64> {
         (Some(&(_, v)), None) => Some(v),
         _ => None,
     }
+}
+
+/// The value of a smoothed instant selector over histograms (see [`smoothed_value`]). The
+/// interpolation treats the pair as a counter unless the later histogram is a gauge: after a
+/// counter reset the counter restarts from zero. Fails when exponential and custom-bucket
+/// histograms would be combined.
+pub(super) fn smoothed_histogram(
+    points: &[(i64, FloatHistogram)],
+    t: i64,
+) -> Result<Option<FloatHistogram>, HistogramError> {
+    let i = points.partition_point(|p| p.0 < t);
+    match (i.checked_sub(1).and_then(|j| points.get(j)), points.get(i)) {
+        (_, Some((pt, h))) if *pt == t => Ok(Some(h.clone())),
+        (Some(prev), Some(next)) => interpolate_histogram(prev, next, t).map(Some),
+        (Some((_, h)), None) => Ok(Some(h.clone())),
+        _ => Ok(None),
+    }
+}
+
+/// Linear interpolation at `t` between two histogram points.
+pub(super) fn interpolate_histogram(
+    (t1, h1): &(i64, FloatHistogram),
+    (t2, h2): &(i64, FloatHistogram),
+    t: i64,
+) -> Result<FloatHistogram, HistogramError> {
+    if h1.uses_custom_buckets() != h2.uses_custom_buckets() {
+        return Err(HistogramError::MixedSchemas);
+    }
+    if t2 == t1 {
+        return Ok(h2.clone());
+    }
+    let fraction = (t - t1) as f64 / (t2 - t1) as f64;
+    let is_counter = h2.counter_reset_hint != CounterResetHint::Gauge;
+    if is_counter && h2.detect_reset(h1) {
+        let mut r = h2.clone();
+        r.mul(fraction);
+        return Ok(r);
+    }
+    let mut diff = h2.clone();
+    diff.sub(h1)?;
+    diff.mul(fraction);
+    let mut r = h1.clone();
+    r.add(&diff)?;
+    r.counter_reset_hint = h2.counter_reset_hint;
+    r.compact(0);
+    Ok(r)
 }
 
 #[cfg(test)]

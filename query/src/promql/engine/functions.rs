@@ -34,6 +34,7 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
             Ok(Val::Vector(vec![Sample {
                 labels: Labels::empty(),
                 v,
+                h: None,
                 drop_name: false,
             }]))
         }
@@ -54,7 +55,7 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
         "absent_over_time" => {
             let arg = c.args.first().ok_or_else(|| missing(name))?;
             let r = ev.eval_range_arg(arg, t)?;
-            if r.series.iter().any(|s| !s.points.is_empty()) {
+            if r.series.iter().any(|s| !s.is_empty()) {
                 return Ok(Val::Vector(Vec::new()));
             }
             Ok(Val::Vector(vec![absent_sample(Some(arg))]))
@@ -143,6 +144,7 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
                 return Ok(Val::Vector(vec![Sample {
                     labels: Labels::empty(),
                     v,
+                    h: None,
                     drop_name: false,
                 }]));
             }
@@ -209,6 +211,8 @@ fn go_min(a: f64, b: f64) -> f64 {
 }
 
 fn map_values(ev: &Evaluator<'_>, mut v: Vec<Sample>, f: impl Fn(f64) -> f64) -> Vec<Sample> {
+    // Float functions skip histogram samples.
+    v.retain(|s| s.h.is_none());
     for s in &mut v {
         s.v = f(s.v);
         ev.drop_name(&mut s.labels, &mut s.drop_name);
@@ -290,6 +294,7 @@ fn absent_sample(arg: Option<&Expr>) -> Sample {
     Sample {
         labels,
         v: 1.0,
+        h: None,
         drop_name: false,
     }
 }
@@ -591,6 +596,7 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
         out.push(Sample {
             labels,
             v,
+            h: None,
             drop_name: drop,
         });
     }

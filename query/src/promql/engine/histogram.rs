@@ -199,6 +199,7 @@ pub(super) fn histogram_quantile(
         out.push(Sample {
             labels: g.labels,
             v,
+            h: None,
             drop_name: g.drop_name,
         });
     }
@@ -237,6 +238,7 @@ pub(super) fn histogram_quantiles(
             out.push(Sample {
                 labels,
                 v,
+                h: None,
                 drop_name: g.drop_name,
             });
         }
@@ -259,6 +261,7 @@ pub(super) fn histogram_fraction(
         .map(|g| Sample {
             labels: g.labels,
             v: bucket_fraction(lower, upper, g.buckets),
+            h: None,
             drop_name: g.drop_name,
         })
         .collect()

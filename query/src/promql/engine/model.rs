@@ -1,6 +1,6 @@
 //! Intermediate values of the evaluator and the annotation collector.
 
-use sextant_storage::Labels;
+use sextant_storage::{FloatHistogram, Labels};
 
 use crate::promql::ast::PosRange;
 
@@ -8,17 +8,61 @@ use crate::promql::ast::PosRange;
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Sample {
     pub labels: Labels,
+    /// The float value; unused (0) when `h` is set.
     pub v: f64,
+    /// A native histogram sample (then `v` is meaningless).
+    pub h: Option<Box<FloatHistogram>>,
     /// Delayed name removal: `__name__` is dropped when the query finishes.
     pub drop_name: bool,
+}
+
+impl Sample {
+    /// A float sample.
+    pub fn float(labels: Labels, v: f64) -> Sample {
+        Sample {
+            labels,
+            v,
+            h: None,
+            drop_name: false,
+        }
+    }
+
+    /// A histogram sample.
+    pub fn hist(labels: Labels, h: FloatHistogram) -> Sample {
+        Sample {
+            labels,
+            v: 0.0,
+            h: Some(Box::new(h)),
+            drop_name: false,
+        }
+    }
 }
 
 /// One series of a range vector.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Series {
     pub labels: Labels,
+    /// Float points, sorted by time.
     pub points: Vec<(i64, f64)>,
+    /// Histogram points, sorted by time (never at a timestamp of `points`).
+    pub hpoints: Vec<(i64, FloatHistogram)>,
     pub drop_name: bool,
+}
+
+impl Series {
+    /// An empty series.
+    pub fn new(labels: Labels) -> Series {
+        Series {
+            labels,
+            points: Vec::new(),
+            hpoints: Vec::new(),
+            drop_name: false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.hpoints.is_empty()
+    }
 }
 
 /// The value of a sub-expression at one step.

@@ -46,14 +46,17 @@ impl Parser<'_> {
         let mut lhs = self.parse_unary()?;
         loop {
             let op_tok = self.peek();
-            if op_tok.kind == T::Trim {
-                return Err(self.fail(
-                    op_tok.start,
-                    "histogram trim operators \"</\" and \">/\" are not supported",
-                ));
-            }
-            let Some(op) = binary_op(op_tok.kind) else {
-                break;
+            let op = if op_tok.kind == T::Trim {
+                if self.input.as_bytes().get(op_tok.start) == Some(&b'<') {
+                    BinaryOp::TrimUpper
+                } else {
+                    BinaryOp::TrimLower
+                }
+            } else {
+                let Some(op) = binary_op(op_tok.kind) else {
+                    break;
+                };
+                op
             };
             let prec = op.precedence();
             if prec < min_prec {
