@@ -9,19 +9,21 @@ mod aggregate;
 mod binary;
 mod eval;
 mod extended;
+mod extended_hist;
 mod functions;
 mod histogram;
 mod model;
 mod prefetch;
 mod range_fns;
+mod range_hist;
 mod resolve;
-mod trim;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_histograms;
 #[cfg(test)]
 mod tests_modifiers;
+mod trim;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -289,6 +289,19 @@ impl<'a> Evaluator<'a> {
         out
     }
 
+    /// Labels of the cached series under `k` whose latest sample at `et` is a histogram.
+    pub fn latest_histograms_at(&self, k: usize, et: i64) -> Vec<Labels> {
+        let lo = et.saturating_sub(self.opts.lookback_delta_ms);
+        self.data
+            .get(&k)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|s| matches!(latest_sample(s, et, lo), Some((_, Latest::Hist(_)))))
+            .map(|s| s.labels.clone())
+            .collect()
+    }
+
     /// Samples of each series in `(t - range, t]` after offset/`@`, stale markers dropped.
     pub fn select_range(&mut self, ms: &MatrixSelector, t: i64) -> Result<RangeArg, QueryError> {
         let vs = &ms.selector;
@@ -307,7 +320,7 @@ impl<'a> Evaluator<'a> {
         if let Some(series) = self.data.get(&key(vs)) {
             for s in series {
                 let points = window_points(&s.samples, sel_lo, sel_hi);
-                let hpoints = window_histograms(&s.histograms, lo, et);
+                let hpoints = window_histograms(&s.histograms, sel_lo, sel_hi);
                 if points.is_empty() && hpoints.is_empty() {
                     continue;
                 }

@@ -9,10 +9,14 @@ use sextant_storage::{Labels, MatchOp, METRIC_NAME};
 
 use super::eval::{expr_pos, Evaluator, RangeArg};
 use super::extended;
-use super::histogram::{histogram_fraction, histogram_quantile, histogram_quantiles};
+use super::extended_hist;
+use super::histogram::{
+    histogram_fraction, histogram_quantile, histogram_quantiles, simple_histogram_fn,
+};
 use super::model::{Sample, Val};
 use super::range_fns::{self, Params};
-use crate::promql::ast::{Call, Expr};
+use super::range_hist;
+use crate::promql::ast::{Call, Expr, PosRange};
 use crate::promql::value::QueryError;
 
 pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryError> {
@@ -39,9 +43,11 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
             }]))
         }
         "scalar" => {
+            // Histogram samples are ignored; exactly one float sample gives its value.
             let v = vector_arg(ev, c, 0, t)?;
-            Ok(Val::Scalar(match v.as_slice() {
-                [one] => one.v,
+            let mut floats = v.iter().filter(|s| s.h.is_none());
+            Ok(Val::Scalar(match (floats.next(), floats.next()) {
+                (Some(one), None) => one.v,
                 _ => f64::NAN,
             }))
         }
@@ -97,12 +103,8 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val,
         "step" => Ok(Val::Scalar(ev.step_ms as f64 / 1000.0)),
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
         | "histogram_stdvar" => {
-            // Native histograms are not supported yet; float samples are ignored.
-            for (i, a) in c.args.iter().enumerate() {
-                let _ = i;
-                ev.eval(a, t)?;
-            }
-            Ok(Val::Vector(Vec::new()))
+            let v = vector_arg(ev, c, 0, t)?;
+            Ok(Val::Vector(simple_histogram_fn(ev, name, v)))
         }
         "round" => {
             let v = vector_arg(ev, c, 0, t)?;
@@ -272,7 +274,7 @@ fn absent_sample(arg: Option<&Expr>) -> Sample {
                 vs = Some(&m.selector);
                 break;
             }
-            Expr::Subquery(sq) => e = Some(&sq.expr),
+            // Subqueries and other expressions give no labels (as Prometheus).
             _ => break,
         }
     }
@@ -315,6 +317,7 @@ fn timestamp(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryError
     let mut out = Vec::with_capacity(pairs.len());
     for (mut s, ts) in pairs {
         s.v = ts as f64 / 1000.0;
+        s.h = None;
         ev.drop_name(&mut s.labels, &mut s.drop_name);
         out.push(s);
     }
@@ -393,6 +396,10 @@ fn sort(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryError> {
             "sort is ineffective for range queries since results are always ordered by labels",
             c.pos,
         );
+    }
+    if matches!(name, "sort" | "sort_desc") {
+        // Sorting by value drops histogram samples.
+        v.retain(|s| s.h.is_none());
     }
     match name {
         "sort" => v.sort_by(|a, b| nan_last(a.v, b.v)),
@@ -543,7 +550,7 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
         "quantile_over_time" => {
             params.p0 = scalar_arg(ev, c, 0, t)?;
             if params.p0.is_nan() || !(0.0..=1.0).contains(&params.p0) {
-                let pos = c.args.first().map(expr_pos).unwrap_or(c.pos);
+                let pos = first_arg_pos(ev, c);
                 ev.warn(
                     &format!(
                         "quantile value should be between 0 and 1, got {}",
@@ -566,6 +573,7 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
     let keep = range_fns::keeps_name(name);
     let mut out = Vec::with_capacity(arg.series.len());
     let mut infos: Vec<String> = Vec::new();
+    let mut notes = range_hist::Notes::default();
     for s in &arg.series {
         if counter_fn && !s.points.is_empty() {
             if let Some(n) = s.labels.metric_name() {
@@ -580,10 +588,14 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
                 }
             }
         }
-        let v = if arg.anchored || arg.smoothed {
-            extended_apply(name, &s.points, &arg)
+        let v = if (arg.anchored || arg.smoothed) && !s.hpoints.is_empty() {
+            extended_hist::apply(name, s, &arg, &mut notes)
+        } else if arg.anchored || arg.smoothed {
+            extended_apply(name, &s.points, &arg).map(range_hist::Out::Float)
+        } else if !s.hpoints.is_empty() {
+            range_hist::apply(name, s, &arg, params, &mut notes)?
         } else {
-            range_fns::apply(name, &s.points, &arg, params)?
+            range_fns::apply(name, &s.points, &arg, params)?.map(range_hist::Out::Float)
         };
         let Some(v) = v else {
             continue;
@@ -593,10 +605,14 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
         if !keep {
             ev.drop_name(&mut labels, &mut drop);
         }
+        let (v, h) = match v {
+            range_hist::Out::Float(v) => (v, None),
+            range_hist::Out::Hist(h) => (0.0, Some(Box::new(h))),
+        };
         out.push(Sample {
             labels,
             v,
-            h: None,
+            h,
             drop_name: drop,
         });
     }
@@ -604,7 +620,36 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
     for i in infos {
         ev.info(&i, pos);
     }
+    let first_pos = first_arg_pos(ev, c);
+    for w in notes.warns {
+        ev.warn(&w, first_pos);
+    }
+    for i in notes.infos {
+        ev.info(&i, first_pos);
+    }
     Ok(Val::Vector(out))
+}
+
+/// The position of a call's first argument. Literals carry no position in the syntax tree, so
+/// for them it is found in the query text: after `(` and any whitespace.
+fn first_arg_pos(ev: &Evaluator<'_>, c: &Call) -> PosRange {
+    let Some(a) = c.args.first() else {
+        return c.pos;
+    };
+    let p = expr_pos(a);
+    if p != PosRange::default() {
+        return p;
+    }
+    let bytes = ev.query.as_bytes();
+    let mut i = c.pos.start;
+    while bytes.get(i).is_some_and(|b| *b != b'(') {
+        i += 1;
+    }
+    i += 1;
+    while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+        i += 1;
+    }
+    PosRange { start: i, end: i }
 }
 
 /// The functions that accept anchored or smoothed range selectors (see [`extended`]).
@@ -648,6 +693,16 @@ fn info(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, QueryError> {
         name_matchers.iter().all(|m| m.matches_labels(l))
             && data_matchers.iter().all(|m| m.matches_labels(l))
     });
+    // Info series must hold floats.
+    let hist_infos = ev.latest_histograms_at(super::prefetch::info_key(c), rt);
+    if let Some(l) = hist_infos.iter().find(|l| {
+        name_matchers.iter().all(|m| m.matches_labels(l))
+            && data_matchers.iter().all(|m| m.matches_labels(l))
+    }) {
+        return Err(QueryError::Execution(format!(
+            "this should be an info metric, with float samples: {l}"
+        )));
+    }
     let requires_match = data_matchers.iter().any(|m| !m.matches_empty());
     let mut out = Vec::with_capacity(base.len());
     for mut s in base {

@@ -1,8 +1,15 @@
-//! `histogram_quantile` over classic (`le`-labelled) bucket series.
+//! `histogram_quantile`, `histogram_quantiles` and `histogram_fraction` over classic
+//! (`le`-labelled) bucket series and native histograms, and the simple native-histogram
+//! accessors (`histogram_count`, `histogram_sum`, `histogram_avg`, `histogram_stddev`,
+//! `histogram_stdvar`).
 
 use std::collections::HashMap;
 
-use sextant_storage::Labels;
+use sextant_storage::histogram::{
+    histogram_fraction_with_info, histogram_quantile_with_info, histogram_stddev, histogram_stdvar,
+    QuantileNanInfo,
+};
+use sextant_storage::{FloatHistogram, Labels};
 
 use super::eval::{expr_pos, Evaluator};
 use super::model::{fmt_g, Sample};
@@ -121,11 +128,25 @@ struct Group {
     buckets: Vec<(f64, f64)>,
 }
 
-/// Groups classic bucket samples; warns about malformed `le` labels.
-fn group_buckets(ev: &mut Evaluator<'_>, input: Vec<Sample>, vec_pos: PosRange) -> Vec<Group> {
+/// The input of the histogram functions split by kind: native histogram samples and classic
+/// bucket groups. A native histogram and a classic group with the same labels (ignoring `le`)
+/// conflict: both are dropped with a warning, as Prometheus does.
+struct Split {
+    natives: Vec<Sample>,
+    groups: Vec<Group>,
+}
+
+/// Groups classic bucket samples, keeps native histograms aside; warns about malformed `le`
+/// labels and about classic/native conflicts.
+fn group_buckets(ev: &mut Evaluator<'_>, input: Vec<Sample>, vec_pos: PosRange) -> Split {
     let mut groups: Vec<Group> = Vec::new();
+    let mut natives: Vec<Sample> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for s in input {
+        if s.h.is_some() {
+            natives.push(s);
+            continue;
+        }
         let le = s.labels.get(BUCKET_LABEL).unwrap_or("");
         let Some(upper) = parse_go_float(le) else {
             let name = s.labels.metric_name().unwrap_or("").to_string();
@@ -158,7 +179,97 @@ fn group_buckets(ev: &mut Evaluator<'_>, input: Vec<Sample>, vec_pos: PosRange) 
             g.buckets.push((upper, s.v));
         }
     }
-    groups
+    let mut conflicting: Vec<usize> = Vec::new();
+    natives.retain(|s| match index.get(&s.labels) {
+        Some(&gi) => {
+            let name = s.labels.metric_name().unwrap_or("");
+            ev.warn(
+                &format!(
+                    "vector contains a mix of classic and native histograms for metric name {name:?}"
+                ),
+                vec_pos,
+            );
+            conflicting.push(gi);
+            false
+        }
+        None => true,
+    });
+    let groups = groups
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !conflicting.contains(i))
+        .map(|(_, g)| g)
+        .collect();
+    Split { natives, groups }
+}
+
+/// The output labels of a function result computed from native histogram sample `s`.
+fn native_out(ev: &Evaluator<'_>, s: &Sample, v: f64) -> Sample {
+    let mut labels = s.labels.clone();
+    let mut drop = s.drop_name;
+    ev.drop_name(&mut labels, &mut drop);
+    Sample {
+        labels,
+        v,
+        h: None,
+        drop_name: drop,
+    }
+}
+
+/// Prometheus' suffix for annotations that name the metric (omitted for an empty name).
+fn for_metric(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" for metric name {name:?}")
+    }
+}
+
+/// `histogram_quantile` of one native histogram, raising the NaN-observation info.
+fn native_quantile(ev: &mut Evaluator<'_>, q: f64, s: &Sample, pos: PosRange) -> f64 {
+    let Some(h) = s.h.as_deref() else {
+        return f64::NAN;
+    };
+    let (v, info) = histogram_quantile_with_info(q, h);
+    let name = s.labels.metric_name().unwrap_or("");
+    match info {
+        Some(QuantileNanInfo::ResultIsNan) => ev.info(
+            &format!(
+                "input to histogram_quantile has NaN observations, result is NaN{}",
+                for_metric(name)
+            ),
+            pos,
+        ),
+        Some(QuantileNanInfo::SkewedHigher) => ev.info(
+            &format!(
+                "input to histogram_quantile has NaN observations, result is skewed higher{}",
+                for_metric(name)
+            ),
+            pos,
+        ),
+        None => {}
+    }
+    v
+}
+
+/// `histogram_count`, `histogram_sum`, `histogram_avg`, `histogram_stddev` and
+/// `histogram_stdvar`: one float per native histogram sample; float samples are dropped.
+pub(super) fn simple_histogram_fn(
+    ev: &Evaluator<'_>,
+    name: &str,
+    input: Vec<Sample>,
+) -> Vec<Sample> {
+    let f: fn(&FloatHistogram) -> f64 = match name {
+        "histogram_count" => |h| h.count,
+        "histogram_sum" => |h| h.sum,
+        "histogram_avg" => |h| h.sum / h.count,
+        "histogram_stddev" => histogram_stddev,
+        _ => histogram_stdvar,
+    };
+    input
+        .iter()
+        .filter_map(|s| s.h.as_deref().map(|h| native_out(ev, s, f(h))))
+        .collect()
 }
 
 fn warn_quantile(ev: &mut Evaluator<'_>, q: f64, pos: PosRange) {
@@ -189,8 +300,12 @@ pub(super) fn histogram_quantile(
     let vec_pos = c.args.get(1).map(expr_pos).unwrap_or(c.pos);
     let q_pos = c.args.first().map(expr_pos).unwrap_or(c.pos);
     warn_quantile(ev, q, q_pos);
-    let groups = group_buckets(ev, input, vec_pos);
-    let mut out = Vec::with_capacity(groups.len());
+    let Split { natives, groups } = group_buckets(ev, input, vec_pos);
+    let mut out = Vec::with_capacity(groups.len() + natives.len());
+    for s in &natives {
+        let v = native_quantile(ev, q, s, vec_pos);
+        out.push(native_out(ev, s, v));
+    }
     for g in groups {
         let (v, forced) = bucket_quantile(q, g.buckets);
         if forced {
@@ -219,8 +334,22 @@ pub(super) fn histogram_quantiles(
         let pos = c.args.get(i + 2).map(expr_pos).unwrap_or(c.pos);
         warn_quantile(ev, *q, pos);
     }
-    let groups = group_buckets(ev, input, vec_pos);
-    let mut out = Vec::with_capacity(groups.len() * qs.len());
+    let Split { natives, groups } = group_buckets(ev, input, vec_pos);
+    let mut out = Vec::with_capacity((groups.len() + natives.len()) * qs.len());
+    for s in &natives {
+        if s.labels.get(label).is_some() {
+            return Err(QueryError::Execution(format!(
+                "label {label:?} already exists on the input series {}",
+                s.labels
+            )));
+        }
+        for &q in qs {
+            let v = native_quantile(ev, q, s, vec_pos);
+            let mut o = native_out(ev, s, v);
+            o.labels.set(label, &format_openmetrics(q));
+            out.push(o);
+        }
+    }
     for g in groups {
         if g.labels.get(label).is_some() {
             return Err(QueryError::Execution(format!(
@@ -255,16 +384,32 @@ pub(super) fn histogram_fraction(
     input: Vec<Sample>,
 ) -> Vec<Sample> {
     let vec_pos = c.args.get(2).map(expr_pos).unwrap_or(c.pos);
-    let groups = group_buckets(ev, input, vec_pos);
-    groups
-        .into_iter()
-        .map(|g| Sample {
-            labels: g.labels,
-            v: bucket_fraction(lower, upper, g.buckets),
-            h: None,
-            drop_name: g.drop_name,
-        })
-        .collect()
+    let Split { natives, groups } = group_buckets(ev, input, vec_pos);
+    let mut out = Vec::with_capacity(groups.len() + natives.len());
+    for s in &natives {
+        let Some(h) = s.h.as_deref() else {
+            continue;
+        };
+        let (v, nan_excluded) = histogram_fraction_with_info(lower, upper, h);
+        if nan_excluded {
+            let name = s.labels.metric_name().unwrap_or("");
+            ev.info(
+                &format!(
+                    "input to histogram_fraction has NaN observations, which are excluded from all fractions{}",
+                    for_metric(name)
+                ),
+                vec_pos,
+            );
+        }
+        out.push(native_out(ev, s, v));
+    }
+    out.extend(groups.into_iter().map(|g| Sample {
+        labels: g.labels,
+        v: bucket_fraction(lower, upper, g.buckets),
+        h: None,
+        drop_name: g.drop_name,
+    }));
+    out
 }
 
 /// The fraction of observations between `lower` and `upper`, interpolating linearly.
