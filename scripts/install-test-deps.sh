@@ -43,3 +43,6 @@ else
             echo "install-test-deps: warning: $tool not found and rustup is not available" >&2
     done
 fi
+
+# tests/promql_differential.rs uses the same /usr/bin/prometheus, started with
+# --web.enable-remote-write-receiver (Prometheus >= 2.33; Debian ships 2.42): nothing more to install.

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use sextant_query::promql::{parse, Expr};
-use sextant_storage::{BlockMeta, Db, DbOptions, Labels, Matcher, SeriesSource};
+use sextant_storage::{BlockMeta, Db, DbOptions, FloatHistogram, Labels, Matcher, SeriesSource};
 
 #[derive(Args, Debug)]
 pub struct TsdbArgs {
@@ -298,12 +298,49 @@ fn dump(
                 continue;
             }
             let labels = promtool_labels(&s.labels);
-            for p in &s.samples {
-                writeln!(out, "{labels} {} {}", go_g(p.v), p.t).map_err(io_err)?;
+            // Floats and histograms share one timeline and never a timestamp: merge them.
+            let (mut floats, mut hists) =
+                (s.samples.iter().peekable(), s.histograms.iter().peekable());
+            loop {
+                match (floats.peek(), hists.peek()) {
+                    (Some(f), Some(h)) if f.t < h.t => {
+                        writeln!(out, "{labels} {} {}", go_g(f.v), f.t).map_err(io_err)?;
+                        floats.next();
+                    }
+                    (_, Some(h)) => {
+                        writeln!(out, "{labels} {} {}", histogram_text(&h.h), h.t)
+                            .map_err(io_err)?;
+                        hists.next();
+                    }
+                    (Some(f), None) => {
+                        writeln!(out, "{labels} {} {}", go_g(f.v), f.t).map_err(io_err)?;
+                        floats.next();
+                    }
+                    (None, None) => break,
+                }
             }
         }
     }
     Ok(())
+}
+
+/// A native histogram as promtool prints it: `{count:4, sum:10, [-1,-0.5):1, [-0.001,0.001]:2, (1,2]:1}`
+/// — count, sum, then every non-empty bucket in ascending order with its boundary brackets.
+fn histogram_text(h: &FloatHistogram) -> String {
+    let mut s = format!("{{count:{}, sum:{}", go_g(h.count), go_g(h.sum));
+    for b in h.all_buckets().filter(|b| b.count != 0.0) {
+        let _ = write!(
+            s,
+            ", {}{},{}{}:{}",
+            if b.lower_inclusive { '[' } else { '(' },
+            go_g(b.lower),
+            go_g(b.upper),
+            if b.upper_inclusive { ']' } else { ')' },
+            go_g(b.count)
+        );
+    }
+    s.push('}');
+    s
 }
 
 /// `{a="1", b="2"}` with Go-quoted values, as Prometheus' `labels.String()`.

@@ -8,7 +8,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use prost::Message;
-use sextant_ingest::remote_write::{ProtoLabel, ProtoSample, TimeSeries, WriteRequest};
+use sextant_ingest::remote_write::{
+    proto_histogram, ProtoBucketSpan, ProtoHistogram, ProtoLabel, ProtoSample, TimeSeries,
+    WriteRequest,
+};
 use sextant_storage::{Db, DbOptions, FsyncPolicy, Labels, Matcher, Sample};
 
 const H: i64 = 3_600_000;
@@ -235,6 +238,27 @@ async fn flush_endpoint_then_list_on_a_server_written_dir() {
         name: n.as_bytes().to_vec(),
         value: v.as_bytes().to_vec(),
     };
+    // Integer histograms: zero bucket 2, buckets (0.5,1] = 1 and (1,2] = 2 (deltas 1, +1).
+    let histogram = |t: i64| ProtoHistogram {
+        count: Some(proto_histogram::Count::CountInt(5)),
+        sum: 10.0,
+        schema: 0,
+        zero_threshold: 0.001,
+        zero_count: Some(proto_histogram::ZeroCount::ZeroCountInt(2)),
+        positive_spans: vec![ProtoBucketSpan {
+            offset: 0,
+            length: 2,
+        }],
+        positive_deltas: vec![1, 1],
+        timestamp: t,
+        ..Default::default()
+    };
+    let latency = TimeSeries {
+        labels: vec![label("__name__", "latency")],
+        samples: vec![],
+        exemplars: vec![],
+        histograms: vec![histogram(5_000), histogram(15_000)],
+    };
     let timeseries = (0..4)
         .map(|i| TimeSeries {
             labels: vec![label("__name__", "temp"), label("room", &i.to_string())],
@@ -247,6 +271,7 @@ async fn flush_endpoint_then_list_on_a_server_written_dir() {
             exemplars: vec![],
             histograms: vec![],
         })
+        .chain([latency])
         .collect();
     let body = WriteRequest {
         timeseries,
@@ -280,7 +305,7 @@ async fn flush_endpoint_then_list_on_a_server_written_dir() {
     assert_eq!(row[0], json["data"]["blocks"][0].as_str().unwrap());
     assert_eq!(
         row[1..7],
-        ["0", "990001", "16m30.001s", "4", "400", "4"],
+        ["0", "990001", "16m30.001s", "5", "402", "5"],
         "{list}"
     );
     let dump = stdout(&tsdb(&["dump", "--match", "temp{room=\"3\"}"], tmp.path()));
@@ -288,5 +313,13 @@ async fn flush_endpoint_then_list_on_a_server_written_dir() {
     assert_eq!(
         dump.lines().last(),
         Some("{__name__=\"temp\", room=\"3\"} 99 990000")
+    );
+    let dump = stdout(&tsdb(&["dump", "--match", "latency"], tmp.path()));
+    assert_eq!(
+        dump.lines().collect::<Vec<_>>(),
+        [
+            "{__name__=\"latency\"} {count:5, sum:10, [-0.001,0.001]:2, (0.5,1]:1, (1,2]:2} 5000",
+            "{__name__=\"latency\"} {count:5, sum:10, [-0.001,0.001]:2, (0.5,1]:1, (1,2]:2} 15000",
+        ]
     );
 }

@@ -5,6 +5,7 @@
 //! storage failures answer 500, which senders do retry.
 
 mod decode;
+mod histogram;
 mod proto;
 mod report;
 mod validate;
@@ -19,12 +20,16 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use sextant_storage::{Db, MetricMetadata};
+use sextant_storage::{AppendOutcome, Db, MetricMetadata, StorageError};
 
 use decode::Scratch;
 
 pub use decode::{decode_with, Decoded, MetadataRef, SeriesRef};
-pub use proto::{Label as ProtoLabel, Sample as ProtoSample, TimeSeries, WriteRequest};
+pub use histogram::{HistogramError, RawHistogram};
+pub use proto::{
+    histogram as proto_histogram, BucketSpan as ProtoBucketSpan, Histogram as ProtoHistogram,
+    Label as ProtoLabel, Sample as ProtoSample, TimeSeries, WriteRequest,
+};
 pub use validate::RemoteWriteLimits;
 pub use wire::WireError;
 
@@ -179,13 +184,23 @@ fn store(db: &Db, d: &mut Decoded<'_>) -> Result<Ingested, WriteError> {
             );
         }
     }
-    let outcome = d.append(db).map_err(|e| {
+    let storage_error = |e: StorageError| {
         error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("storage error: {e}"),
         )
-    })?;
+    };
+    let mut outcome = d.append(db).map_err(storage_error)?;
     let mut report = d.take_report();
+    match d.append_histograms(db) {
+        Ok(h) => merge(&mut outcome, h),
+        // A storage without native histogram support: the histograms are refused and counted,
+        // the float samples stay stored.
+        Err(StorageError::Unsupported(_)) => {
+            report.add("native_histograms_unsupported", d.num_histograms())
+        }
+        Err(e) => return Err(storage_error(e)),
+    }
     for (reason, n) in &outcome.rejected {
         *report.by_reason.entry(reason.as_str()).or_default() += n;
     }
@@ -199,6 +214,14 @@ fn store(db: &Db, d: &mut Decoded<'_>) -> Result<Ingested, WriteError> {
         appended: outcome.appended,
         partial,
     })
+}
+
+fn merge(into: &mut AppendOutcome, other: AppendOutcome) {
+    into.appended += other.appended;
+    into.duplicates_ignored += other.duplicates_ignored;
+    for (reason, n) in other.rejected {
+        *into.rejected.entry(reason).or_default() += n;
+    }
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), WriteError> {

@@ -26,6 +26,9 @@
 //!     "input to histogram_quantile has NaN observations, result is NaN / skewed higher" or the
 //!     "input to histogram_fraction has NaN observations, which are excluded from all fractions"
 //!     info annotation.
+//!   - [`FloatHistogram::trim_upper`] / [`FloatHistogram::trim_lower`]: the `</` and `>/`
+//!     operators (Prometheus 3.11+ `TRIM_UPPER` / `TRIM_LOWER`).
+//!   - [`FloatHistogram::test_expression`] (also `Display`): the test-script notation.
 //!   - [`FloatHistogram::all_buckets_reverse`], [`FloatHistogram::zero_bucket`],
 //!     [`bucket_bound`] and [`spans_match`].
 
@@ -584,6 +587,7 @@ impl FloatHistogram {
     /// empty buckets inside spans, and merges spans at most `max_empty_buckets` apart (filling
     /// the gap with empty buckets). `compact(0)` leaves no empty bucket and no adjacent spans.
     pub fn compact(&mut self, max_empty_buckets: usize) {
+        const MAX_FILLED_GAP: u64 = 1 << 16;
         fn compact_side(spans: &mut Vec<Span>, buckets: &mut Vec<f64>, max_empty: usize) {
             let populated: Vec<(i32, f64)> = to_pairs(spans, buckets)
                 .into_iter()
@@ -593,7 +597,9 @@ impl FloatHistogram {
             for (idx, count) in populated {
                 if let Some(&(prev, _)) = filled.last() {
                     let gap = i64::from(idx) - i64::from(prev) - 1;
-                    if gap > 0 && gap as u64 <= max_empty as u64 {
+                    // Gaps are filled up to `max_empty` (capped, so that `usize::MAX` cannot
+                    // allocate billions of empty buckets).
+                    if gap > 0 && gap as u64 <= (max_empty as u64).min(MAX_FILLED_GAP) {
                         for k in 1..=gap {
                             filled.push(((i64::from(prev) + k) as i32, 0.0));
                         }
@@ -639,6 +645,14 @@ impl FloatHistogram {
         (self.positive_spans, self.positive_buckets) = from_pairs(&pos);
         (self.negative_spans, self.negative_buckets) = from_pairs(&neg);
         self.schema = target_schema;
+    }
+
+    /// A copy in the (coarser or equal) exponential `target_schema` (Prometheus `CopyToSchema`);
+    /// a plain copy for custom buckets or a finer target.
+    pub fn copy_to_schema(&self, target_schema: i32) -> FloatHistogram {
+        let mut c = self.clone();
+        c.reduce_resolution(target_schema);
+        c
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1218,6 +1232,334 @@ impl FloatHistogram {
         }
         out.extend(self.negative_bucket_iter());
         out.into_iter().map(move |b| self.clamp_to_zero_bucket(b))
+    }
+}
+
+/// Go's `%g` (`strconv.FormatFloat(v, 'g', -1, 64)`): the shortest representation, in
+/// exponent form (`1e+06`, `1.5e-05`) for decimal exponents below -4 or from 6 on.
+pub fn format_go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "d.ddde<exp>".
+    let e = format!("{:e}", v.abs());
+    let (mantissa, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let sign = if v < 0.0 { "-" } else { "" };
+    if !(-4..6).contains(&exp) {
+        let mut m = digits[..1].to_string();
+        if digits.len() > 1 {
+            m.push('.');
+            m.push_str(&digits[1..]);
+        }
+        let es = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{m}e{es}{:02}", exp.abs());
+    }
+    if exp < 0 {
+        let zeros = "0".repeat((-exp - 1) as usize);
+        return format!("{sign}0.{zeros}{digits}");
+    }
+    let int_len = (exp + 1) as usize;
+    if digits.len() <= int_len {
+        let zeros = "0".repeat(int_len - digits.len());
+        format!("{sign}{digits}{zeros}")
+    } else {
+        format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
+    }
+}
+
+impl FloatHistogram {
+    /// The test-script notation of this histogram (Prometheus `TestExpression`), e.g.
+    /// `{{schema:1 count:3 sum:5 offset:-1 buckets:[1 2]}}`, for messages.
+    pub fn test_expression(&self) -> String {
+        let mut m = self.clone();
+        m.compact(1 << 16);
+        let mut parts: Vec<String> = Vec::new();
+        if m.schema != 0 {
+            parts.push(format!("schema:{}", m.schema));
+        }
+        if m.count != 0.0 {
+            parts.push(format!("count:{}", format_go_g(m.count)));
+        }
+        if m.sum != 0.0 {
+            parts.push(format!("sum:{}", format_go_g(m.sum)));
+        }
+        if m.zero_count != 0.0 {
+            parts.push(format!("z_bucket:{}", format_go_g(m.zero_count)));
+        }
+        if m.zero_threshold != 0.0 {
+            parts.push(format!("z_bucket_w:{}", format_go_g(m.zero_threshold)));
+        }
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format_go_g(*x))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if m.uses_custom_buckets() {
+            parts.push(format!("custom_values:[{}]", list(&m.custom_values)));
+        }
+        match m.counter_reset_hint {
+            CounterResetHint::Unknown => {}
+            CounterResetHint::CounterReset => parts.push("counter_reset_hint:reset".into()),
+            CounterResetHint::NotCounterReset => parts.push("counter_reset_hint:not_reset".into()),
+            CounterResetHint::Gauge => parts.push("counter_reset_hint:gauge".into()),
+        }
+        for (spans, buckets, bkey, okey) in [
+            (&m.positive_spans, &m.positive_buckets, "buckets", "offset"),
+            (
+                &m.negative_spans,
+                &m.negative_buckets,
+                "n_buckets",
+                "n_offset",
+            ),
+        ] {
+            if spans.len() > 1 {
+                // Cannot happen after compaction unless buckets are very far apart.
+                let desc: Vec<String> = spans
+                    .iter()
+                    .map(|s| format!("{}:{}", s.offset, s.length))
+                    .collect();
+                parts.push(format!("{okey}_spans:[{}]", desc.join(" ")));
+            } else if let Some(s) = spans.first() {
+                if s.offset != 0 {
+                    parts.push(format!("{okey}:{}", s.offset));
+                }
+            }
+            if !buckets.is_empty() {
+                parts.push(format!("{bkey}:[{}]", list(buckets)));
+            }
+        }
+        format!("{{{{{}}}}}", parts.join(" "))
+    }
+}
+
+impl std::fmt::Display for FloatHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.test_expression())
+    }
+}
+
+/// The part of one bucket that a trim keeps: its count and the value its observations are
+/// assumed to have (for the re-estimated sum).
+struct KeptPart {
+    count: f64,
+    value: f64,
+}
+
+/// Linear interpolation within `[lower, upper]` (custom buckets and the zero bucket).
+fn trim_linear(lower: f64, upper: f64, count: f64, cut: f64, keep_below: bool) -> KeptPart {
+    let none = KeptPart {
+        count: 0.0,
+        value: 0.0,
+    };
+    if keep_below {
+        if cut >= upper {
+            KeptPart {
+                count,
+                value: (lower + upper) / 2.0,
+            }
+        } else if cut <= lower {
+            none
+        } else {
+            KeptPart {
+                count: count * (cut - lower) / (upper - lower),
+                value: (lower + cut) / 2.0,
+            }
+        }
+    } else if cut <= lower {
+        KeptPart {
+            count,
+            value: (lower + upper) / 2.0,
+        }
+    } else if cut >= upper {
+        none
+    } else {
+        KeptPart {
+            count: count * (upper - cut) / (upper - lower),
+            value: (cut + upper) / 2.0,
+        }
+    }
+}
+
+/// Exponential interpolation within an exponential bucket (both bounds of the same sign);
+/// observations are valued at the geometric mean of the kept range.
+fn trim_exponential(lower: f64, upper: f64, count: f64, cut: f64, keep_below: bool) -> KeptPart {
+    let none = KeptPart {
+        count: 0.0,
+        value: 0.0,
+    };
+    let geo = |a: f64, b: f64| {
+        let g = (a * b).sqrt();
+        if b <= 0.0 {
+            -g
+        } else {
+            g
+        }
+    };
+    let (kept_lower, kept_upper) = if keep_below {
+        if cut >= upper {
+            (lower, upper)
+        } else if cut <= lower {
+            return none;
+        } else {
+            (lower, cut)
+        }
+    } else if cut <= lower {
+        (lower, upper)
+    } else if cut >= upper {
+        return none;
+    } else {
+        (cut, upper)
+    };
+    if (kept_lower, kept_upper) == (lower, upper) {
+        return KeptPart {
+            count,
+            value: geo(lower, upper),
+        };
+    }
+    let (ll, lu) = (lower.abs().log2(), upper.abs().log2());
+    let (kl, ku) = (kept_lower.abs().log2(), kept_upper.abs().log2());
+    let fraction = (ku - kl) / (lu - ll);
+    KeptPart {
+        count: count * fraction,
+        value: geo(kept_lower, kept_upper),
+    }
+}
+
+/// Trim of one custom bucket, with Prometheus' treatment of the infinite edge buckets: the
+/// first bucket counts as `(0, upper]` when its upper bound is positive (else all its
+/// observations sit at its upper bound, or at the cut), the `+Inf` bucket's observations sit at
+/// its lower bound (or at the cut), and a bucket cut by the threshold that cannot be
+/// interpolated is dropped.
+fn trim_custom(lower: f64, upper: f64, count: f64, cut: f64, keep_below: bool) -> KeptPart {
+    let none = KeptPart {
+        count: 0.0,
+        value: 0.0,
+    };
+    match (lower == f64::NEG_INFINITY, upper == f64::INFINITY) {
+        (true, true) => none,
+        (false, true) => {
+            if keep_below || cut == f64::INFINITY {
+                none
+            } else {
+                KeptPart {
+                    count,
+                    value: cut.max(lower),
+                }
+            }
+        }
+        (true, false) => {
+            if upper > 0.0 {
+                if !keep_below && cut < 0.0 {
+                    return none;
+                }
+                trim_linear(0.0, upper, count, cut, keep_below)
+            } else if keep_below {
+                KeptPart {
+                    count,
+                    value: cut.min(upper),
+                }
+            } else {
+                none
+            }
+        }
+        (false, false) => trim_linear(lower, upper, count, cut, keep_below),
+    }
+}
+
+impl FloatHistogram {
+    /// The `</` operator (Prometheus `TRIM_UPPER`): removes the observations above `cut`,
+    /// interpolating within the bucket that contains it (exponentially for exponential buckets,
+    /// linearly for custom buckets and the zero bucket). Count and sum are re-estimated from the
+    /// remaining buckets; when nothing is removed the histogram is returned unchanged.
+    pub fn trim_upper(&self, cut: f64) -> FloatHistogram {
+        self.trim(cut, true)
+    }
+
+    /// The `>/` operator (Prometheus `TRIM_LOWER`): removes the observations below `cut`; see
+    /// [`FloatHistogram::trim_upper`].
+    pub fn trim_lower(&self, cut: f64) -> FloatHistogram {
+        self.trim(cut, false)
+    }
+
+    fn trim(&self, cut: f64, keep_below: bool) -> FloatHistogram {
+        if (keep_below && cut == f64::INFINITY) || (!keep_below && cut == f64::NEG_INFINITY) {
+            return self.clone();
+        }
+        let mut out = self.clone();
+        let mut changed = false;
+        let (mut count, mut count_c) = (0.0, 0.0);
+        let (mut sum, mut sum_c) = (0.0, 0.0);
+        let mut account = |part: &KeptPart, original: f64, changed: &mut bool| {
+            if part.count != original {
+                *changed = true;
+            }
+            if part.count != 0.0 {
+                (count, count_c) = kahan_sum_inc(part.count, count, count_c);
+                (sum, sum_c) = kahan_sum_inc(part.count * part.value, sum, sum_c);
+            }
+        };
+        if self.uses_custom_buckets() {
+            let parts: Vec<KeptPart> = self
+                .positive_bucket_iter()
+                .map(|b| trim_custom(b.lower, b.upper, b.count, cut, keep_below))
+                .collect();
+            for (slot, part) in out.positive_buckets.iter_mut().zip(&parts) {
+                account(part, *slot, &mut changed);
+                *slot = part.count;
+            }
+        } else {
+            let t = self.zero_threshold;
+            let (zl, zu) = if self.negative_buckets.is_empty() && !self.positive_buckets.is_empty()
+            {
+                (0.0, t)
+            } else if self.positive_buckets.is_empty() && !self.negative_buckets.is_empty() {
+                (-t, 0.0)
+            } else {
+                (-t, t)
+            };
+            if self.zero_count != 0.0 {
+                let part = trim_linear(zl, zu, self.zero_count, cut, keep_below);
+                account(&part, self.zero_count, &mut changed);
+                out.zero_count = part.count;
+            }
+            let neg: Vec<KeptPart> = self
+                .negative_bucket_iter()
+                .map(|b| {
+                    let b = self.clamp_to_zero_bucket(b);
+                    trim_exponential(b.lower, b.upper, b.count, cut, keep_below)
+                })
+                .collect();
+            for (slot, part) in out.negative_buckets.iter_mut().zip(&neg) {
+                account(part, *slot, &mut changed);
+                *slot = part.count;
+            }
+            let pos: Vec<KeptPart> = self
+                .positive_bucket_iter()
+                .map(|b| {
+                    let b = self.clamp_to_zero_bucket(b);
+                    trim_exponential(b.lower, b.upper, b.count, cut, keep_below)
+                })
+                .collect();
+            for (slot, part) in out.positive_buckets.iter_mut().zip(&pos) {
+                account(part, *slot, &mut changed);
+                *slot = part.count;
+            }
+        }
+        if !changed {
+            return self.clone();
+        }
+        out.count = count + count_c;
+        out.sum = sum + sum_c;
+        out
     }
 }
 

@@ -89,6 +89,7 @@ fn bits_eq(x: &[f64], y: &[f64]) -> bool {
 
 /// True when both histograms are the same bit for bit (NaN sums and the counter reset hint
 /// included): what storage must give back.
+#[cfg(test)]
 pub(crate) fn histograms_identical(a: &FloatHistogram, b: &FloatHistogram) -> bool {
     a.counter_reset_hint == b.counter_reset_hint
         && same_histogram_value(a, b)

@@ -364,3 +364,106 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Debian's Prometheus binary (installed by `scripts/install-test-deps.sh`).
+pub const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
+
+/// A running Debian `prometheus` that accepts remote write and scrapes nothing, SIGKILLed
+/// when dropped.
+pub struct Prometheus {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Starts Prometheus with its data and log under `dir` and waits until `/-/ready` answers
+    /// 200. Panics with a hint when the binary is missing.
+    pub async fn start(dir: &Path) -> Prometheus {
+        assert!(
+            Path::new(PROMETHEUS_BIN).exists(),
+            "{PROMETHEUS_BIN} is missing: run scripts/install-test-deps.sh (it installs \
+             Debian's prometheus package) and rerun the tests"
+        );
+        let port = free_port();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+        let log = dir.join("prometheus.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(PROMETHEUS_BIN)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prometheus-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("spawn prometheus");
+        let mut p = Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                panic!("prometheus exited with {status}; log:\n{}", tail_of(&p.log));
+            }
+            if let Ok(r) = client.get(format!("{}/-/ready", p.base)).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not become ready; log:\n{}",
+                tail_of(&p.log)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        p
+    }
+}
+
+/// GETs a Prometheus-style API endpoint; `Ok(data)` on `"status":"success"`, otherwise
+/// `Err("<http status> <errorType>: <error>")`.
+pub async fn api_get(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    params: &[(&str, String)],
+) -> Result<Value, String> {
+    let resp = client
+        .get(format!("{base}{path}"))
+        .query(params)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| format!("GET {path}: {e}"))?;
+    let json: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{status}, body is not JSON ({e}): {text}"))?;
+    if json["status"] == "success" {
+        Ok(json["data"].clone())
+    } else {
+        Err(format!(
+            "{} {}: {}",
+            status.as_u16(),
+            json["errorType"].as_str().unwrap_or("?"),
+            json["error"].as_str().unwrap_or("?")
+        ))
+    }
+}

@@ -1,6 +1,7 @@
 //! Zero-copy decoding of `prometheus.WriteRequest`: one pass over the decompressed buffer that
-//! validates every series as it goes and yields label pairs borrowed from the buffer plus one
-//! flat list of samples, reusing per-thread buffers so a steady stream of requests allocates
+//! validates every series as it goes and yields label pairs borrowed from the buffer plus flat
+//! lists of float samples and of native histograms (converted to absolute float counts),
+//! reusing per-thread buffers so a steady stream of requests allocates
 //! almost nothing.
 //!
 //! The whole request is decoded before anything is stored, so a malformed request stores
@@ -10,8 +11,9 @@
 use std::cell::Cell;
 
 use sextant_storage::labels::SeriesHasher;
-use sextant_storage::{AppendOutcome, Db, Sample, SeriesLabels, StorageError};
+use sextant_storage::{AppendOutcome, Db, HistogramSample, Sample, SeriesLabels, StorageError};
 
+use super::histogram;
 use super::report::Rejections;
 use super::validate::{LabelCheck, RemoteWriteLimits};
 use super::wire::{unexpected, Reader, WireError, FIXED64, LEN, VARINT};
@@ -20,11 +22,12 @@ use super::wire::{unexpected, Reader, WireError, FIXED64, LEN, VARINT};
 const RETAIN_BYTES: usize = 8 << 20;
 
 /// One accepted series: its labels, borrowed from the request (sorted, unique, no empty
-/// values), and its samples.
+/// values), its float samples and its valid native histograms.
 #[derive(Clone, Copy, Debug)]
 pub struct SeriesRef<'a> {
     pairs: &'a [(&'a str, &'a str)],
     samples: &'a [Sample],
+    histograms: &'a [HistogramSample],
     /// [`sextant_storage::labels::hash_pairs`] of `pairs`, computed while decoding.
     hash: u64,
 }
@@ -36,6 +39,10 @@ impl<'a> SeriesRef<'a> {
 
     pub fn samples(&self) -> &'a [Sample] {
         self.samples
+    }
+
+    pub fn histograms(&self) -> &'a [HistogramSample] {
+        self.histograms
     }
 }
 
@@ -63,11 +70,12 @@ pub struct Decoded<'a> {
     series: &'a [SeriesRef<'a>],
     metadata: &'a [MetadataRef<'a>],
     samples: usize,
+    histograms: usize,
     report: Rejections,
 }
 
 impl<'a> Decoded<'a> {
-    /// The valid series that carry at least one sample, in request order.
+    /// The valid series that carry at least one float sample or histogram, in request order.
     pub fn series(&self) -> &'a [SeriesRef<'a>] {
         self.series
     }
@@ -76,19 +84,44 @@ impl<'a> Decoded<'a> {
         self.metadata
     }
 
-    /// Samples of valid series.
+    /// Samples of valid series: float samples plus valid histograms.
     pub fn num_samples(&self) -> usize {
-        self.samples
+        self.samples + self.histograms
     }
 
-    /// Samples refused at this edge (invalid series, exemplars, native histograms).
+    /// Valid native histograms of valid series.
+    pub fn num_histograms(&self) -> usize {
+        self.histograms
+    }
+
+    /// Samples refused at this edge (invalid series, invalid histograms, exemplars).
     pub fn rejected_samples(&self) -> usize {
         self.report.total()
     }
 
-    /// Appends every valid series to `db` without copying labels of existing series.
+    /// Appends every valid series' float samples to `db` without copying labels of existing
+    /// series.
     pub fn append(&self, db: &Db) -> Result<AppendOutcome, StorageError> {
-        db.append_series(self.series.iter().map(|s| (s, s.samples)))
+        db.append_series(
+            self.series
+                .iter()
+                .filter(|s| !s.samples.is_empty())
+                .map(|s| (s, s.samples)),
+        )
+    }
+
+    /// Appends every valid series' native histograms to `db` (after [`Decoded::append`]: a
+    /// series' histograms at or before its newest float sample are out of order).
+    pub fn append_histograms(&self, db: &Db) -> Result<AppendOutcome, StorageError> {
+        if self.histograms == 0 {
+            return Ok(AppendOutcome::default());
+        }
+        db.append_histogram_series(
+            self.series
+                .iter()
+                .filter(|s| !s.histograms.is_empty())
+                .map(|s| (s, s.histograms)),
+        )
     }
 
     pub(crate) fn take_report(&mut self) -> Rejections {
@@ -120,8 +153,9 @@ pub(crate) struct Scratch {
 pub(crate) struct Buffers {
     pairs: Vec<(&'static str, &'static str)>,
     samples: Vec<Sample>,
-    /// Per accepted series: the end of its pairs and of its samples, and its hash.
-    ends: Vec<(usize, usize, u64)>,
+    histograms: Vec<HistogramSample>,
+    /// Per accepted series: the end of its pairs, samples and histograms, and its hash.
+    ends: Vec<(usize, usize, usize, u64)>,
     views: Vec<SeriesRef<'static>>,
     /// The current series' labels: name and value positions inside its message.
     labels: Vec<[usize; 4]>,
@@ -158,6 +192,7 @@ impl Scratch {
         cap(&mut self.raw);
         cap(&mut self.bufs.pairs);
         cap(&mut self.bufs.samples);
+        cap(&mut self.bufs.histograms);
         cap(&mut self.bufs.ends);
         cap(&mut self.bufs.views);
         cap(&mut self.bufs.labels);
@@ -177,6 +212,7 @@ fn recycle_views<'x, 'y>(mut v: Vec<SeriesRef<'x>>) -> Vec<SeriesRef<'y>> {
         .map(|_| SeriesRef {
             pairs: &[],
             samples: &[],
+            histograms: &[],
             hash: 0,
         })
         .collect()
@@ -186,7 +222,8 @@ fn recycle_views<'x, 'y>(mut v: Vec<SeriesRef<'x>>) -> Vec<SeriesRef<'y>> {
 struct Parts<'r> {
     pairs: Vec<(&'r str, &'r str)>,
     samples: Vec<Sample>,
-    ends: Vec<(usize, usize, u64)>,
+    histograms: Vec<HistogramSample>,
+    ends: Vec<(usize, usize, usize, u64)>,
     labels: Vec<[usize; 4]>,
     metadata: Vec<MetadataRef<'r>>,
     report: Rejections,
@@ -201,28 +238,32 @@ pub(crate) fn decode_in<R>(
     let mut parts = Parts {
         pairs: recycle_pairs(std::mem::take(&mut bufs.pairs)),
         samples: std::mem::take(&mut bufs.samples),
+        histograms: std::mem::take(&mut bufs.histograms),
         ends: std::mem::take(&mut bufs.ends),
         labels: std::mem::take(&mut bufs.labels),
         metadata: Vec::new(),
         report: Rejections::default(),
     };
     parts.samples.clear();
+    parts.histograms.clear();
     parts.ends.clear();
     let result = walk(raw, limits, &mut parts).map(|()| {
         let mut views = recycle_views(std::mem::take(&mut bufs.views));
-        let mut start = (0, 0);
-        for &(pairs_end, samples_end, hash) in &parts.ends {
+        let mut start = (0, 0, 0);
+        for &(pairs_end, samples_end, hists_end, hash) in &parts.ends {
             views.push(SeriesRef {
                 pairs: parts.pairs.get(start.0..pairs_end).unwrap_or_default(),
                 samples: parts.samples.get(start.1..samples_end).unwrap_or_default(),
+                histograms: parts.histograms.get(start.2..hists_end).unwrap_or_default(),
                 hash,
             });
-            start = (pairs_end, samples_end);
+            start = (pairs_end, samples_end, hists_end);
         }
         let mut decoded = Decoded {
             series: &views,
             metadata: &parts.metadata,
             samples: parts.samples.len(),
+            histograms: parts.histograms.len(),
             report: std::mem::take(&mut parts.report),
         };
         let out = f(&mut decoded);
@@ -231,6 +272,8 @@ pub(crate) fn decode_in<R>(
     });
     bufs.pairs = recycle_pairs(parts.pairs);
     bufs.samples = parts.samples;
+    parts.histograms.clear();
+    bufs.histograms = parts.histograms;
     bufs.ends = parts.ends;
     bufs.labels = parts.labels;
     result
@@ -250,7 +293,8 @@ fn walk<'r>(raw: &'r [u8], limits: &RemoteWriteLimits, p: &mut Parts<'r>) -> Res
 }
 
 /// One `TimeSeries`: its labels are checked in order; a series that fails is taken back out
-/// and its samples counted under the reason.
+/// and its samples counted under the reason. Each histogram is validated on its own: an invalid
+/// one is counted under its reason and the rest of the series is kept.
 ///
 /// Labels are located first, then the run of label fields at the start of the message (where
 /// encoders put them) is checked for UTF-8 in one call: a name or value inside that run that
@@ -261,7 +305,8 @@ fn series<'r>(
     p: &mut Parts<'r>,
 ) -> Result<(), WireError> {
     let samples_start = p.samples.len();
-    let (mut exemplars, mut histograms) = (0usize, 0usize);
+    let hists_start = p.histograms.len();
+    let mut exemplars = 0usize;
     p.labels.clear();
     let mut text_end = 0;
     let mut r = Reader::new(buf);
@@ -282,10 +327,10 @@ fn series<'r>(
                 r.bytes()?;
                 exemplars += 1;
             }
-            (4, LEN) => {
-                r.bytes()?;
-                histograms += 1;
-            }
+            (4, LEN) => match histogram::decode(r.bytes()?)?.into_sample() {
+                Ok(h) => p.histograms.push(h),
+                Err(e) => p.report.reject_histogram(&e),
+            },
             (f @ 1..=4, wt) => return Err(unexpected(f, wt)),
             (f, wt) => r.skip(f, wt)?,
         }
@@ -307,15 +352,20 @@ fn series<'r>(
             p.pairs.push(pair);
         }
     }
-    p.report.add("native_histograms_unsupported", histograms);
     p.report.add("exemplars_unsupported", exemplars);
-    let n_samples = p.samples.len() - samples_start;
+    let n_samples = p.samples.len() - samples_start + p.histograms.len() - hists_start;
     match check.finish() {
-        Ok(()) if n_samples > 0 => p.ends.push((p.pairs.len(), p.samples.len(), hash.finish())),
+        Ok(()) if n_samples > 0 => p.ends.push((
+            p.pairs.len(),
+            p.samples.len(),
+            p.histograms.len(),
+            hash.finish(),
+        )),
         Ok(()) => p.pairs.truncate(pairs_start),
         Err(e) => {
             p.pairs.truncate(pairs_start);
             p.samples.truncate(samples_start);
+            p.histograms.truncate(hists_start);
             p.report.add(e.reason(), n_samples);
             if p.report.first_invalid.is_none() {
                 p.report.first_invalid = Some(e.to_string());

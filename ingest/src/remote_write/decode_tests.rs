@@ -8,16 +8,21 @@ use prost::Message;
 use sextant_storage::labels::hash_pairs;
 use sextant_storage::{Db, SeriesLabels};
 
-use super::proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+use super::histogram::RawHistogram;
+use super::proto::{
+    histogram as ph, BucketSpan, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
+};
 use super::validate::{series_labels, RemoteWriteLimits};
 use super::*;
 
 type Pairs = Vec<(String, String)>;
+/// Labels, float samples (value bits), histograms (`Debug` text, so NaN equals NaN).
+type SeriesSummary = (Pairs, Vec<(i64, u64)>, Vec<String>);
 
 /// What a request decodes to, in comparable form.
 #[derive(Debug, PartialEq)]
 struct Summary {
-    series: Vec<(Pairs, Vec<(i64, u64)>)>,
+    series: Vec<SeriesSummary>,
     by_reason: BTreeMap<&'static str, usize>,
     first_invalid: Option<String>,
     metadata: Vec<(i32, String, String, String)>,
@@ -37,7 +42,8 @@ fn ours(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, WireError> {
                     .map(|&(n, v)| (n.to_string(), v.to_string()))
                     .collect();
                 let samples = s.samples().iter().map(|x| (x.t, x.v.to_bits())).collect();
-                (pairs, samples)
+                let hists = s.histograms().iter().map(|h| format!("{h:?}")).collect();
+                (pairs, samples, hists)
             })
             .collect();
         let metadata = d
@@ -64,10 +70,17 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, prost::D
     let mut report = report::Rejections::default();
     let mut series = Vec::new();
     for ts in &req.timeseries {
-        report.add("native_histograms_unsupported", ts.histograms.len());
+        let mut hists = Vec::new();
+        for h in &ts.histograms {
+            match RawHistogram::from(h).into_sample() {
+                Ok(h) => hists.push(format!("{h:?}")),
+                Err(e) => report.reject_histogram(&e),
+            }
+        }
         report.add("exemplars_unsupported", ts.exemplars.len());
+        let n = ts.samples.len() + hists.len();
         match series_labels(&ts.labels, limits) {
-            Ok(labels) if !ts.samples.is_empty() => series.push((
+            Ok(labels) if n > 0 => series.push((
                 labels
                     .iter()
                     .map(|l| (l.name.clone(), l.value.clone()))
@@ -76,10 +89,11 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, prost::D
                     .iter()
                     .map(|s| (s.timestamp, s.value.to_bits()))
                     .collect(),
+                hists,
             )),
             Ok(_) => {}
             Err(e) => {
-                report.add(e.reason(), ts.samples.len());
+                report.add(e.reason(), n);
                 if report.first_invalid.is_none() {
                     report.first_invalid = Some(e.to_string());
                 }
@@ -142,15 +156,81 @@ fn label() -> impl Strategy<Value = Label> {
     (bytes_from(names), bytes_from(values)).prop_map(|(name, value)| Label { name, value })
 }
 
+fn spans() -> impl Strategy<Value = Vec<BucketSpan>> {
+    prop::collection::vec(
+        (-2..3i32, 0..3u32).prop_map(|(offset, length)| BucketSpan { offset, length }),
+        0..3,
+    )
+}
+
+/// Histograms that are mostly nearly valid, so that every rule is hit now and then.
+fn histogram() -> impl Strategy<Value = Histogram> {
+    let counts = prop::sample::select(&[-1.0, 0.0, 1.5, 2.0, f64::NAN][..]);
+    let bounds = prop::sample::select(&[-1.0, 0.5, 1.0, 2.0, f64::INFINITY][..]);
+    (
+        (
+            prop::option::of(prop_oneof![
+                (0..8u64).prop_map(ph::Count::CountInt),
+                prop::sample::select(&[-1.0, 0.0, 3.0, 6.5][..]).prop_map(ph::Count::CountFloat),
+            ]),
+            prop::sample::select(&[0.0, 1.5, f64::NAN][..]),
+            prop::sample::select(&[-53, -5, -4, 0, 3, 8, 9][..]),
+            prop::sample::select(&[0.0, 0.001][..]),
+            prop::option::of(prop_oneof![
+                (0..3u64).prop_map(ph::ZeroCount::ZeroCountInt),
+                prop::sample::select(&[0.0, 1.0][..]).prop_map(ph::ZeroCount::ZeroCountFloat),
+            ]),
+        ),
+        (
+            spans(),
+            prop::collection::vec(-2..4i64, 0..4),
+            prop::collection::vec(counts.clone(), 0..4),
+            spans(),
+            prop::collection::vec(-2..4i64, 0..4),
+            prop::collection::vec(counts, 0..4),
+        ),
+        (0..5i32, any::<i64>(), prop::collection::vec(bounds, 0..3)),
+    )
+        .prop_map(
+            |(
+                (count, sum, schema, zero_threshold, zero_count),
+                (
+                    negative_spans,
+                    negative_deltas,
+                    negative_counts,
+                    positive_spans,
+                    positive_deltas,
+                    positive_counts,
+                ),
+                (reset_hint, timestamp, custom_values),
+            )| Histogram {
+                count,
+                sum,
+                schema,
+                zero_threshold,
+                zero_count,
+                negative_spans,
+                negative_deltas,
+                negative_counts,
+                positive_spans,
+                positive_deltas,
+                positive_counts,
+                reset_hint,
+                timestamp,
+                custom_values,
+            },
+        )
+}
+
 fn time_series() -> impl Strategy<Value = TimeSeries> {
     (
         prop::collection::vec(label(), 0..6),
         any::<bool>(),
         prop::collection::vec((any::<i64>(), any::<f64>()), 0..3),
         0..2usize,
-        0..2usize,
+        prop::collection::vec(histogram(), 0..3),
     )
-        .prop_map(|(mut labels, sort, samples, ex, hist)| {
+        .prop_map(|(mut labels, sort, samples, ex, histograms)| {
             if sort {
                 labels.sort_by(|a, b| a.name.cmp(&b.name));
             }
@@ -161,7 +241,7 @@ fn time_series() -> impl Strategy<Value = TimeSeries> {
                     .map(|(timestamp, value)| Sample { timestamp, value })
                     .collect(),
                 exemplars: vec![vec![1, 2]; ex],
-                histograms: vec![vec![]; hist],
+                histograms,
             }
         })
 }

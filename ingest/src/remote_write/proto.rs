@@ -1,8 +1,8 @@
 //! Remote write 1.0 wire types (`prometheus.WriteRequest`), as hand-written prost messages.
 //!
 //! Label names and values are decoded as bytes rather than `String` so that one series with
-//! invalid UTF-8 is rejected on its own instead of failing the whole request. Exemplars and
-//! native histograms are kept undecoded: they are only counted until storage supports them.
+//! invalid UTF-8 is rejected on its own instead of failing the whole request. Exemplars are
+//! kept undecoded: they are only counted until storage supports them.
 
 use prost::Message;
 
@@ -22,8 +22,71 @@ pub struct TimeSeries {
     pub samples: Vec<Sample>,
     #[prost(bytes = "vec", repeated, tag = "3")]
     pub exemplars: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "4")]
-    pub histograms: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<Histogram>,
+}
+
+/// A native histogram (`prometheus.Histogram`). Integer histograms set `count` to
+/// [`histogram::Count::CountInt`] and use the delta-encoded `*_deltas`; float histograms set
+/// [`histogram::Count::CountFloat`] and use the absolute `*_counts`.
+#[derive(Clone, PartialEq, Message)]
+pub struct Histogram {
+    #[prost(oneof = "histogram::Count", tags = "1, 2")]
+    pub count: Option<histogram::Count>,
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    #[prost(sint32, tag = "4")]
+    pub schema: i32,
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    #[prost(oneof = "histogram::ZeroCount", tags = "6, 7")]
+    pub zero_count: Option<histogram::ZeroCount>,
+    #[prost(message, repeated, tag = "8")]
+    pub negative_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "9")]
+    pub negative_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "10")]
+    pub negative_counts: Vec<f64>,
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "13")]
+    pub positive_counts: Vec<f64>,
+    /// 0 unknown, 1 counter reset, 2 no counter reset, 3 gauge.
+    #[prost(int32, tag = "14")]
+    pub reset_hint: i32,
+    #[prost(int64, tag = "15")]
+    pub timestamp: i64,
+    #[prost(double, repeated, tag = "16")]
+    pub custom_values: Vec<f64>,
+}
+
+/// The oneofs of [`Histogram`].
+pub mod histogram {
+    #[derive(Clone, Copy, PartialEq, prost::Oneof)]
+    pub enum Count {
+        #[prost(uint64, tag = "1")]
+        CountInt(u64),
+        #[prost(double, tag = "2")]
+        CountFloat(f64),
+    }
+
+    #[derive(Clone, Copy, PartialEq, prost::Oneof)]
+    pub enum ZeroCount {
+        #[prost(uint64, tag = "6")]
+        ZeroCountInt(u64),
+        #[prost(double, tag = "7")]
+        ZeroCountFloat(f64),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Message)]
+pub struct BucketSpan {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -19,6 +19,14 @@ impl Rejections {
         }
     }
 
+    /// Counts one invalid native histogram under its reason.
+    pub fn reject_histogram(&mut self, e: &super::histogram::HistogramError) {
+        self.add(e.reason(), 1);
+        if self.first_invalid.is_none() {
+            self.first_invalid = Some(format!("invalid native histogram: {e}"));
+        }
+    }
+
     pub fn total(&self) -> usize {
         self.by_reason.values().sum()
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::body::{to_bytes, Body};
 use axum::http::{Request, StatusCode};
 use prost::Message;
+use sextant_storage::histogram::CUSTOM_BUCKETS_SCHEMA;
 use sextant_storage::{Db, Matcher, SeriesSource};
 use tower::ServiceExt;
 
@@ -69,16 +70,23 @@ async fn stores_the_shared_conformance_payload() {
     );
     let body = std::fs::read(path).expect("shared conformance payload");
     let st = state(RemoteWriteLimits::default());
+    // The payload's two native histograms are valid.
+    let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+    let (valid, rejected) = decode_with(&raw, &RemoteWriteLimits::default(), |d| {
+        (d.num_histograms(), d.rejected_samples())
+    })
+    .unwrap();
+    assert_eq!((valid, rejected), (2, 1), "two histograms, one exemplar");
     let (status, text) = post(st.clone(), body, Some("application/x-protobuf")).await;
-    // The payload also carries two native histograms and an exemplar, which this server does
-    // not store yet: they are reported, and the float samples are kept.
+    // The payload also carries an exemplar, which this server does not store yet: it is
+    // reported, and the samples are kept. So are the histograms when storage supports them.
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    assert!(
-        text.contains(
-            "rejected 3 of 8 samples (exemplars_unsupported: 1, native_histograms_unsupported: 2)"
-        ),
-        "{text}"
-    );
+    let want = if histograms_supported() {
+        "rejected 1 of 8 samples (exemplars_unsupported: 1)"
+    } else {
+        "rejected 3 of 8 samples (exemplars_unsupported: 1, native_histograms_unsupported: 2)"
+    };
+    assert!(text.contains(want), "{text}");
     let got = st
         .db
         .select(
@@ -102,6 +110,108 @@ async fn stores_the_shared_conformance_payload() {
         ]),
         "{values:?}"
     );
+}
+
+/// Whether this tree's storage stores native histograms yet (it is written in parallel).
+fn histograms_supported() -> bool {
+    Db::in_memory().append_histograms(&[]).is_ok()
+}
+
+fn int_histogram(t: i64, scale: u64) -> ProtoHistogram {
+    ProtoHistogram {
+        count: Some(proto_histogram::Count::CountInt(4 * scale)),
+        sum: 2.5 * scale as f64,
+        schema: 0,
+        zero_threshold: 1e-128,
+        zero_count: Some(proto_histogram::ZeroCount::ZeroCountInt(scale)),
+        positive_spans: vec![ProtoBucketSpan {
+            offset: 0,
+            length: 2,
+        }],
+        // Absolute counts scale, 2*scale.
+        positive_deltas: vec![scale as i64, scale as i64],
+        timestamp: t,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn native_histograms_are_validated_and_appended() {
+    let st = state(RemoteWriteLimits::default());
+    let mut bad = int_histogram(3000, 1);
+    bad.schema = 9;
+    let mut float_series = series(vec![label("__name__", "gauge"), label("job", "a")], &[]);
+    float_series.histograms = vec![
+        ProtoHistogram {
+            count: Some(proto_histogram::Count::CountFloat(1.5)),
+            sum: 0.75,
+            schema: CUSTOM_BUCKETS_SCHEMA,
+            positive_spans: vec![ProtoBucketSpan {
+                offset: 1,
+                length: 1,
+            }],
+            positive_counts: vec![1.5],
+            custom_values: vec![0.5, 1.0],
+            reset_hint: 3,
+            timestamp: 1000,
+            ..Default::default()
+        },
+        bad,
+    ];
+    let mut hist_series = series(vec![label("__name__", "lat"), label("job", "a")], &[]);
+    hist_series.histograms = vec![int_histogram(1000, 1), int_histogram(2000, 3)];
+    let mut bad_labels = series(vec![label("job", "a")], &[(1000, 1.0)]);
+    bad_labels.histograms = vec![int_histogram(1000, 1)];
+    let req = WriteRequest {
+        timeseries: vec![
+            hist_series,
+            float_series,
+            series(vec![label("__name__", "up")], &[(1000, 1.0)]),
+            bad_labels,
+        ],
+        metadata: vec![],
+    };
+    let (status, text) = post(st.clone(), snappy(&req.encode_to_vec()), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("histogram_invalid_schema: 1"), "{text}");
+    assert!(text.contains("missing_metric_name: 2"), "{text}");
+    assert!(
+        text.contains(
+            "first invalid series: invalid native histogram: histogram has an invalid schema"
+        ),
+        "{text}"
+    );
+    let select = |name: &str| {
+        st.db
+            .select(&[Matcher::equal("__name__", name)], i64::MIN, i64::MAX)
+            .unwrap()
+    };
+    assert_eq!(
+        select("up")[0].samples.len(),
+        1,
+        "floats are stored either way"
+    );
+    if histograms_supported() {
+        assert!(text.contains("rejected 3 of 7 samples"), "{text}");
+        let lat = select("lat");
+        assert_eq!(lat.len(), 1);
+        let h: Vec<_> = lat[0]
+            .histograms
+            .iter()
+            .map(|s| (s.t, s.h.clone()))
+            .collect();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[1].0, 2000);
+        assert_eq!(h[1].1.positive_buckets, vec![3.0, 6.0]);
+        assert_eq!((h[1].1.count, h[1].1.zero_count), (12.0, 3.0));
+        let gauge = select("gauge");
+        assert_eq!(gauge[0].histograms.len(), 1);
+        assert!(gauge[0].histograms[0].h.uses_custom_buckets());
+    } else {
+        assert!(text.contains("native_histograms_unsupported: 3"), "{text}");
+        assert!(text.contains("rejected 6 of 7 samples"), "{text}");
+        assert!(select("lat").is_empty());
+    }
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! (`native_histograms.test`), whose line numbers are given.
 
 // The expected values are copied from the scripts, some of them are close to constants.
-#![allow(clippy::approx_constant)]
+#![allow(clippy::approx_constant, clippy::excessive_precision)]
 
 use super::*;
 
@@ -945,4 +945,417 @@ fn stddev_with_zero_bucket_and_both_signs() {
         .build();
     assert_close(histogram_stddev(&h), 42.94723640026);
     assert_close(histogram_stdvar(&h), 1844.4651144196398);
+}
+
+#[test]
+fn go_g_formatting_and_test_expression() {
+    assert_eq!(format_go_g(1.0), "1");
+    assert_eq!(format_go_g(-0.3), "-0.3");
+    assert_eq!(format_go_g(123456.0), "123456");
+    assert_eq!(format_go_g(1e6), "1e+06");
+    assert_eq!(format_go_g(1.5e-5), "1.5e-05");
+    assert_eq!(format_go_g(0.0001), "0.0001");
+    assert_eq!(format_go_g(2.258e220), "2.258e+220");
+    assert_eq!(format_go_g(f64::NEG_INFINITY), "-Inf");
+    let h = H::new(1)
+        .count(3.0)
+        .sum(5.5)
+        .zero(1.0, 0.001)
+        .pos(-1, &[1.0, 0.0, 2.0])
+        .neg(2, &[4.0])
+        .hint(CounterResetHint::Gauge)
+        .build();
+    assert_eq!(
+        h.test_expression(),
+        "{{schema:1 count:3 sum:5.5 z_bucket:1 z_bucket_w:0.001 counter_reset_hint:gauge offset:-1 buckets:[1 0 2] n_offset:2 n_buckets:[4]}}"
+    );
+    let c = H::new(CUSTOM_BUCKETS_SCHEMA).custom(&[5.0, 10.0]).build();
+    assert_eq!(c.to_string(), "{{schema:-53 custom_values:[5 10]}}");
+}
+
+#[track_caller]
+fn assert_trim(got: &FloatHistogram, count: f64, sum: f64, zero: f64, pos: &[f64], neg: &[f64]) {
+    let got = compacted(got.clone());
+    assert_close(got.count, count);
+    assert_close(got.sum, sum);
+    assert_close(got.zero_count, zero);
+    let p: Vec<f64> = got.positive_buckets.clone();
+    let n: Vec<f64> = got.negative_buckets.clone();
+    assert_eq!(p.len(), pos.len(), "positive {p:?} want {pos:?}");
+    assert_eq!(n.len(), neg.len(), "negative {n:?} want {neg:?}");
+    for (a, b) in p.iter().zip(pos).chain(n.iter().zip(neg)) {
+        assert_close(*a, *b);
+    }
+}
+
+#[test]
+fn trim_exponential_histograms() {
+    // native_histograms.test:2041 ff.
+    let h = H::new(0)
+        .sum(123.75)
+        .count(34.0)
+        .zero(1.0, 0.001)
+        .pos(0, &[2.0, 4.0, 8.0, 16.0])
+        .neg(0, &[1.0, 2.0])
+        .build();
+    assert_eq!(h.trim_lower(f64::NEG_INFINITY), h);
+    assert_eq!(h.trim_upper(f64::INFINITY), h);
+    assert_trim(&h.trim_lower(f64::INFINITY), 0.0, 0.0, 0.0, &[], &[]);
+    assert_trim(&h.trim_upper(f64::NEG_INFINITY), 0.0, 0.0, 0.0, &[], &[]);
+    assert_trim(
+        &h.trim_lower(0.0),
+        30.5,
+        120.20840280171308,
+        0.5,
+        &[2.0, 4.0, 8.0, 16.0],
+        &[],
+    );
+    assert_trim(
+        &h.trim_upper(0.0),
+        3.5,
+        -3.535_783_905_932_737_7,
+        0.5,
+        &[],
+        &[1.0, 2.0],
+    );
+    assert_trim(
+        &h.trim_upper(1.4142135624),
+        8.0,
+        0.2570938865989847,
+        1.0,
+        &[2.0, 2.0],
+        &[1.0, 2.0],
+    );
+    assert_trim(
+        &h.trim_lower(1.4142135624),
+        26.0,
+        116.50067065070982,
+        0.0,
+        &[2.0, 8.0, 16.0],
+        &[],
+    );
+    assert_trim(
+        &h.trim_upper(2.0),
+        10.0,
+        3.5355339059327373,
+        1.0,
+        &[2.0, 4.0],
+        &[1.0, 2.0],
+    );
+    assert_trim(
+        &h.trim_lower(-1.0),
+        32.0,
+        119.50104602052653,
+        1.0,
+        &[2.0, 4.0, 8.0, 16.0],
+        &[1.0],
+    );
+    assert_trim(
+        &h.trim_upper(-1.0),
+        2.0,
+        -2.8284271247461903,
+        0.0,
+        &[],
+        &[2.0],
+    );
+
+    let h2 = H::new(2)
+        .sum(12.8286080906)
+        .count(28.0)
+        .zero(1.0, 0.001)
+        .pos(0, &[1.0, 2.0, 4.0, 7.0, 3.0])
+        .neg(0, &[1.0, 5.0, 3.0, 1.0])
+        .build();
+    assert_trim(
+        &h2.trim_upper(1.13),
+        13.410582181123704,
+        -9.385798726068233,
+        1.0,
+        &[1.0, 1.410582181123704],
+        &[1.0, 5.0, 3.0, 1.0],
+    );
+    assert_trim(
+        &h2.trim_lower(-1.3),
+        25.54213947904476,
+        16.29588491217537,
+        1.0,
+        &[1.0, 2.0, 4.0, 7.0, 3.0],
+        &[1.0, 5.0, 1.54213947904476],
+    );
+    assert_trim(
+        &h2.trim_upper(-1.3),
+        2.45786052095524,
+        -3.5189307983595066,
+        0.0,
+        &[],
+        &[1.45786052095524, 1.0],
+    );
+
+    // Zero bucket biased by the presence of positive buckets only.
+    let p = H::new(0)
+        .sum(8.0210678118654755)
+        .count(12.0)
+        .zero(2.0, 0.5)
+        .pos(0, &[10.0])
+        .build();
+    assert_trim(
+        &p.trim_lower(0.5),
+        10.0,
+        7.0710678118654755,
+        0.0,
+        &[10.0],
+        &[],
+    );
+    assert_trim(
+        &p.trim_lower(0.1),
+        11.6,
+        7.551067811865476,
+        1.6,
+        &[10.0],
+        &[],
+    );
+    assert_eq!(p.trim_lower(0.0), p);
+    assert_trim(&p.trim_upper(0.5), 2.0, 0.5, 2.0, &[], &[]);
+    assert_trim(&p.trim_upper(0.1), 0.4, 0.02, 0.4, &[], &[]);
+
+    // Only a zero bucket.
+    let z = H::new(0).count(5.0).zero(5.0, 0.1).build();
+    assert_trim(&z.trim_lower(0.1), 0.0, 0.0, 0.0, &[], &[]);
+    assert_eq!(z.trim_upper(0.1), z);
+    assert_trim(&z.trim_lower(0.05), 1.25, 0.09375, 1.25, &[], &[]);
+    assert_trim(&z.trim_upper(0.0), 2.5, -0.125, 2.5, &[], &[]);
+
+    // Zero count in the input: the count is re-estimated from the buckets.
+    let zb = H::new(0)
+        .sum(-6.75)
+        .zero(5.0, 0.01)
+        .pos(0, &[2.0, 3.0])
+        .neg(0, &[1.0, 2.0, 3.0])
+        .build();
+    assert_trim(
+        &zb.trim_upper(-0.005),
+        7.25,
+        -12.03019028017131,
+        1.25,
+        &[],
+        &[1.0, 2.0, 3.0],
+    );
+    assert_trim(
+        &zb.trim_lower(0.0),
+        7.5,
+        5.669354249492381,
+        2.5,
+        &[2.0, 3.0],
+        &[],
+    );
+}
+
+#[test]
+fn trim_custom_bucket_histograms() {
+    let cb = |bounds: &[f64], buckets: &[f64], count: f64, sum: f64| {
+        H::new(CUSTOM_BUCKETS_SCHEMA)
+            .custom(bounds)
+            .pos(0, buckets)
+            .count(count)
+            .sum(sum)
+            .build()
+    };
+    // native_histograms.test:2192 ff.
+    let h = cb(
+        &[5.0, 10.0, 15.0, 20.0],
+        &[1.0, 6.0, 4.0, 3.0, 1.0],
+        15.0,
+        172.5,
+    );
+    assert_trim(&h.trim_upper(15.0), 11.0, 97.5, 0.0, &[1.0, 6.0, 4.0], &[]);
+    assert_trim(&h.trim_lower(15.0), 4.0, 72.5, 0.0, &[3.0, 1.0], &[]);
+    assert_trim(&h.trim_upper(13.0), 9.4, 75.1, 0.0, &[1.0, 6.0, 2.4], &[]);
+    assert_trim(&h.trim_lower(13.0), 5.6, 94.9, 0.0, &[1.6, 3.0, 1.0], &[]);
+    assert_trim(&h.trim_upper(7.5), 4.0, 21.25, 0.0, &[1.0, 3.0], &[]);
+    assert_trim(
+        &h.trim_upper(50.0),
+        14.0,
+        150.0,
+        0.0,
+        &[1.0, 6.0, 4.0, 3.0],
+        &[],
+    );
+    assert_trim(&h.trim_lower(f64::INFINITY), 0.0, 0.0, 0.0, &[], &[]);
+    assert_eq!(h.trim_lower(0.0), h);
+    assert_trim(&h.trim_upper(0.0), 0.0, 0.0, 0.0, &[], &[]);
+
+    let neg = cb(
+        &[-10.0, 5.0, 10.0, 15.0, 20.0],
+        &[2.0, 1.0, 6.0, 4.0, 3.0, 1.0],
+        15.0,
+        172.5,
+    );
+    assert_trim(&neg.trim_upper(2.0), 2.8, -23.2, 0.0, &[2.0, 0.8], &[]);
+    assert_trim(&neg.trim_upper(-4.0), 2.4, -22.8, 0.0, &[2.0, 0.4], &[]);
+    assert_trim(&neg.trim_upper(-15.0), 2.0, -30.0, 0.0, &[2.0], &[]);
+
+    let one = cb(&[], &[100.0], 100.0, 100.0);
+    assert_trim(&one.trim_upper(10.0), 0.0, 0.0, 0.0, &[], &[]);
+    assert_trim(&one.trim_lower(10.0), 0.0, 0.0, 0.0, &[], &[]);
+    assert_eq!(one.trim_lower(f64::NEG_INFINITY), one);
+
+    let at_zero = cb(&[0.0], &[1.0, 100.0], 100.0, 33.0);
+    assert_trim(&at_zero.trim_upper(10.0), 1.0, 0.0, 0.0, &[1.0], &[]);
+    assert_trim(&at_zero.trim_upper(-10.0), 1.0, -10.0, 0.0, &[1.0], &[]);
+    assert_trim(&at_zero.trim_lower(-10.0), 100.0, 0.0, 0.0, &[100.0], &[]);
+    assert_trim(&at_zero.trim_lower(10.0), 100.0, 1000.0, 0.0, &[100.0], &[]);
+
+    let at_pos = cb(&[5.0], &[1.0, 100.0], 101.0, 33.0);
+    assert_trim(&at_pos.trim_upper(10.0), 1.0, 2.5, 0.0, &[1.0], &[]);
+    assert_trim(&at_pos.trim_upper(2.0), 0.4, 0.4, 0.0, &[0.4], &[]);
+    assert_trim(&at_pos.trim_lower(-10.0), 100.0, 500.0, 0.0, &[100.0], &[]);
+    assert_eq!(at_pos.trim_lower(0.0), at_pos);
+    assert_trim(
+        &at_pos.trim_lower(2.0),
+        100.6,
+        502.1,
+        0.0,
+        &[0.6, 100.0],
+        &[],
+    );
+
+    let at_neg = cb(&[-5.0], &[1.0, 100.0], 101.0, 33.0);
+    assert_trim(&at_neg.trim_upper(-2.0), 1.0, -5.0, 0.0, &[1.0], &[]);
+    assert_trim(&at_neg.trim_lower(-10.0), 100.0, -500.0, 0.0, &[100.0], &[]);
+    assert_trim(&at_neg.trim_lower(-2.0), 100.0, -200.0, 0.0, &[100.0], &[]);
+
+    // Empty histograms stay empty.
+    let empty = cb(&[-3.0, 2.0], &[], 0.0, 0.0);
+    assert_trim(&empty.trim_upper(0.0), 0.0, 0.0, 0.0, &[], &[]);
+    assert_trim(&H::new(0).build().trim_lower(5.0), 0.0, 0.0, 0.0, &[], &[]);
+}
+
+#[test]
+fn incremental_mean_with_kahan_add() {
+    // native_histograms.test:1446 `avg(histogram_avg_incremental)`: mean = mean·(n-1)/n + h/n,
+    // the compensation scaled alongside.
+    let hs = [
+        H::new(0)
+            .count(1.7976931348623157e+308)
+            .sum(5.30921651659898)
+            .zero(1.78264e50, 0.001)
+            .pos(
+                0,
+                &[1.78264E+50, 1.78264E+215, 1.78264E+219, 3363.5121756487],
+            )
+            .neg(
+                0,
+                &[
+                    1178.20696291113,
+                    731.697776280323,
+                    715.201503759399,
+                    1386.11378876781,
+                    855.572553278132,
+                ],
+            )
+            .build(),
+        H::new(0)
+            .count(1e308)
+            .sum(0.961118537914768)
+            .zero(0.76342771, 0.001)
+            .pos(0, &[0.76342771, 0.76342771, 0.76342771, 195.70084087969])
+            .neg(0, &[421.30382970055, 0.0, 450441.779])
+            .build(),
+        H::new(0)
+            .count(1e-6)
+            .sum(1.62091361305318)
+            .zero(1.9592258, 0.001)
+            .pos(0, &[1.9592258, 1.9592258, 1.9592258, 1135.74692279])
+            .neg(0, &[0.0, 4504.41779, 588.599358265103, 40.3760942760943])
+            .build(),
+        H::new(0)
+            .count(1e-6)
+            .sum(0.865089463758091)
+            .zero(7.69805412, 0.001)
+            .pos(
+                0,
+                &[2.258E+220, 2.258E+220, 2.3757689E+217, 1078.68071312804],
+            )
+            .neg(
+                0,
+                &[349.905284031261, 0.0, 0.0, 0.161173466838949, 588.599358],
+            )
+            .build(),
+        H::new(0)
+            .count(1e-6)
+            .sum(0.323055185914577)
+            .zero(458.90154, 0.001)
+            .pos(0, &[7.69805412, 7.69805412, 2.258E+220, 3173.28218135701])
+            .build(),
+        H::new(0)
+            .count(1e-6)
+            .sum(0.951811357687154)
+            .zero(1.78264e50, 0.001)
+            .pos(0, &[458.90154, 458.90154, 7.69805412, 2178.35])
+            .neg(0, &[2054.92644438789, 844.560108898123])
+            .build(),
+        H::new(0)
+            .count(1e-6)
+            .sum(0.0)
+            .zero(5.0, 0.001)
+            .pos(0, &[0.0, 0.0, 1.78264E+219, 376.770478890989])
+            .build(),
+        H::new(0)
+            .count(1e-6)
+            .sum(0.0)
+            .zero(0.0, 0.001)
+            .pos(0, &[0.0, 0.0, 458.90154, 250325.5])
+            .neg(0, &[0.0, 0.0000000011353, 0.0, 608.697257])
+            .build(),
+    ];
+    let mut mean = hs[0].clone();
+    let mut comp: Option<FloatHistogram> = None;
+    for (i, h) in hs.iter().enumerate().skip(1) {
+        let n = i as f64 + 1.0;
+        let q = (n - 1.0) / n;
+        if let Some(c) = comp.as_mut() {
+            c.mul(q);
+        }
+        let mut inc = h.clone();
+        inc.div(n);
+        mean.mul(q);
+        let (c, _) = mean.kahan_add(&inc, comp).expect("compatible");
+        comp = Some(c);
+    }
+    if let Some(c) = comp {
+        mean.add(&c).ok();
+    }
+    let mean = compacted(mean);
+    assert_close(mean.count, 3.497116418577895e+307);
+    assert_close(mean.sum, 1.2539005843658437);
+    assert_close(mean.zero_count, 4.4566e49);
+    let want_pos = [
+        2.8225e+219,
+        2.822522283e+219,
+        3.271129711125e+219,
+        32728.442914086805,
+    ];
+    for (got, want) in mean.positive_buckets.iter().zip(want_pos) {
+        assert_close(*got, want);
+    }
+    let want_neg = [
+        500.5428151288539,
+        760.0844593974477,
+        56468.19748275306,
+        254.4185391888429,
+        180.5214889097665,
+    ];
+    assert_eq!(mean.negative_buckets.len(), want_neg.len());
+    for (got, want) in mean.negative_buckets.iter().zip(want_neg) {
+        assert_close(*got, want);
+    }
+}
+
+#[test]
+fn copy_to_schema_leaves_the_original() {
+    let h = H::new(2).count(3.0).pos(1, &[1.0, 1.0, 1.0, 1.0]).build();
+    let c = h.copy_to_schema(0);
+    assert_eq!(h.schema, 2);
+    assert_eq!(c.schema, 0);
+    assert_eq!(positive_pairs(&c), vec![(1, 4.0)]);
 }
