@@ -15,13 +15,13 @@ mod model;
 mod prefetch;
 mod range_fns;
 mod resolve;
-mod trim;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_histograms;
 #[cfg(test)]
 mod tests_modifiers;
+mod trim;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

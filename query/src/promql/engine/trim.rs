@@ -55,7 +55,11 @@ pub(super) fn trim(h: &mut FloatHistogram, x: f64, keep_below: bool) {
         if b.count == 0.0 {
             continue;
         }
-        apply(b, exponential_keep(b, x, keep_below, false), h.negative_buckets.get_mut(i));
+        apply(
+            b,
+            exponential_keep(b, x, keep_below, false),
+            h.negative_buckets.get_mut(i),
+        );
     }
     if h.zero_count > 0.0 {
         let w = h.zero_threshold;
