@@ -10,7 +10,7 @@ use sextant_storage::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME};
 use super::eval::{expr_pos, Evaluator};
 use super::model::{fmt_g, Sample, Val};
 use super::range_fns::{kahan_inc, quantile};
-use crate::promql::ast::{AggregateExpr, AggregateOp, PosRange};
+use crate::promql::ast::{AggregateExpr, AggregateOp, Expr, PosRange};
 use crate::promql::value::QueryError;
 
 /// Running state of one group.
@@ -125,7 +125,11 @@ pub(super) fn eval_aggregate(
         }
     }
     let input = ev.eval_vector(&a.expr, t)?;
-    let ppos = a.param.as_deref().map(expr_pos).unwrap_or(a.pos);
+    let ppos = match a.param.as_deref() {
+        Some(Expr::NumberLiteral(_) | Expr::StringLiteral(_)) => literal_param_pos(ev.query, a),
+        Some(p) => expr_pos(p),
+        None => a.pos,
+    };
     match a.op {
         AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Limitk => {
             let k = param_num.unwrap_or(f64::NAN);
@@ -574,8 +578,114 @@ fn cmp_nan_last(a: f64, b: f64, rev: bool) -> std::cmp::Ordering {
     }
 }
 
+/// The position of a literal aggregation parameter (literals carry no position): the first
+/// character after the `(` that opens the aggregation's arguments.
+fn literal_param_pos(query: &str, a: &AggregateExpr) -> PosRange {
+    let bytes = query.as_bytes();
+    let mut i = a.pos.start + a.op.as_str().len();
+    let skip_ws = |mut i: usize| {
+        while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    };
+    i = skip_ws(i);
+    // A `by (…)`/`without (…)` clause written before the arguments.
+    let rest = query.get(i..).unwrap_or("");
+    if rest.starts_with("by") || rest.starts_with("without") {
+        if let Some(close) = rest.find(')') {
+            i = skip_ws(i + close + 1);
+        }
+    }
+    if bytes.get(i) == Some(&b'(') {
+        i = skip_ws(i + 1);
+    }
+    if i >= bytes.len() {
+        return a.pos;
+    }
+    PosRange { start: i, end: i }
+}
+
+/// Prometheus' `labels.Hash()`: XXH64 of `name 0xff value 0xff …`.
+pub(super) fn prometheus_labels_hash(l: &Labels) -> u64 {
+    let mut buf = Vec::with_capacity(256);
+    for x in l.iter() {
+        buf.extend_from_slice(x.name.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(x.value.as_bytes());
+        buf.push(0xff);
+    }
+    xxh64(&buf)
+}
+
+/// XXH64 with seed 0.
+fn xxh64(input: &[u8]) -> u64 {
+    const P1: u64 = 0x9E37_79B1_85EB_CA87;
+    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    const P3: u64 = 0x1656_67B1_9E37_79F9;
+    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+    const P5: u64 = 0x27D4_EB2F_1656_67C5;
+    fn round(acc: u64, lane: u64) -> u64 {
+        acc.wrapping_add(lane.wrapping_mul(P2))
+            .rotate_left(31)
+            .wrapping_mul(P1)
+    }
+    fn merge(acc: u64, v: u64) -> u64 {
+        (acc ^ round(0, v)).wrapping_mul(P1).wrapping_add(P4)
+    }
+    let read64 = |c: &[u8]| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c.get(..8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(b)
+    };
+    let mut rest = input;
+    let mut h: u64;
+    if input.len() >= 32 {
+        let mut v = [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)];
+        while rest.len() >= 32 {
+            for (k, lane) in v.iter_mut().enumerate() {
+                *lane = round(*lane, read64(rest.get(k * 8..).unwrap_or(&[])));
+            }
+            rest = rest.get(32..).unwrap_or(&[]);
+        }
+        h = v[0]
+            .rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18));
+        for lane in v {
+            h = merge(h, lane);
+        }
+    } else {
+        h = P5;
+    }
+    h = h.wrapping_add(input.len() as u64);
+    while rest.len() >= 8 {
+        h ^= round(0, read64(rest));
+        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
+        rest = rest.get(8..).unwrap_or(&[]);
+    }
+    if rest.len() >= 4 {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(rest.get(..4).unwrap_or(&[0; 4]));
+        h ^= u64::from(u32::from_le_bytes(b)).wrapping_mul(P1);
+        h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
+        rest = rest.get(4..).unwrap_or(&[]);
+    }
+    for &byte in rest {
+        h ^= u64::from(byte).wrapping_mul(P5);
+        h = h.rotate_left(11).wrapping_mul(P1);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^= h >> 32;
+    h
+}
+
 fn ratio_keep(l: &Labels, r: f64) -> bool {
-    let offset = (l.hash64() as f64) / (u64::MAX as f64);
+    let offset = (prometheus_labels_hash(l) as f64) / (u64::MAX as f64);
     (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r)
 }
 
@@ -644,4 +754,21 @@ fn count_values(a: &AggregateExpr, input: Vec<Sample>, name: &str) -> Vec<Sample
             drop_name: false,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    #[test]
+    fn xxh64_reference_values() {
+        assert_eq!(xxh64(b""), 0xEF46_DB37_51D8_E999);
+        assert_eq!(xxh64(b"a"), 0xD24E_C4F1_A98C_6E5B);
+        assert_eq!(xxh64(b"abc"), 0x44BC_2CF5_AD77_0999);
+        // Longer than one 32-byte stripe.
+        assert_eq!(
+            xxh64(b"Nobody inspects the spammish repetition"),
+            0xFBCE_A83C_8A37_8BF1
+        );
+    }
 }

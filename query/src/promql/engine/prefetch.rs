@@ -7,7 +7,10 @@
 
 use std::collections::HashMap;
 
-use sextant_storage::{MatchOp, Matcher, Series, SeriesSource, METRIC_NAME};
+use sextant_storage::{
+    is_stale_nan, CounterResetHint, FloatHistogram, HistogramSample, MatchOp, Matcher, Series,
+    SeriesSource, METRIC_NAME,
+};
 
 use super::EngineOptions;
 use crate::promql::ast::{AtModifier, Call, Expr, VectorSelector};
@@ -80,7 +83,9 @@ struct Walk<'a> {
     qstart: i64,
     qend: i64,
     lookback: i64,
-    out: Vec<(&'a VectorSelector, i64, i64)>,
+    /// Selectors with their time bounds, and whether only histogram statistics (count and
+    /// sum) are used from them (see [`stats_hints`]).
+    out: Vec<(&'a VectorSelector, i64, i64, bool)>,
     /// `info()` calls: cache key, matchers selecting the info series, time bounds.
     info: Vec<(usize, Vec<Matcher>, i64, i64)>,
 }
@@ -112,7 +117,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn walk(&mut self, e: &'a Expr, lo: i64, hi: i64) {
+    fn walk(&mut self, e: &'a Expr, lo: i64, hi: i64, stats: bool) {
         match e {
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
             Expr::VectorSelector(vs) => {
@@ -123,7 +128,8 @@ impl<'a> Walk<'a> {
                 } else {
                     b
                 };
-                self.out.push((vs, a.saturating_sub(self.lookback), b));
+                self.out
+                    .push((vs, a.saturating_sub(self.lookback), b, stats));
             }
             Expr::MatrixSelector(ms) => {
                 let vs = &ms.selector;
@@ -136,27 +142,28 @@ impl<'a> Walk<'a> {
                 if vs.smoothed {
                     b = b.saturating_add(self.lookback);
                 }
-                self.out.push((vs, a, b));
+                self.out.push((vs, a, b, stats));
             }
             Expr::Subquery(sq) => {
                 let (a, b) = self.shifted(sq.at, sq.offset, lo, hi);
-                self.walk(&sq.expr, a.saturating_sub(sq.range), b);
+                self.walk(&sq.expr, a.saturating_sub(sq.range), b, stats);
             }
-            Expr::Paren(inner) => self.walk(inner, lo, hi),
-            Expr::Unary(u) => self.walk(&u.expr, lo, hi),
+            Expr::Paren(inner) => self.walk(inner, lo, hi, stats),
+            Expr::Unary(u) => self.walk(&u.expr, lo, hi, stats),
             Expr::Binary(b) => {
-                self.walk(&b.lhs, lo, hi);
-                self.walk(&b.rhs, lo, hi);
+                // Prometheus decides on statistics-only decoding afresh on each side.
+                self.walk(&b.lhs, lo, hi, false);
+                self.walk(&b.rhs, lo, hi, false);
             }
             Expr::Aggregate(a) => {
                 if let Some(p) = &a.param {
-                    self.walk(p, lo, hi);
+                    self.walk(p, lo, hi, stats);
                 }
-                self.walk(&a.expr, lo, hi);
+                self.walk(&a.expr, lo, hi, stats);
             }
             Expr::Call(c) if c.func.name == "info" => {
                 if let Some(a) = c.args.first() {
-                    self.walk(a, lo, hi);
+                    self.walk(a, lo, hi, stats);
                 }
                 let names = info_name_matchers(c);
                 let (rlo, rhi) = self.ref_window(c.args.first(), lo, hi);
@@ -164,8 +171,13 @@ impl<'a> Walk<'a> {
                     .push((info_key(c), names, rlo.saturating_sub(self.lookback), rhi));
             }
             Expr::Call(c) => {
+                let stats = match c.func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => true,
+                    "histogram_quantile" | "histogram_fraction" => false,
+                    _ => stats,
+                };
                 for arg in &c.args {
-                    self.walk(arg, lo, hi);
+                    self.walk(arg, lo, hi, stats);
                 }
             }
         }
@@ -187,10 +199,23 @@ pub(super) fn load(
         out: Vec::new(),
         info: Vec::new(),
     };
-    w.walk(expr, start, end);
+    w.walk(expr, start, end, false);
     let mut data = Data::new();
-    for (vs, mint, maxt) in w.out {
-        let series = source.select(&vs.matchers, mint, maxt)?;
+    for (vs, mint, maxt, stats) in w.out {
+        // Earlier samples only serve to place the first ones of the window in their chunk.
+        let history = mint.saturating_sub(opts.lookback_delta_ms);
+        let mut series = source.select(&vs.matchers, history, maxt)?;
+        for s in &mut series {
+            if !s.histograms.is_empty() {
+                chunk_hints(s);
+            }
+            s.samples.retain(|p| p.t >= mint);
+            s.histograms.retain(|p| p.t >= mint);
+            if stats {
+                stats_hints(&mut s.histograms);
+            }
+        }
+        series.retain(|s| !s.samples.is_empty() || !s.histograms.is_empty());
         data.insert(key(vs), series);
     }
     for (k, matchers, mint, maxt) in w.info {
@@ -198,4 +223,81 @@ pub(super) fn load(
         data.insert(k, series);
     }
     Ok(data)
+}
+
+/// Most samples one Prometheus histogram chunk holds before a new one is cut (approximation).
+const CHUNK_SAMPLES: usize = 120;
+
+/// Sets the counter reset hints of a series' histograms to what Prometheus' TSDB returns on
+/// reading them back: histograms are stored in chunks, a new chunk being cut at a counter
+/// reset, a switch between gauge and counter histograms, a change of schema, zero bucket
+/// width or custom bounds, after an interleaved float sample, and when a chunk is full. A
+/// gauge chunk reads back as gauges; in a counter chunk the first histogram reads back with
+/// an unknown hint and every later one as "not a counter reset".
+fn chunk_hints(s: &mut Series) {
+    let floats: Vec<i64> = s.samples.iter().map(|p| p.t).collect();
+    let mut prev: Option<(i64, FloatHistogram)> = None;
+    let mut gauge_chunk = false;
+    let mut in_chunk = 0usize;
+    for p in &mut s.histograms {
+        if is_stale_nan(p.h.sum) {
+            continue;
+        }
+        let gauge = p.h.counter_reset_hint == CounterResetHint::Gauge;
+        let new_chunk = match &prev {
+            None => true,
+            Some((pt, ph)) => {
+                let float_between = {
+                    let i = floats.partition_point(|&t| t <= *pt);
+                    floats.get(i).is_some_and(|&t| t < p.t)
+                };
+                float_between
+                    || in_chunk >= CHUNK_SAMPLES
+                    || gauge != gauge_chunk
+                    || ph.schema != p.h.schema
+                    || ph.zero_threshold != p.h.zero_threshold
+                    || ph.custom_values != p.h.custom_values
+                    || (!gauge && p.h.detect_reset(ph))
+            }
+        };
+        let original = p.h.clone();
+        if new_chunk {
+            gauge_chunk = gauge;
+            in_chunk = 0;
+        }
+        in_chunk += 1;
+        p.h.counter_reset_hint = if gauge_chunk {
+            CounterResetHint::Gauge
+        } else if in_chunk == 1 {
+            CounterResetHint::Unknown
+        } else {
+            CounterResetHint::NotCounterReset
+        };
+        prev = Some((p.t, original));
+    }
+}
+
+/// Prometheus reads the histograms of a selector whose only consumer is `histogram_count`,
+/// `histogram_sum` or `histogram_avg` through an iterator that detects counter resets on the
+/// fly: an unknown hint becomes "reset" or "not reset" by comparison with the previous
+/// histogram read, when there is one.
+fn stats_hints(hs: &mut [HistogramSample]) {
+    let mut prev: Option<FloatHistogram> = None;
+    for p in hs.iter_mut() {
+        if is_stale_nan(p.h.sum) {
+            prev = None;
+            continue;
+        }
+        let current = p.h.clone();
+        if p.h.counter_reset_hint == CounterResetHint::Unknown {
+            if let Some(prev) = &prev {
+                p.h.counter_reset_hint = if current.detect_reset(prev) {
+                    CounterResetHint::CounterReset
+                } else {
+                    CounterResetHint::NotCounterReset
+                };
+            }
+        }
+        prev = Some(current);
+    }
 }

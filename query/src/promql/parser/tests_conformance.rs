@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use super::parse;
 use super::tests::normalized;
 
-/// Parse failures among evals that are not expected to fail (measured: 110). All come from
-/// the histogram trim operators `</` and `>/`, left out on purpose (native histograms are not
-/// supported by storage).
-const MAX_UNEXPECTED_FAILURES: usize = 110;
+/// Parse failures among evals that are not expected to fail (measured: 0, since the histogram
+/// trim operators `</` and `>/` are supported).
+const MAX_UNEXPECTED_FAILURES: usize = 0;
 
 struct Eval {
     file: String,
