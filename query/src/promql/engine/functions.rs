@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use regex::Regex;
 use sextant_storage::labels::is_valid_label_name;
-use sextant_storage::{Labels, MatchOp, METRIC_NAME};
+use sextant_storage::{CounterResetHint, Labels, MatchOp, METRIC_NAME};
 
 use super::eval::{expr_pos, Evaluator, RangeArg};
 use super::extended;
@@ -568,7 +568,19 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
         _ => {}
     }
     let arg_expr = c.args.get(marg_idx).ok_or_else(|| missing(name))?;
-    let arg = ev.eval_range_arg(arg_expr, t)?;
+    let mut arg = ev.eval_range_arg(arg_expr, t)?;
+    if is_subquery(arg_expr) {
+        // Consecutive points of a subquery are not consecutive samples: their counter-reset
+        // hints (other than gauge) say nothing about each other, so resets are detected from
+        // the values, as Prometheus does.
+        for s in &mut arg.series {
+            for (_, h) in &mut s.hpoints {
+                if h.counter_reset_hint != CounterResetHint::Gauge {
+                    h.counter_reset_hint = CounterResetHint::Unknown;
+                }
+            }
+        }
+    }
     let counter_fn = matches!(name, "rate" | "increase");
     let keep = range_fns::keeps_name(name);
     let mut out = Vec::with_capacity(arg.series.len());
@@ -628,6 +640,14 @@ fn eval_range_call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Quer
         ev.info(&i, first_pos);
     }
     Ok(Val::Vector(out))
+}
+
+fn is_subquery(e: &Expr) -> bool {
+    match e {
+        Expr::Paren(inner) => is_subquery(inner),
+        Expr::Subquery(_) => true,
+        _ => false,
+    }
 }
 
 /// The position of a call's first argument. Literals carry no position in the syntax tree, so
