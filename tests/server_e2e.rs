@@ -192,3 +192,96 @@ fn unknown_config_keys_are_an_error_naming_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("retension"), "{stderr}");
 }
+
+/// An integer native histogram of schema 0: zero bucket `zero`, buckets (0.5,1] and (1,2].
+fn native_histogram(
+    t: i64,
+    zero: u64,
+    b1: u64,
+    b2: u64,
+    sum: f64,
+) -> sextant_ingest::remote_write::ProtoHistogram {
+    use sextant_ingest::remote_write::{proto_histogram, ProtoBucketSpan, ProtoHistogram};
+    ProtoHistogram {
+        count: Some(proto_histogram::Count::CountInt(zero + b1 + b2)),
+        sum,
+        schema: 0,
+        zero_threshold: 0.001,
+        zero_count: Some(proto_histogram::ZeroCount::ZeroCountInt(zero)),
+        positive_spans: vec![ProtoBucketSpan {
+            offset: 0,
+            length: 2,
+        }],
+        // Integer histograms carry bucket counts as deltas from the previous bucket.
+        positive_deltas: vec![b1 as i64, b2 as i64 - b1 as i64],
+        timestamp: t,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn native_histograms_round_trip_through_remote_write_promql_and_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let check = |body: Value| {
+        assert_eq!(body["status"], "success", "{body}");
+        body["data"]["result"].clone()
+    };
+    {
+        let server = start(tmp.path()).await;
+        let mut ts = series(&[("__name__", "rpc_duration_seconds"), ("job", "api")], &[]);
+        ts.histograms = vec![
+            native_histogram(0, 1, 2, 3, 7.5),
+            native_histogram(60_000, 2, 3, 5, 12.0),
+        ];
+        assert_eq!(write(&server.base, vec![ts]).await, 204);
+        // `server` drops here: SIGKILL; the histograms must come back from the WAL.
+    }
+    let server = start(tmp.path()).await;
+    let q = |expr: &str, time: &str| {
+        format!(
+            "{}/api/v1/query?query={}&time={time}",
+            server.base,
+            urlencode(expr)
+        )
+    };
+    let result = check(get_json(&q("rpc_duration_seconds", "60")).await);
+    assert_eq!(
+        result[0]["histogram"],
+        serde_json::json!([60, {
+            "count": "10",
+            "sum": "12",
+            // Boundary rules: 3 = both ends closed (the zero bucket), 0 = open left.
+            "buckets": [[3, "-0.001", "0.001", "2"], [0, "0.5", "1", "3"], [0, "1", "2", "5"]]
+        }]),
+        "{result}"
+    );
+    assert!(result[0].get("value").is_none(), "{result}");
+
+    // Rank 5 of 10 ends exactly at the upper bound of (0.5,1].
+    let result = check(get_json(&q("histogram_quantile(0.5, rpc_duration_seconds)", "60")).await);
+    assert_eq!(result[0]["value"][1], "1", "{result}");
+    let result = check(get_json(&q("histogram_count(rpc_duration_seconds)", "0")).await);
+    assert_eq!(result[0]["value"][1], "6", "{result}");
+    // The difference of the two histograms as a gauge histogram: 4 observations more.
+    let result = check(
+        get_json(&q(
+            "histogram_count(rpc_duration_seconds - rpc_duration_seconds offset 1m)",
+            "60",
+        ))
+        .await,
+    );
+    assert_eq!(result[0]["value"][1], "4", "{result}");
+
+    let range = get_json(&format!(
+        "{}/api/v1/query_range?query={}&start=0&end=60&step=60",
+        server.base,
+        urlencode("rpc_duration_seconds")
+    ))
+    .await;
+    let result = check(range);
+    let points = result[0]["histograms"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{result}");
+    assert_eq!(points[0][0], 0);
+    assert_eq!(points[0][1]["count"], "6");
+    assert_eq!(points[1][1]["sum"], "12");
+}
