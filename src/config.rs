@@ -15,6 +15,10 @@ pub struct Config {
     pub storage: StorageConfig,
     pub query: QueryConfig,
     pub remote_write: RemoteWriteConfig,
+    /// Prometheus' `global:` section (scrape defaults).
+    pub global: sextant_ingest::GlobalConfig,
+    /// Prometheus' `scrape_configs:`, with its field names.
+    pub scrape_configs: Vec<sextant_ingest::ScrapeConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -147,6 +151,8 @@ impl Config {
         if self.query.max_points_per_series <= 0 {
             bail!("query.max_points_per_series must be positive");
         }
+        sextant_ingest::scrape::config::resolve(&self.global, &self.scrape_configs)
+            .map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -258,6 +264,27 @@ mod tests {
             sextant_storage::FsyncPolicy::Interval(Duration::from_secs(2))
         );
         assert!(Config::parse("storage:\n  wal_fsync: sometimes\n").is_err());
+    }
+
+    #[test]
+    fn scrape_configs_are_validated() {
+        let c = Config::parse(
+            "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: node\n    static_configs: [{targets: ['localhost:9100']}]\n",
+        )
+        .unwrap();
+        assert_eq!(c.scrape_configs.len(), 1);
+        assert_eq!(c.global.scrape_interval, "15s");
+        let err = Config::parse(
+            "scrape_configs:\n  - job_name: a\n    scrape_interval: 1s\n    scrape_timeout: 2s\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("greater than scrape interval"),
+            "{err:#}"
+        );
+        let err =
+            Config::parse("scrape_configs:\n  - job_name: a\n    honor_label: true\n").unwrap_err();
+        assert!(format!("{err:#}").contains("honor_label"), "{err:#}");
     }
 
     #[test]

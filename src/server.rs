@@ -140,7 +140,7 @@ fn build_app(
     }));
     let rw = &config.remote_write;
     let ingest = sextant_ingest::router(Arc::new(RemoteWriteState {
-        db,
+        db: db.clone(),
         limits: RemoteWriteLimits {
             max_decompressed_bytes: rw.max_decompressed_bytes,
             max_labels_per_series: rw.max_labels_per_series,
@@ -148,9 +148,17 @@ fn build_app(
             max_label_value_bytes: rw.max_label_value_bytes,
         },
     }));
+    let scrape = if config.scrape_configs.is_empty() {
+        sextant_ingest::ScrapeManager::empty()
+    } else {
+        sextant_ingest::ScrapeManager::start(db, &config.global, &config.scrape_configs)
+            .map_err(anyhow::Error::msg)
+            .context("scrape_configs")?
+    };
     let app = Router::new()
         .merge(api)
         .merge(ingest)
+        .merge(sextant_ingest::scrape::router(scrape))
         .layer(axum::middleware::from_fn_with_state(
             telemetry.clone(),
             telemetry::track_http,
