@@ -13,4 +13,6 @@ pub mod value;
 pub use ast::Expr;
 pub use engine::{Engine, EngineOptions};
 pub use parser::{parse, ParseError};
-pub use value::{QueryError, QueryResult, RangeSeries, Value, VectorSample};
+pub use value::{
+    histogram_size, QueryError, QueryResult, QueryStats, RangeSeries, Value, VectorSample,
+};

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use sextant_storage::{Db, FloatHistogram, Labels};
@@ -15,7 +15,7 @@ use super::response::{
     format_value, write_json_str, write_point, write_timestamp, ApiError, Success,
 };
 use super::ApiState;
-use crate::promql::{ast_json, parse, printer, Engine, QueryError, QueryResult, Value};
+use crate::promql::{ast_json, parse, printer, Engine, QueryError, QueryResult, QueryStats, Value};
 
 /// Prometheus caps each kind of annotation in a response at this many.
 const MAX_ANNOTATIONS: usize = 10;
@@ -36,11 +36,13 @@ pub async fn query(State(st): State<Arc<ApiState>>, p: Params) -> Result<Success
     let limit = parse_limit(p.get("limit")).map_err(|e| ApiError::invalid_param("limit", e))?;
     let text = p.get("query").to_string();
     let expr = parse(&text).map_err(|e| ApiError::invalid_param("query", e))?;
+    let stats = StatsRequest::from_param(p.get("stats"));
+    let started = Instant::now();
     let res = run_blocking(&st, timeout, move |db, engine| {
         engine.instant_query(db, &text, &expr, t)
     })
     .await?;
-    Ok(encode_result(res, limit))
+    Ok(encode_query_result(res, limit, stats, started.elapsed()))
 }
 
 /// `GET|POST /api/v1/query_range`: a range query.
@@ -74,11 +76,32 @@ pub async fn query_range(State(st): State<Arc<ApiState>>, p: Params) -> Result<S
     let expr = parse(&text).map_err(|e| ApiError::invalid_param("query", e))?;
     // The engine steps in whole milliseconds.
     let step_ms = (step_ns / 1_000_000).max(1);
+    let stats = StatsRequest::from_param(p.get("stats"));
+    let started = Instant::now();
     let res = run_blocking(&st, timeout, move |db, engine| {
         engine.range_query(db, &text, &expr, start, end, step_ms)
     })
     .await?;
-    Ok(encode_result(res, limit))
+    Ok(encode_query_result(res, limit, stats, started.elapsed()))
+}
+
+/// What the `stats` parameter asks for: nothing (empty), Prometheus' statistics (any other
+/// value), and with `all` also the samples per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsRequest {
+    None,
+    Summary,
+    All,
+}
+
+impl StatsRequest {
+    pub fn from_param(s: &str) -> StatsRequest {
+        match s {
+            "" => StatsRequest::None,
+            "all" => StatsRequest::All,
+            _ => StatsRequest::Summary,
+        }
+    }
 }
 
 /// `GET|POST /api/v1/query_exemplars`: parameters are checked; no exemplars are stored yet.
@@ -134,7 +157,14 @@ where
 {
     let db = Arc::clone(&st.db);
     let engine = Arc::clone(&st.engine);
-    let task = tokio::task::spawn_blocking(move || eval(&db, &engine));
+    let queued = Instant::now();
+    let task = tokio::task::spawn_blocking(move || {
+        let waited = queued.elapsed();
+        eval(&db, &engine).map(|mut res| {
+            res.stats.exec_queue_time = waited;
+            res
+        })
+    });
     match tokio::time::timeout(timeout, task).await {
         Err(_) => Err(QueryError::Timeout("expression evaluation").into()),
         Ok(Err(join)) => Err(ApiError::internal(format!(
@@ -178,11 +208,24 @@ fn cap_annotations(mut list: Vec<String>, kind: &str) -> Vec<String> {
 
 /// `{"resultType":…,"result":…}` with the annotations as warnings and infos. A non-zero
 /// `limit` keeps at most that many series.
+#[cfg(test)]
 pub fn encode_result(res: QueryResult, limit: usize) -> Success {
+    encode_query_result(res, limit, StatsRequest::None, Duration::ZERO)
+}
+
+/// [`encode_result`], plus Prometheus' `stats` object when requested; `exec_total` is the
+/// time from receiving the query to its result.
+pub fn encode_query_result(
+    res: QueryResult,
+    limit: usize,
+    stats_req: StatsRequest,
+    exec_total: Duration,
+) -> Success {
     let QueryResult {
         value,
         mut warnings,
         infos,
+        stats,
     } = res;
     let mut out = String::with_capacity(256);
     match value {
@@ -260,11 +303,69 @@ pub fn encode_result(res: QueryResult, limit: usize) -> Success {
             out.push(']');
         }
     }
+    if stats_req != StatsRequest::None {
+        out.push_str(",\"stats\":");
+        write_stats(&mut out, &stats, stats_req == StatsRequest::All, exec_total);
+    }
     out.push('}');
     let mut success = Success::from_json(out);
     success.warnings = cap_annotations(warnings, "warning");
     success.infos = cap_annotations(infos, "info");
     success
+}
+
+/// Appends Prometheus' `stats` object: `timings` in seconds and `samples` (with the samples
+/// per step when `per_step`), in Prometheus' field order.
+pub fn write_stats(out: &mut String, s: &QueryStats, per_step: bool, exec_total: Duration) {
+    let eval_total = s.prepare_time + s.inner_eval_time + s.result_sort_time;
+    let exec_total = exec_total.max(eval_total + s.exec_queue_time);
+    out.push_str("{\"timings\":{");
+    for (i, (name, d)) in [
+        ("evalTotalTime", eval_total),
+        ("resultSortTime", s.result_sort_time),
+        ("queryPreparationTime", s.prepare_time),
+        ("innerEvalTime", s.inner_eval_time),
+        ("execQueueTime", s.exec_queue_time),
+        ("execTotalTime", exec_total),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{name}\":{}", go_float(d.as_secs_f64()));
+    }
+    out.push_str("},\"samples\":{");
+    if per_step && !s.per_step.is_empty() {
+        out.push_str("\"totalQueryableSamplesPerStep\":[");
+        for (i, (t, n)) in s.per_step.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "[{},{n}]", go_float(*t as f64 / 1000.0));
+        }
+        out.push_str("],");
+    }
+    let _ = write!(
+        out,
+        "\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+        s.total_samples, s.peak_samples
+    );
+}
+
+/// A finite float as Go's `encoding/json` writes it: shortest decimal, exponent form only
+/// below 1e-6 or from 1e21.
+fn go_float(v: f64) -> String {
+    if !v.is_finite() {
+        return "0".into();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// Appends `[<timestamp>,{"count":…,"sum":…,"buckets":[…]}]` as Prometheus renders a native
@@ -342,6 +443,7 @@ mod tests {
             value,
             warnings: vec![],
             infos: vec![],
+            stats: QueryStats::default(),
         }
     }
 

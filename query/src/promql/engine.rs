@@ -23,6 +23,8 @@ mod tests;
 mod tests_histograms;
 #[cfg(test)]
 mod tests_modifiers;
+#[cfg(test)]
+mod tests_stats;
 mod trim;
 
 use std::collections::BTreeMap;
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 use sextant_storage::{FloatHistogram, Labels, SeriesSource};
 
 use super::ast::Expr;
-use super::value::{QueryError, QueryResult, RangeSeries, Value, VectorSample};
+use super::value::{histogram_size, QueryError, QueryResult, RangeSeries, Value, VectorSample};
 use eval::Evaluator;
 pub(crate) use model::fmt_g;
 use model::{Sample, Val};
@@ -90,9 +92,14 @@ impl Engine {
         // `step()` and `range()` are 0 for instant queries.
         let resolved = resolve_durations(expr, 0, 0)?;
         let expr = resolved.as_ref().unwrap_or(expr);
+        let started = Instant::now();
         let data = prefetch::load(source, expr, time_ms, time_ms, &self.opts)?;
+        let prepared = Instant::now();
         let mut ev = Evaluator::new(&self.opts, query, data, time_ms, time_ms, false, deadline);
+        ev.init_steps(time_ms, 1, 1);
+        ev.begin_step(0);
         let val = ev.eval(expr, time_ms)?;
+        let evaluated = Instant::now();
         let value = match val {
             Val::Scalar(v) => Value::Scalar(time_ms, v),
             Val::Str(s) => Value::String(time_ms, s),
@@ -129,7 +136,11 @@ impl Engine {
                 Value::Matrix(out)
             }
         };
-        Ok(ev.into_result(value))
+        let mut res = ev.into_result(value);
+        res.stats.prepare_time = prepared - started;
+        res.stats.inner_eval_time = evaluated - prepared;
+        res.stats.result_sort_time = evaluated.elapsed();
+        Ok(res)
     }
 
     /// Evaluates `expr` at every step from `start_ms` to `end_ms` inclusive; the result is a
@@ -156,29 +167,39 @@ impl Engine {
         let deadline = Instant::now() + self.opts.timeout;
         let resolved = resolve_durations(expr, step_ms, end_ms.saturating_sub(start_ms))?;
         let expr = resolved.as_ref().unwrap_or(expr);
+        let started = Instant::now();
         let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
+        let prepared = Instant::now();
         let mut ev = Evaluator::new(&self.opts, query, data, start_ms, end_ms, true, deadline);
         ev.step_ms = step_ms;
+        let steps = (end_ms.saturating_sub(start_ms) / step_ms).saturating_add(1);
+        ev.init_steps(start_ms, step_ms, usize::try_from(steps).unwrap_or(0));
         type Points = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
         let mut series: BTreeMap<Labels, Points> = BTreeMap::new();
-        let mut total_points = 0usize;
         let mut t = start_ms;
+        let mut idx = 0usize;
         while t <= end_ms {
             ev.check_deadline()?;
-            ev.reset_step_samples();
+            ev.begin_step(idx);
+            let mut step_points = 0usize;
             match ev.eval(expr, t)? {
                 Val::Scalar(v) => {
                     series.entry(Labels::empty()).or_default().0.push((t, v));
-                    total_points += 1;
+                    step_points += 1;
                 }
                 Val::Vector(v) => {
                     for s in finish_vector(v)? {
                         let e = series.entry(s.labels).or_default();
                         match s.h {
-                            Some(h) => e.1.push((t, *h)),
-                            None => e.0.push((t, s.v)),
+                            Some(h) => {
+                                step_points += histogram_size(&h);
+                                e.1.push((t, *h));
+                            }
+                            None => {
+                                e.0.push((t, s.v));
+                                step_points += 1;
+                            }
                         }
-                        total_points += 1;
                     }
                 }
                 Val::Str(_) | Val::Matrix(_) => {
@@ -188,14 +209,15 @@ impl Engine {
                     ))
                 }
             }
-            if total_points > self.opts.max_samples {
-                return Err(too_many_samples());
-            }
+            // The step's result joins the matrix held for the whole query.
+            ev.add_result_samples(step_points)?;
+            idx += 1;
             t = match t.checked_add(step_ms) {
                 Some(n) => n,
                 None => break,
             };
         }
+        let evaluated = Instant::now();
         let out = series
             .into_iter()
             .filter(|(_, (p, h))| !p.is_empty() || !h.is_empty())
@@ -205,7 +227,11 @@ impl Engine {
                 histograms,
             })
             .collect();
-        Ok(ev.into_result(Value::Matrix(out)))
+        let mut res = ev.into_result(Value::Matrix(out));
+        res.stats.prepare_time = prepared - started;
+        res.stats.inner_eval_time = evaluated - prepared;
+        res.stats.result_sort_time = evaluated.elapsed();
+        Ok(res)
     }
 }
 

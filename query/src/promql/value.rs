@@ -44,6 +44,44 @@ pub struct QueryResult {
     pub warnings: Vec<String>,
     /// Each formatted as `PromQL info: <message> (<line>:<col>)`.
     pub infos: Vec<String>,
+    /// Sample counts and timings, reported by the HTTP API with `stats=…`.
+    pub stats: QueryStats,
+}
+
+/// Statistics of one evaluation, counted by Prometheus' rules (`util/stats`): every float
+/// sample a selector loads counts 1 and every native histogram counts its size in float
+/// samples ([`histogram_size`]), attributed to the step that loaded it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryStats {
+    /// Prometheus' `totalQueryableSamples`.
+    pub total_samples: i64,
+    /// Prometheus' `totalQueryableSamplesPerStep`: `(step timestamp ms, samples)` for every
+    /// step of the query (one for instant queries).
+    pub per_step: Vec<(i64, i64)>,
+    /// The most samples held in memory at once (`peakSamples`), the figure the
+    /// `max_samples` limit applies to.
+    pub peak_samples: usize,
+    /// Fetching selector data from storage (`queryPreparationTime`).
+    pub prepare_time: std::time::Duration,
+    /// Evaluating the expression (`innerEvalTime`).
+    pub inner_eval_time: std::time::Duration,
+    /// Assembling and sorting the result (`resultSortTime`).
+    pub result_sort_time: std::time::Duration,
+    /// Waiting for an evaluation thread (`execQueueTime`), set by whoever queued the query.
+    pub exec_queue_time: std::time::Duration,
+}
+
+/// The weight of one native histogram sample in sample counts and limits, as Prometheus
+/// computes it for a 64-bit `FloatHistogram` plus its timestamp: a fixed 168-byte struct and 8
+/// bytes per span, bucket and custom bound, plus 8 bytes of timestamp, in units of the
+/// 16 bytes of a float sample (rounded down).
+pub fn histogram_size(h: &FloatHistogram) -> usize {
+    let elems = h.positive_spans.len()
+        + h.negative_spans.len()
+        + h.positive_buckets.len()
+        + h.negative_buckets.len()
+        + h.custom_values.len();
+    (168 + 8 * elems + 8) / 16
 }
 
 /// Why a query failed. Each kind maps to one Prometheus `errorType` at the HTTP edge.

@@ -190,6 +190,7 @@ async fn slow_queries_time_out() {
             value: Value::Scalar(0, 1.0),
             warnings: vec![],
             infos: vec![],
+            stats: Default::default(),
         })
     })
     .await;
@@ -391,4 +392,118 @@ async fn annotations_become_infos() {
         body.ends_with(r#"]},"infos":["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"up\" (1:6)"]}"#),
         "{body}"
     );
+}
+
+/// `data.stats` of a successful response, parsed.
+async fn stats_of(uri: &str) -> serde_json::Value {
+    let (status, body) = get(uri).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["stats"].clone()
+}
+
+#[tokio::test]
+async fn query_stats_follow_prometheus() {
+    if !parser_ready() {
+        return;
+    }
+    // No `stats`: no object.
+    let (_, body) = get("/api/v1/query?query=up&time=60").await;
+    assert!(!body.contains("\"stats\""), "{body}");
+
+    // Three `up` series, one sample each at 60s.
+    let s = stats_of("/api/v1/query?query=up&time=60&stats=all").await;
+    assert_eq!(
+        s["samples"],
+        serde_json::json!({"totalQueryableSamplesPerStep": [[60, 3]], "totalQueryableSamples": 3, "peakSamples": 3})
+    );
+    let timings = s["timings"].as_object().unwrap();
+    let keys: Vec<&str> = timings.keys().map(String::as_str).collect();
+    for k in [
+        "evalTotalTime",
+        "resultSortTime",
+        "queryPreparationTime",
+        "innerEvalTime",
+        "execQueueTime",
+        "execTotalTime",
+    ] {
+        assert!(timings[k].as_f64().is_some_and(|v| v >= 0.0), "{k}");
+        assert!(keys.contains(&k), "{k}");
+    }
+    assert!(timings["execTotalTime"].as_f64() >= timings["evalTotalTime"].as_f64());
+
+    // Any other value: no per-step counts.
+    let s = stats_of("/api/v1/query?query=up&time=60&stats=true").await;
+    assert_eq!(
+        s["samples"],
+        serde_json::json!({"totalQueryableSamples": 3, "peakSamples": 3})
+    );
+
+    // Five steps of three samples; the result held at the last step makes the peak 15.
+    let s = stats_of("/api/v1/query_range?query=up&start=0&end=60&step=15&stats=all").await;
+    assert_eq!(
+        s["samples"],
+        serde_json::json!({
+            "totalQueryableSamplesPerStep": [[0, 3], [15, 3], [30, 3], [45, 3], [60, 3]],
+            "totalQueryableSamples": 15,
+            "peakSamples": 15
+        })
+    );
+
+    // (0s, 60s] holds four samples of each series.
+    let s = stats_of(&format!(
+        "/api/v1/query?query={}&time=60&stats=1",
+        enc("count_over_time(up[1m])")
+    ))
+    .await;
+    assert_eq!(s["samples"]["totalQueryableSamples"], 12);
+
+    // A subquery that is the whole query counts what its four steps (15s..60s) load: two
+    // samples of each of three series per step. As a function argument, only its output
+    // (three series × four steps) counts.
+    let s = stats_of(&format!(
+        "/api/v1/query?query={}&time=60&stats=1",
+        enc("count_over_time(up[30s])[1m:15s]")
+    ))
+    .await;
+    assert_eq!(s["samples"]["totalQueryableSamples"], 24);
+    let s = stats_of(&format!(
+        "/api/v1/query?query={}&time=60&stats=1",
+        enc("max_over_time(count_over_time(up[30s])[1m:15s])")
+    ))
+    .await;
+    assert_eq!(s["samples"]["totalQueryableSamples"], 12);
+}
+
+#[tokio::test]
+async fn max_samples_applies_to_the_peak() {
+    if !parser_ready() {
+        return;
+    }
+    let uri = "/api/v1/query_range?query=up&start=0&end=60&step=15";
+    for (max, ok) in [(14, false), (15, true)] {
+        let app = super::app_with(EngineOptions {
+            max_samples: max,
+            ..EngineOptions::default()
+        });
+        let (status, body) = super::send(
+            app,
+            axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        if ok {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        } else {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(
+                body,
+                error_body(
+                    "execution",
+                    "query processing would load too many samples into memory in query execution"
+                )
+            );
+        }
+    }
 }

@@ -176,7 +176,8 @@ pub(super) fn eval_aggregate(
             let name = param_str.unwrap_or_default();
             if !is_valid_label_name(&name) {
                 return Err(QueryError::Execution(format!(
-                    "invalid label name {name:?}"
+                    "invalid label name {}",
+                    crate::promql::parser::literals::go_quote(&name)
                 )));
             }
             return Ok(Val::Vector(count_values(a, input, &name)));

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use sextant_storage::{is_stale_nan, Labels, METRIC_NAME};
+use sextant_storage::{is_stale_nan, CounterResetHint, Labels, METRIC_NAME};
 
 use super::model::{Annotations, Sample, Series, Val};
 use super::prefetch::{at_time, key, Data};
@@ -12,7 +12,7 @@ use super::{aggregate, binary, extended, functions, too_many_samples, EngineOpti
 use crate::promql::ast::{
     AtModifier, Expr, MatrixSelector, PosRange, SubqueryExpr, UnaryOp, VectorSelector,
 };
-use crate::promql::value::{QueryError, QueryResult, Value};
+use crate::promql::value::{histogram_size, QueryError, QueryResult, QueryStats, Value};
 
 /// A range-vector argument of a function, with the bounds of its window.
 pub(super) struct RangeArg {
@@ -42,6 +42,27 @@ pub(super) struct Evaluator<'a> {
     deadline: Instant,
     step_samples: usize,
     ticks: u32,
+    /// Sample statistics (see [`QueryStats`]).
+    counts: Counts,
+}
+
+/// Sample accounting of one query, following Prometheus' rules.
+#[derive(Default)]
+struct Counts {
+    /// Queryable samples loaded, in total and per step of the outer query.
+    total: i64,
+    per_step: Vec<i64>,
+    first_step: i64,
+    interval: i64,
+    step_idx: usize,
+    /// Depth of subqueries being evaluated as range-function arguments: what they load is
+    /// not counted (their output is, as the function's window).
+    uncounted: u32,
+    /// `timestamp(selector)` counts each histogram sample as one sample.
+    hist_as_one: bool,
+    /// Samples of the result assembled so far (range queries), held next to each step's.
+    result_held: usize,
+    peak: usize,
 }
 
 impl<'a> Evaluator<'a> {
@@ -66,14 +87,48 @@ impl<'a> Evaluator<'a> {
             deadline,
             step_samples: 0,
             ticks: 0,
+            counts: Counts::default(),
         }
     }
 
+    /// Prepares per-step statistics for `steps` steps starting at `first` (ms) every
+    /// `interval` ms (an instant query is one step).
+    pub fn init_steps(&mut self, first: i64, interval: i64, steps: usize) {
+        self.counts.first_step = first;
+        self.counts.interval = interval;
+        self.counts.per_step = vec![0; steps];
+    }
+
+    /// Starts evaluating step `idx` of the outer query: its working set starts empty.
+    pub fn begin_step(&mut self, idx: usize) {
+        self.counts.step_idx = idx;
+        self.step_samples = 0;
+    }
+
+    /// The query's value with its annotations and statistics (timings are the caller's).
     pub fn into_result(self, value: Value) -> QueryResult {
+        let c = self.counts;
+        let per_step = c
+            .per_step
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let t = c
+                    .first_step
+                    .saturating_add(c.interval.saturating_mul(i as i64));
+                (t, *n)
+            })
+            .collect();
         QueryResult {
             value,
             warnings: self.annos.warnings,
             infos: self.annos.infos,
+            stats: QueryStats {
+                total_samples: c.total,
+                per_step,
+                peak_samples: c.peak,
+                ..QueryStats::default()
+            },
         }
     }
 
@@ -93,17 +148,55 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    pub fn reset_step_samples(&mut self) {
-        self.step_samples = 0;
-    }
-
-    /// Accounts for `n` samples held in memory at this step.
+    /// Accounts for `n` samples held in memory at this step, next to the result assembled so
+    /// far; the `max_samples` limit applies to that sum, as Prometheus' does to its current
+    /// sample count.
     pub fn count_samples(&mut self, n: usize) -> Result<(), QueryError> {
         self.step_samples = self.step_samples.saturating_add(n);
-        if self.step_samples > self.opts.max_samples {
+        self.check_held()
+    }
+
+    /// Accounts for `n` samples loaded from storage (or from a subquery's output) at this step:
+    /// queryable samples for the statistics, and held in memory.
+    fn count_loaded(&mut self, n: usize) -> Result<(), QueryError> {
+        self.count_queryable(n);
+        self.count_samples(n)
+    }
+
+    /// Adds `n` to the queryable samples of this step (unless inside a subquery argument).
+    fn count_queryable(&mut self, n: usize) {
+        if self.counts.uncounted == 0 {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.counts.total = self.counts.total.saturating_add(n);
+            if let Some(s) = self.counts.per_step.get_mut(self.counts.step_idx) {
+                *s = s.saturating_add(n);
+            }
+        }
+    }
+
+    /// Adds `n` samples of a finished step to the result being assembled.
+    pub fn add_result_samples(&mut self, n: usize) -> Result<(), QueryError> {
+        self.counts.result_held = self.counts.result_held.saturating_add(n);
+        self.step_samples = 0;
+        self.check_held()
+    }
+
+    fn check_held(&mut self) -> Result<(), QueryError> {
+        let held = self.counts.result_held.saturating_add(self.step_samples);
+        self.counts.peak = self.counts.peak.max(held);
+        if held > self.opts.max_samples {
             return Err(too_many_samples());
         }
         Ok(())
+    }
+
+    /// The weight of a histogram sample in the sample counts.
+    fn hist_weight(&self, h: &sextant_storage::FloatHistogram) -> usize {
+        if self.counts.hist_as_one {
+            1
+        } else {
+            histogram_size(h)
+        }
     }
 
     pub fn warn(&mut self, msg: &str, pos: PosRange) {
@@ -131,6 +224,31 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn eval(&mut self, e: &Expr, t: i64) -> Result<Val, QueryError> {
+        let v = self.eval_node(e, t)?;
+        // Like Prometheus, the values computed by operators and functions are held in memory
+        // next to their inputs.
+        if matches!(
+            e,
+            Expr::NumberLiteral(_)
+                | Expr::Unary(_)
+                | Expr::Binary(_)
+                | Expr::Aggregate(_)
+                | Expr::Call(_)
+        ) {
+            let n = match &v {
+                Val::Scalar(_) => 1,
+                Val::Vector(vec) => vec
+                    .iter()
+                    .map(|s| s.h.as_deref().map_or(1, histogram_size))
+                    .sum(),
+                Val::Str(_) | Val::Matrix(_) => 0,
+            };
+            self.count_samples(n)?;
+        }
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, e: &Expr, t: i64) -> Result<Val, QueryError> {
         self.tick()?;
         match e {
             Expr::NumberLiteral(v) => Ok(Val::Scalar(*v)),
@@ -158,7 +276,7 @@ impl<'a> Evaluator<'a> {
                 }
                 Ok(Val::Matrix(out))
             }
-            Expr::Subquery(sq) => Ok(Val::Matrix(self.eval_subquery(sq, t)?.series)),
+            Expr::Subquery(sq) => Ok(Val::Matrix(self.eval_subquery(sq, t, false)?.series)),
             Expr::Unary(u) => {
                 let v = self.eval(&u.expr, t)?;
                 if u.op == UnaryOp::Pos {
@@ -181,8 +299,54 @@ impl<'a> Evaluator<'a> {
             }
             Expr::Binary(b) => binary::eval_binary(self, b, t),
             Expr::Aggregate(a) => aggregate::eval_aggregate(self, a, t),
-            Expr::Call(c) => functions::eval_call(self, c, t),
+            Expr::Call(c) => {
+                // Prometheus evaluates `timestamp(selector)` on the raw samples and counts a
+                // histogram sample there as one sample.
+                let mut arg = c.args.first();
+                while let Some(Expr::Paren(inner)) = arg {
+                    arg = Some(inner);
+                }
+                let raw_ts =
+                    c.func.name == "timestamp" && matches!(arg, Some(Expr::VectorSelector(_)));
+                if c.func.name == "info" {
+                    self.check_info_floats(c, t)?;
+                }
+                let saved = std::mem::replace(&mut self.counts.hist_as_one, raw_ts);
+                let r = functions::eval_call(self, c, t);
+                self.counts.hist_as_one = saved;
+                r
+            }
         }
+    }
+
+    /// `info()` fails when its info series selector picks a native histogram sample, as
+    /// Prometheus does (info metrics are floats).
+    fn check_info_floats(&self, c: &crate::promql::ast::Call, t: i64) -> Result<(), QueryError> {
+        let et = match c.args.first() {
+            Some(Expr::VectorSelector(vs)) => self.effective_time(vs.at, vs.offset, t),
+            _ => t,
+        };
+        let lo = et.saturating_sub(self.opts.lookback_delta_ms);
+        let names = super::prefetch::info_name_matchers(c);
+        let data: &[sextant_storage::Matcher] = match c.args.get(1) {
+            Some(Expr::VectorSelector(vs)) => &vs.matchers,
+            _ => &[],
+        };
+        let series = self.data.get(&super::prefetch::info_key(c));
+        for s in series.map(Vec::as_slice).unwrap_or(&[]) {
+            let selected = names.iter().all(|m| m.matches_labels(&s.labels))
+                && data
+                    .iter()
+                    .filter(|m| m.name != METRIC_NAME)
+                    .all(|m| m.matches_labels(&s.labels));
+            if selected && matches!(latest_sample(s, et, lo), Some((_, Latest::Hist(_)))) {
+                return Err(QueryError::Execution(format!(
+                    "this should be an info metric, with float samples: {}",
+                    s.labels
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn eval_vector(&mut self, e: &Expr, t: i64) -> Result<Vec<Sample>, QueryError> {
@@ -211,7 +375,7 @@ impl<'a> Evaluator<'a> {
         match e {
             Expr::Paren(inner) => self.eval_range_arg(inner, t),
             Expr::MatrixSelector(ms) => self.select_range(ms, t),
-            Expr::Subquery(sq) => self.eval_subquery(sq, t),
+            Expr::Subquery(sq) => self.eval_subquery(sq, t, true),
             _ => Err(QueryError::Execution(
                 "expected a range vector argument".into(),
             )),
@@ -258,7 +422,8 @@ impl<'a> Evaluator<'a> {
             for w in warnings {
                 self.warn(&w, vs.pos);
             }
-            self.count_samples(out.len())?;
+            let n = self.instant_weight(&out);
+            self.count_loaded(n)?;
             return Ok(out);
         }
         if let Some(series) = self.data.get(&key(vs)) {
@@ -273,8 +438,16 @@ impl<'a> Evaluator<'a> {
                 out.push((sample, pt));
             }
         }
-        self.count_samples(out.len())?;
+        let n = self.instant_weight(&out);
+        self.count_loaded(n)?;
         Ok(out)
+    }
+
+    /// The sample count of selected instant samples.
+    fn instant_weight(&self, v: &[(Sample, i64)]) -> usize {
+        v.iter()
+            .map(|(s, _)| s.h.as_deref().map_or(1, |h| self.hist_weight(h)))
+            .sum()
     }
 
     /// Latest non-stale sample at `et` of each cached series under `k`: labels and timestamp.
@@ -324,7 +497,11 @@ impl<'a> Evaluator<'a> {
                 if points.is_empty() && hpoints.is_empty() {
                     continue;
                 }
-                n += points.len() + hpoints.len();
+                n += points.len()
+                    + hpoints
+                        .iter()
+                        .map(|(_, h)| self.hist_weight(h))
+                        .sum::<usize>();
                 out.push(Series {
                     labels: s.labels.clone(),
                     points,
@@ -333,7 +510,7 @@ impl<'a> Evaluator<'a> {
                 });
             }
         }
-        self.count_samples(n)?;
+        self.count_loaded(n)?;
         Ok(RangeArg {
             series: out,
             start: lo,
@@ -345,7 +522,16 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates the inner expression at every multiple of the step in `(t - range, t]`.
-    pub fn eval_subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<RangeArg, QueryError> {
+    ///
+    /// As a range-function argument (`as_arg`), the samples the inner expression loads are not
+    /// counted as queryable samples; its output is, as the function's window (Prometheus'
+    /// rule). A subquery that is the whole query counts what its inner expression loads.
+    pub fn eval_subquery(
+        &mut self,
+        sq: &SubqueryExpr,
+        t: i64,
+        as_arg: bool,
+    ) -> Result<RangeArg, QueryError> {
         let et = self.effective_time(sq.at, sq.offset, t);
         let step = match sq.step {
             Some(s) if s > 0 => s,
@@ -358,37 +544,17 @@ impl<'a> Evaluator<'a> {
         }
         let mut map: BTreeMap<Labels, Series> = BTreeMap::new();
         let mut n = 0usize;
-        while ts <= et {
-            self.check_deadline()?;
-            match self.eval(&sq.expr, ts)? {
-                Val::Scalar(v) => {
-                    map.entry(Labels::empty())
-                        .or_insert_with(|| Series::new(Labels::empty()))
-                        .points
-                        .push((ts, v));
-                    n += 1;
-                }
-                Val::Vector(vec) => {
-                    n += vec.len();
-                    for s in vec {
-                        let e = map
-                            .entry(s.labels)
-                            .or_insert_with_key(|l| Series::new(l.clone()));
-                        match s.h {
-                            Some(h) => e.hpoints.push((ts, *h)),
-                            None => e.points.push((ts, s.v)),
-                        }
-                        e.drop_name |= s.drop_name;
-                    }
-                }
-                other => return Err(type_error("instant vector or scalar", &other)),
-            }
-            ts = match ts.checked_add(step) {
-                Some(x) => x,
-                None => break,
-            };
+        if as_arg {
+            self.counts.uncounted += 1;
         }
-        self.count_samples(n)?;
+        let r = self.subquery_steps(sq, ts, et, step, &mut map, &mut n);
+        if as_arg {
+            self.counts.uncounted -= 1;
+        }
+        r?;
+        if as_arg {
+            self.count_queryable(n);
+        }
         let series = map.into_values().collect();
         Ok(RangeArg {
             series,
@@ -398,6 +564,65 @@ impl<'a> Evaluator<'a> {
             anchored: false,
             smoothed: false,
         })
+    }
+
+    /// The inner evaluations of a subquery from `ts` to `et`, collected per series in `map`;
+    /// `n` counts the samples collected.
+    fn subquery_steps(
+        &mut self,
+        sq: &SubqueryExpr,
+        mut ts: i64,
+        et: i64,
+        step: i64,
+        map: &mut BTreeMap<Labels, Series>,
+        n: &mut usize,
+    ) -> Result<(), QueryError> {
+        while ts <= et {
+            self.check_deadline()?;
+            // Each inner step's working set is released once its output joins the result.
+            let held = self.step_samples;
+            let before = *n;
+            match self.eval(&sq.expr, ts)? {
+                Val::Scalar(v) => {
+                    map.entry(Labels::empty())
+                        .or_insert_with(|| Series::new(Labels::empty()))
+                        .points
+                        .push((ts, v));
+                    *n += 1;
+                }
+                Val::Vector(vec) => {
+                    for s in vec {
+                        *n += s.h.as_deref().map_or(1, histogram_size);
+                        let e = map
+                            .entry(s.labels)
+                            .or_insert_with_key(|l| Series::new(l.clone()));
+                        match s.h {
+                            Some(mut h) => {
+                                // The steps need not be consecutive samples: counter reset
+                                // hints no longer hold (Prometheus #15987).
+                                if matches!(
+                                    h.counter_reset_hint,
+                                    CounterResetHint::NotCounterReset
+                                        | CounterResetHint::CounterReset
+                                ) {
+                                    h.counter_reset_hint = CounterResetHint::Unknown;
+                                }
+                                e.hpoints.push((ts, *h));
+                            }
+                            None => e.points.push((ts, s.v)),
+                        }
+                        e.drop_name |= s.drop_name;
+                    }
+                }
+                other => return Err(type_error("instant vector or scalar", &other)),
+            }
+            self.step_samples = held.saturating_add(*n - before);
+            ts = match ts.checked_add(step) {
+                Some(x) => x,
+                None => break,
+            };
+        }
+        Ok(())
     }
 }
 

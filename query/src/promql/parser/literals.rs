@@ -306,7 +306,34 @@ pub(crate) fn unquote(raw: &str) -> Result<String, String> {
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
     }
-    String::from_utf8(out).map_err(|_| "invalid UTF-8".to_string())
+    Ok(decode_lossless(&out))
+}
+
+/// Where bytes of a string literal that are not UTF-8 (`"\xc5"`) are kept: byte `b` becomes
+/// the private-use character `RAW_BYTE_BASE + b`, so that Go-style quoting
+/// ([`go_quote`]) writes it back as `\xc5`, and no label name validates.
+pub(crate) const RAW_BYTE_BASE: u32 = 0x10_FF00;
+
+/// `bytes` as a string, each byte of an invalid UTF-8 sequence kept as a raw-byte character.
+fn decode_lossless(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                out.push_str(s);
+                return out;
+            }
+            Err(e) => {
+                let (good, rest) = bytes.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(rest.len()).max(1);
+                for b in rest.iter().take(bad) {
+                    out.extend(char::from_u32(RAW_BYTE_BASE + u32::from(*b)));
+                }
+                bytes = rest.get(bad..).unwrap_or_default();
+            }
+        }
+    }
 }
 
 /// Go's `unicode.IsPrint`, approximated.
@@ -326,6 +353,9 @@ fn push_escaped(out: &mut String, c: char, quote: char) {
         c if c == quote => {
             out.push('\\');
             out.push(c);
+        }
+        c if (RAW_BYTE_BASE..=RAW_BYTE_BASE + 0xff).contains(&(c as u32)) => {
+            out.push_str(&format!("\\x{:02x}", c as u32 - RAW_BYTE_BASE));
         }
         c if is_print(c) => out.push(c),
         '\u{7}' => out.push_str("\\a"),
@@ -421,6 +451,10 @@ mod tests {
             Ok("äAA😀")
         );
         assert_eq!(unquote(r#""\xc3\xa4""#).as_deref(), Ok("ä"));
+        // Bytes that are not UTF-8 survive and quote back as Go writes them.
+        let s = unquote(r#""a\xc5z""#).unwrap();
+        assert_eq!(s.chars().count(), 3);
+        assert_eq!(go_quote(&s), r#""a\xc5z""#);
         assert_eq!(unquote("`a\\nb`").as_deref(), Ok("a\\nb"));
         assert_eq!(
             scan_string(br#""a\qb""#, 0, b'"'),

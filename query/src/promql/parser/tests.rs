@@ -130,7 +130,9 @@ fn literals() {
         ("\"abc", "ERR 1:1: parse error: unterminated quoted string"),
         (
             "\"a\\xc5z\"",
-            "ERR 1:1: parse error: error unquoting string \"\\\"a\\\\xc5z\\\"\": invalid UTF-8",
+            // Go's unquoting keeps bytes that are not UTF-8 (count_values then rejects the
+            // label name at evaluation).
+            "\"a\\xc5z\"",
         ),
         ("a </ 1", "a </ 1"),
         ("a >/ on (x) b", "a >/ on (x) b"),
