@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod otlp;
 pub mod remote_write;
 
+pub use otlp::{OtlpOptions, OtlpState};
 pub use remote_write::{router, RemoteWriteLimits, RemoteWriteState};
