@@ -46,3 +46,31 @@ fi
 
 # tests/promql_differential.rs uses the same /usr/bin/prometheus, started with
 # --web.enable-remote-write-receiver (Prometheus >= 2.33; Debian ships 2.42): nothing more to install.
+# --- OTLP client test (tests/otlp_client.rs) -------------------------------------------------
+# Python's OpenTelemetry SDK with the OTLP gRPC and HTTP exporters, pinned, in a virtualenv under
+# ${XDG_CACHE_HOME:-$HOME/.cache}/sextant-venv (the test finds it there). Reinstalled only when
+# the pinned version changes or the venv is broken.
+OTEL_PYTHON_VERSION=1.45.2
+otel_venv="${XDG_CACHE_HOME:-$HOME/.cache}/sextant-venv"
+otel_stamp="$otel_venv/.sextant-otel-$OTEL_PYTHON_VERSION"
+if [ -f "$otel_stamp" ] && "$otel_venv/bin/python" -c \
+    'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http' \
+    2>/dev/null; then
+    echo "install-test-deps: OpenTelemetry Python SDK $OTEL_PYTHON_VERSION present in $otel_venv"
+else
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        echo "install-test-deps: installing Debian's python3 and python3-venv"
+        export DEBIAN_FRONTEND=noninteractive
+        as_root apt-get -o DPkg::Lock::Timeout=600 update
+        as_root apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends python3 python3-venv
+    fi
+    echo "install-test-deps: installing the OpenTelemetry Python SDK $OTEL_PYTHON_VERSION into $otel_venv"
+    rm -rf "$otel_venv"
+    python3 -m venv "$otel_venv"
+    "$otel_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "opentelemetry-api==$OTEL_PYTHON_VERSION" \
+        "opentelemetry-sdk==$OTEL_PYTHON_VERSION" \
+        "opentelemetry-exporter-otlp-proto-grpc==$OTEL_PYTHON_VERSION" \
+        "opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION"
+    touch "$otel_stamp"
+fi

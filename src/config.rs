@@ -19,6 +19,7 @@ pub struct Config {
     pub global: sextant_ingest::GlobalConfig,
     /// Prometheus' `scrape_configs:`, with its field names.
     pub scrape_configs: Vec<sextant_ingest::ScrapeConfig>,
+    pub otlp: OtlpConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -124,6 +125,97 @@ impl Default for RemoteWriteConfig {
     }
 }
 
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// OTLP/gRPC address. Unset: `127.0.0.1:4317`, skipped with a warning when that port is
+    /// taken; an explicit address must bind; `off` disables the listener.
+    pub grpc_addr: Option<String>,
+    /// OTLP/HTTP address (`/v1/metrics`), same rules; default `127.0.0.1:4318`. The main HTTP
+    /// port serves `/v1/metrics` and `/api/v1/otlp/v1/metrics` either way.
+    pub http_addr: Option<String>,
+    /// `UnderscoreEscapingWithSuffixes` (Prometheus names with unit and type suffixes) or
+    /// `NoTranslation` (OTLP names kept as sent, UTF-8).
+    pub translation_strategy: TranslationStrategy,
+    /// Resource attributes copied onto every series (they are always on `target_info`).
+    pub promote_resource_attributes: Vec<String>,
+    /// Largest request body after decompression (and largest gRPC message); larger get 413.
+    pub max_body_bytes: usize,
+    /// Requests converted at once; more get 429 / RESOURCE_EXHAUSTED with Retry-After.
+    pub max_concurrent_requests: usize,
+    /// Delta-temporality streams idle this long are forgotten.
+    pub delta_stream_ttl: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum TranslationStrategy {
+    #[default]
+    UnderscoreEscapingWithSuffixes,
+    NoTranslation,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        let d = sextant_ingest::OtlpOptions::default();
+        OtlpConfig {
+            grpc_addr: None,
+            http_addr: None,
+            translation_strategy: TranslationStrategy::default(),
+            promote_resource_attributes: Vec::new(),
+            max_body_bytes: d.max_body_bytes,
+            max_concurrent_requests: d.max_concurrent_requests,
+            delta_stream_ttl: "1h".into(),
+        }
+    }
+}
+
+/// Where an OTLP listener binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Off,
+    /// The default port: skipped with a warning when taken.
+    Default(SocketAddr),
+    Explicit(SocketAddr),
+}
+
+impl OtlpConfig {
+    fn listen(value: &Option<String>, default_port: u16, key: &str) -> anyhow::Result<ListenAddr> {
+        Ok(match value.as_deref().map(str::trim) {
+            None => ListenAddr::Default(SocketAddr::from(([127, 0, 0, 1], default_port))),
+            Some("off") | Some("") => ListenAddr::Off,
+            Some(a) => ListenAddr::Explicit(
+                a.parse()
+                    .with_context(|| format!("otlp.{key}: invalid address {a:?}"))?,
+            ),
+        })
+    }
+
+    pub fn grpc_listen(&self) -> anyhow::Result<ListenAddr> {
+        Self::listen(&self.grpc_addr, 4317, "grpc_addr")
+    }
+
+    pub fn http_listen(&self) -> anyhow::Result<ListenAddr> {
+        Self::listen(&self.http_addr, 4318, "http_addr")
+    }
+
+    pub fn options(&self) -> anyhow::Result<sextant_ingest::OtlpOptions> {
+        use sextant_ingest::otlp::NameTranslation;
+        Ok(sextant_ingest::OtlpOptions {
+            translation: match self.translation_strategy {
+                TranslationStrategy::UnderscoreEscapingWithSuffixes => {
+                    NameTranslation::UnderscoreEscapingWithSuffixes
+                }
+                TranslationStrategy::NoTranslation => NameTranslation::NoTranslation,
+            },
+            promote_resource_attributes: self.promote_resource_attributes.clone(),
+            max_body_bytes: self.max_body_bytes,
+            max_concurrent_requests: self.max_concurrent_requests.max(1),
+            delta_stream_ttl: parse_duration(&self.delta_stream_ttl)
+                .context("otlp.delta_stream_ttl")?,
+        })
+    }
+}
+
 impl Config {
     pub fn load(path: &std::path::Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
@@ -148,6 +240,9 @@ impl Config {
             .context("storage.maintenance_interval")?;
         parse_duration(&self.query.lookback_delta).context("query.lookback_delta")?;
         parse_duration(&self.query.timeout).context("query.timeout")?;
+        self.otlp.grpc_listen()?;
+        self.otlp.http_listen()?;
+        self.otlp.options()?;
         if self.query.max_points_per_series <= 0 {
             bail!("query.max_points_per_series must be positive");
         }
@@ -285,6 +380,32 @@ mod tests {
         let err =
             Config::parse("scrape_configs:\n  - job_name: a\n    honor_label: true\n").unwrap_err();
         assert!(format!("{err:#}").contains("honor_label"), "{err:#}");
+    }
+
+    #[test]
+    fn otlp_settings() {
+        let c = Config::parse("otlp:\n  grpc_addr: off\n  http_addr: 0.0.0.0:14318\n  translation_strategy: NoTranslation\n  promote_resource_attributes: [k8s.pod.name]\n").unwrap();
+        assert_eq!(c.otlp.grpc_listen().unwrap(), ListenAddr::Off);
+        assert_eq!(
+            c.otlp.http_listen().unwrap(),
+            ListenAddr::Explicit("0.0.0.0:14318".parse().unwrap())
+        );
+        let o = c.otlp.options().unwrap();
+        assert_eq!(
+            o.translation,
+            sextant_ingest::otlp::NameTranslation::NoTranslation
+        );
+        assert_eq!(
+            o.promote_resource_attributes,
+            vec!["k8s.pod.name".to_string()]
+        );
+        let d = Config::default();
+        assert_eq!(
+            d.otlp.grpc_listen().unwrap(),
+            ListenAddr::Default("127.0.0.1:4317".parse().unwrap())
+        );
+        assert!(Config::parse("otlp:\n  grpc_addr: nope\n").is_err());
+        assert!(Config::parse("otlp:\n  translation_strategy: Foo\n").is_err());
     }
 
     #[test]

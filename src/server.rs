@@ -11,13 +11,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use sextant_ingest::{RemoteWriteLimits, RemoteWriteState};
+use sextant_ingest::{OtlpState, RemoteWriteLimits, RemoteWriteState};
 use sextant_query::api::{ApiState, ServerInfo};
 use sextant_query::promql::{Engine, EngineOptions};
 use sextant_storage::Db;
 use tower::ServiceExt;
 
-use crate::config::{parse_duration, Config};
+use crate::config::{parse_duration, Config, ListenAddr};
 use crate::telemetry::{self, Telemetry};
 
 /// The Prometheus version whose API we implement, reported by buildinfo (Grafana keys its
@@ -48,12 +48,18 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
         .with_context(|| format!("binding HTTP address {}", config.server.http_addr))?;
     tracing::info!(addr = %config.server.http_addr, data_dir = %config.storage.data_dir.display(), "sextant listening");
 
+    // OTLP answers 503 / UNAVAILABLE with Retry-After until storage is attached below.
+    let otlp = OtlpState::new(config.otlp.options()?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let otlp_tasks = start_otlp(&config, otlp.clone(), stop_rx).await?;
+
     let front = Router::new()
         .route("/-/healthy", get(|| async { "Sextant is Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(forward)
-        .with_state(shared.clone());
+        .with_state(shared.clone())
+        .merge(sextant_ingest::otlp::http_router(otlp.clone()));
 
     let opener = {
         let shared = shared.clone();
@@ -64,6 +70,7 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
                 db.clone(),
                 parse_duration(&config.storage.maintenance_interval)?,
             );
+            otlp.set_db(db.clone());
             let (telemetry, app) = build_app(&config, flags, db.clone())?;
             let _ = shared.telemetry.set(telemetry);
             let _ = shared.app.set(app);
@@ -73,9 +80,17 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
     };
 
     axum::serve(listener, front)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        })
         .await
         .context("serving HTTP")?;
+    for task in otlp_tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "OTLP listener task failed");
+        }
+    }
     tracing::info!("HTTP server stopped; flushing storage");
     let db = opener.await.context("storage task")??;
     let db_for_sync = db.clone();
@@ -84,6 +99,55 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
         .context("sync task")??;
     tracing::info!("storage flushed; bye");
     Ok(())
+}
+
+/// Binds the OTLP/gRPC and OTLP/HTTP listeners and serves them until `stop` turns true. A
+/// default address that is taken is skipped with a warning; an explicit one must bind.
+async fn start_otlp(
+    config: &Config,
+    state: Arc<OtlpState>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    async fn bind(addr: ListenAddr, what: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+        match addr {
+            ListenAddr::Off => Ok(None),
+            ListenAddr::Default(a) => match tokio::net::TcpListener::bind(a).await {
+                Ok(l) => Ok(Some(l)),
+                Err(e) => {
+                    tracing::warn!(addr = %a, error = %e, "{what} not started: default address unavailable (set otlp.{} to choose one)", if what.contains("gRPC") { "grpc_addr" } else { "http_addr" });
+                    Ok(None)
+                }
+            },
+            ListenAddr::Explicit(a) => tokio::net::TcpListener::bind(a)
+                .await
+                .map(Some)
+                .with_context(|| format!("binding {what} address {a}")),
+        }
+    }
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let mut tasks = Vec::new();
+    if let Some(l) = bind(config.otlp.grpc_listen()?, "OTLP/gRPC").await? {
+        tracing::info!(addr = %l.local_addr()?, "OTLP/gRPC listening");
+        let (state, shutdown) = (state.clone(), stopped(stop.clone()));
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = sextant_ingest::otlp::serve_grpc(l, state, shutdown).await {
+                tracing::error!(error = %e, "OTLP/gRPC server failed");
+            }
+        }));
+    }
+    if let Some(l) = bind(config.otlp.http_listen()?, "OTLP/HTTP").await? {
+        tracing::info!(addr = %l.local_addr()?, "OTLP/HTTP listening");
+        let app = sextant_ingest::otlp::http_router(state);
+        let shutdown = stopped(stop);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "OTLP/HTTP server failed");
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 async fn open_storage(config: &Config) -> anyhow::Result<Arc<Db>> {

@@ -8,8 +8,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod otlp;
 pub mod remote_write;
 pub mod scrape;
 
+pub use otlp::{OtlpOptions, OtlpState};
 pub use remote_write::{router, RemoteWriteLimits, RemoteWriteState};
 pub use scrape::{GlobalConfig, ScrapeConfig, ScrapeManager};

@@ -1,0 +1,513 @@
+//! OTLP metrics ingest: OTLP/gRPC (`opentelemetry.proto.collector.metrics.v1.MetricsService`)
+//! and OTLP/HTTP (`POST /v1/metrics`, also under Prometheus' `/api/v1/otlp/v1/metrics`), with
+//! protobuf or JSON bodies, optionally gzip-compressed.
+//!
+//! Answers per the OTLP specification: success (with `partial_success` when some data points
+//! were refused; the others are stored); 400 for undecodable bodies; 415 for other content
+//! types or encodings; 413 for oversized bodies; 503 (gRPC `UNAVAILABLE`) with `Retry-After`
+//! until storage is open; 429 (gRPC `RESOURCE_EXHAUSTED`) with `Retry-After` when too many
+//! requests are in flight. Logs and traces answer 501 (gRPC `UNIMPLEMENTED`: the services are
+//! not registered) until their stores exist.
+//!
+//! The conversion to the Prometheus model is in [`convert`], names in [`translate`].
+
+pub mod convert;
+pub mod json;
+pub mod translate;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Read;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use prost::Message;
+use sextant_storage::Db;
+use tokio::sync::Semaphore;
+
+pub use convert::{convert, Converted, DeltaTracker};
+pub use opentelemetry_proto::tonic::collector::metrics::v1 as proto_collector;
+pub use opentelemetry_proto::tonic::metrics::v1 as proto_metrics;
+pub use translate::NameTranslation;
+
+/// OTLP settings.
+#[derive(Clone, Debug)]
+pub struct OtlpOptions {
+    pub translation: NameTranslation,
+    /// Resource attributes copied onto every series (besides `target_info`).
+    pub promote_resource_attributes: Vec<String>,
+    /// Largest accepted request body, after decompression (and largest gRPC message).
+    pub max_body_bytes: usize,
+    /// Requests processed at once; more answer 429 / `RESOURCE_EXHAUSTED`.
+    pub max_concurrent_requests: usize,
+    /// Delta streams idle this long are forgotten (their next point starts a new total).
+    pub delta_stream_ttl: Duration,
+}
+
+impl Default for OtlpOptions {
+    fn default() -> Self {
+        OtlpOptions {
+            translation: NameTranslation::default(),
+            promote_resource_attributes: Vec::new(),
+            max_body_bytes: 32 << 20,
+            max_concurrent_requests: 64,
+            delta_stream_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Seconds a client is asked to wait in `Retry-After`.
+const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// Shared by the HTTP and gRPC endpoints. Storage is attached once it is open; until then
+/// requests answer 503 / `UNAVAILABLE`.
+pub struct OtlpState {
+    db: OnceLock<Arc<Db>>,
+    options: OtlpOptions,
+    deltas: DeltaTracker,
+    inflight: Semaphore,
+}
+
+impl OtlpState {
+    pub fn new(options: OtlpOptions) -> Arc<OtlpState> {
+        Arc::new(OtlpState {
+            db: OnceLock::new(),
+            deltas: DeltaTracker::new(options.delta_stream_ttl),
+            inflight: Semaphore::new(options.max_concurrent_requests.max(1)),
+            options,
+        })
+    }
+
+    /// A state whose storage is already open.
+    pub fn with_db(db: Arc<Db>, options: OtlpOptions) -> Arc<OtlpState> {
+        let state = OtlpState::new(options);
+        state.set_db(db);
+        state
+    }
+
+    /// Attaches storage; requests are served from now on.
+    pub fn set_db(&self, db: Arc<Db>) {
+        let _ = self.db.set(db);
+    }
+
+    pub fn options(&self) -> &OtlpOptions {
+        &self.options
+    }
+
+    /// Decodes nothing: converts and stores an already decoded request (what both transports
+    /// do after decoding). Blocking (CPU and WAL I/O).
+    pub fn export_blocking(
+        &self,
+        req: &ExportMetricsServiceRequest,
+    ) -> Result<ExportMetricsServiceResponse, OtlpError> {
+        let db = self.db.get().ok_or(OtlpError::NotReady)?;
+        export(db, &self.options, &self.deltas, req)
+    }
+}
+
+/// Why a request was refused as a whole.
+#[derive(Debug)]
+pub enum OtlpError {
+    NotReady,
+    Overloaded,
+    BadRequest(String),
+    UnsupportedMediaType(String),
+    TooLarge(String),
+    Internal(String),
+}
+
+impl OtlpError {
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            OtlpError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            OtlpError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            OtlpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            OtlpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            OtlpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            OtlpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            OtlpError::NotReady => "storage is not ready yet; retry later".into(),
+            OtlpError::Overloaded => "too many OTLP requests in flight; retry later".into(),
+            OtlpError::BadRequest(m)
+            | OtlpError::UnsupportedMediaType(m)
+            | OtlpError::TooLarge(m)
+            | OtlpError::Internal(m) => m.clone(),
+        }
+    }
+
+    fn grpc_status(&self) -> tonic::Status {
+        let m = self.message();
+        match self {
+            OtlpError::NotReady => tonic::Status::unavailable(m),
+            OtlpError::Overloaded => tonic::Status::resource_exhausted(m),
+            OtlpError::BadRequest(_) | OtlpError::UnsupportedMediaType(_) => {
+                tonic::Status::invalid_argument(m)
+            }
+            OtlpError::TooLarge(_) => tonic::Status::resource_exhausted(m),
+            OtlpError::Internal(_) => tonic::Status::internal(m),
+        }
+    }
+
+    fn grpc_code(&self) -> i32 {
+        self.grpc_status().code() as i32
+    }
+}
+
+/// Converts and stores a decoded request; the response carries `partial_success` when data
+/// points were refused.
+pub fn export(
+    db: &Db,
+    options: &OtlpOptions,
+    deltas: &DeltaTracker,
+    req: &ExportMetricsServiceRequest,
+) -> Result<ExportMetricsServiceResponse, OtlpError> {
+    let converted = convert(req, options, deltas);
+    store(db, &converted)
+}
+
+/// Appends converted series and metadata to storage and builds the response.
+pub fn store(db: &Db, c: &Converted) -> Result<ExportMetricsServiceResponse, OtlpError> {
+    for (family, meta) in &c.metadata {
+        db.set_metadata(family, meta.clone());
+    }
+    let storage_err =
+        |e: sextant_storage::StorageError| OtlpError::Internal(format!("storage error: {e}"));
+    let floats = db
+        .append_series(c.floats.iter().map(|(l, s)| (l, s.as_slice())))
+        .map_err(storage_err)?;
+    let hists = if c.histograms.is_empty() {
+        Default::default()
+    } else {
+        db.append_histogram_series(c.histograms.iter().map(|(l, s)| (l, s.as_slice())))
+            .map_err(storage_err)?
+    };
+    for (reason, n) in &c.rejected {
+        db.metrics().reject(reason, *n as u64);
+    }
+    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+    for (r, n) in floats.rejected.iter().chain(&hists.rejected) {
+        *by_reason.entry(r.as_str()).or_default() += n;
+    }
+    let storage_rejected: usize = by_reason.values().sum();
+    let converted_rejected = c.rejected_points();
+    if storage_rejected == 0 && converted_rejected == 0 {
+        return Ok(ExportMetricsServiceResponse {
+            partial_success: None,
+        });
+    }
+    let mut parts: Vec<String> = Vec::new();
+    if converted_rejected > 0 {
+        let reasons: Vec<String> = c
+            .rejected
+            .iter()
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect();
+        parts.push(format!(
+            "rejected {converted_rejected} of {} data points ({})",
+            c.points,
+            reasons.join(", ")
+        ));
+    }
+    if storage_rejected > 0 {
+        let reasons: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+        parts.push(format!(
+            "storage refused {storage_rejected} of {} samples ({})",
+            c.num_samples(),
+            reasons.join(", ")
+        ));
+    }
+    Ok(ExportMetricsServiceResponse {
+        partial_success: Some(ExportMetricsPartialSuccess {
+            // A refused sample is counted as one refused data point (a classic histogram point
+            // is several samples, so this may over-count such points).
+            rejected_data_points: (converted_rejected + storage_rejected.min(c.points)) as i64,
+            error_message: parts.join("; ") + "; the others were stored",
+        }),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// OTLP/HTTP
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// The OTLP/HTTP routes: `/v1/metrics` and `/api/v1/otlp/v1/metrics`; `/v1/logs` and
+/// `/v1/traces` answer 501.
+pub fn http_router(state: Arc<OtlpState>) -> Router {
+    // Compressed bodies are never larger than the decompressed limit allows (plus framing).
+    let limit = state.options.max_body_bytes.saturating_add(1024);
+    Router::new()
+        .route("/v1/metrics", post(http_metrics))
+        .route("/api/v1/otlp/v1/metrics", post(http_metrics))
+        .route("/v1/logs", post(http_unimplemented))
+        .route("/v1/traces", post(http_unimplemented))
+        .route("/api/v1/otlp/v1/logs", post(http_unimplemented))
+        .route("/api/v1/otlp/v1/traces", post(http_unimplemented))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn http_unimplemented(headers: HeaderMap) -> Response {
+    let format = content_format(&headers).unwrap_or(Format::Json);
+    status_response(
+        StatusCode::NOT_IMPLEMENTED,
+        format,
+        tonic::Code::Unimplemented as i32,
+        "Sextant does not store this signal yet; only metrics are accepted",
+    )
+}
+
+fn content_format(headers: &HeaderMap) -> Result<Format, OtlpError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ct.split(';').next().unwrap_or("").trim() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
+        "application/json" => Ok(Format::Json),
+        other => Err(OtlpError::UnsupportedMediaType(format!(
+            "unsupported content type {other:?}: OTLP/HTTP expects application/x-protobuf or application/json"
+        ))),
+    }
+}
+
+fn status_response(status: StatusCode, format: Format, code: i32, message: &str) -> Response {
+    let mut resp = match format {
+        Format::Protobuf => (
+            status,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            RpcStatus {
+                code,
+                message: message.to_string(),
+            }
+            .encode_to_vec(),
+        )
+            .into_response(),
+        Format::Json => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "code": code, "message": message }).to_string(),
+        )
+            .into_response(),
+    };
+    if matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    resp
+}
+
+fn error_response(e: &OtlpError, format: Format) -> Response {
+    tracing::warn!(status = e.http_status().as_u16(), error = %e.message(), "OTLP request refused");
+    status_response(e.http_status(), format, e.grpc_code(), &e.message())
+}
+
+async fn http_metrics(
+    State(state): State<Arc<OtlpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let format = match content_format(&headers) {
+        Ok(f) => f,
+        Err(e) => return error_response(&e, Format::Json),
+    };
+    match handle_http(&state, &headers, format, body).await {
+        Ok(resp) => {
+            let (ct, bytes) = match format {
+                Format::Protobuf => ("application/x-protobuf", resp.encode_to_vec()),
+                Format::Json => ("application/json", response_json(&resp).into_bytes()),
+            };
+            (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response()
+        }
+        Err(e) => error_response(&e, format),
+    }
+}
+
+fn response_json(resp: &ExportMetricsServiceResponse) -> String {
+    match &resp.partial_success {
+        None => "{}".to_string(),
+        Some(p) => serde_json::json!({
+            "partialSuccess": {
+                "rejectedDataPoints": p.rejected_data_points.to_string(),
+                "errorMessage": p.error_message,
+            }
+        })
+        .to_string(),
+    }
+}
+
+async fn handle_http(
+    state: &Arc<OtlpState>,
+    headers: &HeaderMap,
+    format: Format,
+    body: Bytes,
+) -> Result<ExportMetricsServiceResponse, OtlpError> {
+    if state.db.get().is_none() {
+        return Err(OtlpError::NotReady);
+    }
+    let permit = state
+        .inflight
+        .try_acquire()
+        .map_err(|_| OtlpError::Overloaded)?;
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") | Some("identity") => false,
+        Some("gzip") => true,
+        Some(other) => {
+            return Err(OtlpError::UnsupportedMediaType(format!(
+                "unsupported content encoding {other:?}: OTLP/HTTP accepts gzip or none"
+            )))
+        }
+    };
+    let state = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let raw = if gzip {
+            Bytes::from(gunzip(&body, state.options.max_body_bytes)?)
+        } else {
+            if body.len() > state.options.max_body_bytes {
+                return Err(too_large(state.options.max_body_bytes));
+            }
+            body
+        };
+        let req = decode_body(&raw, format)?;
+        state.export_blocking(&req)
+    })
+    .await
+    .map_err(|e| OtlpError::Internal(format!("OTLP task failed: {e}")))?;
+    drop(permit);
+    result
+}
+
+fn too_large(max: usize) -> OtlpError {
+    OtlpError::TooLarge(format!(
+        "request body exceeds the limit of {max} bytes (otlp.max_body_bytes)"
+    ))
+}
+
+/// Inflates a gzip body, refusing more than `max` bytes of output.
+pub fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, OtlpError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
+    let mut reader = flate2::read::GzDecoder::new(body).take(max as u64 + 1);
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| OtlpError::BadRequest(format!("body is not valid gzip: {e}")))?;
+    if out.len() > max {
+        return Err(too_large(max));
+    }
+    Ok(out)
+}
+
+fn decode_body(raw: &[u8], format: Format) -> Result<ExportMetricsServiceRequest, OtlpError> {
+    match format {
+        Format::Protobuf => ExportMetricsServiceRequest::decode(raw).map_err(|e| {
+            OtlpError::BadRequest(format!(
+                "body is not a protobuf ExportMetricsServiceRequest: {e}"
+            ))
+        }),
+        Format::Json => json::decode(raw).map_err(|e| {
+            OtlpError::BadRequest(format!(
+                "body is not a JSON ExportMetricsServiceRequest: {e}"
+            ))
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OTLP/gRPC
+
+struct GrpcMetrics {
+    state: Arc<OtlpState>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for GrpcMetrics {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let fail = |e: OtlpError| {
+            tracing::warn!(error = %e.message(), "OTLP/gRPC request refused");
+            e.grpc_status()
+        };
+        if self.state.db.get().is_none() {
+            return Err(fail(OtlpError::NotReady));
+        }
+        let permit = self
+            .state
+            .inflight
+            .try_acquire()
+            .map_err(|_| fail(OtlpError::Overloaded))?;
+        let state = self.state.clone();
+        let req = request.into_inner();
+        let result = tokio::task::spawn_blocking(move || state.export_blocking(&req))
+            .await
+            .map_err(|e| fail(OtlpError::Internal(format!("OTLP task failed: {e}"))))?;
+        drop(permit);
+        result.map(tonic::Response::new).map_err(fail)
+    }
+}
+
+/// The gRPC metrics service (gzip accepted, messages up to `max_body_bytes`).
+pub fn grpc_service(state: Arc<OtlpState>) -> MetricsServiceServer<impl MetricsService> {
+    let max = state.options.max_body_bytes;
+    MetricsServiceServer::new(GrpcMetrics { state })
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(max)
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes. Only the metrics service is
+/// registered, so logs and traces answer `UNIMPLEMENTED`.
+pub async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    state: Arc<OtlpState>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(grpc_service(state))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests;

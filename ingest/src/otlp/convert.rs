@@ -1,0 +1,1042 @@
+//! OTLP metrics → Prometheus series (float samples and native histograms), per the
+//! OpenTelemetry "Prometheus and OpenMetrics compatibility" specification.
+//!
+//! * gauge → gauge; cumulative monotonic sum → counter (`_total`); cumulative non-monotonic sum
+//!   → gauge; delta sums → cumulative (see [`DeltaTracker`]), then as above;
+//! * explicit-bucket histogram → classic `_bucket{le}` / `_sum` / `_count`;
+//! * exponential histogram → native histogram (OTLP scale = schema, scales above 8 are
+//!   downscaled, below -4 rejected; OTLP bucket `i` covers `(base^i, base^(i+1)]`, Prometheus
+//!   bucket `i` covers `(base^(i-1), base^i]`, so indexes shift by one);
+//! * summary → `{quantile}` series plus `_sum` / `_count`;
+//! * `job` / `instance` from `service.namespace`/`service.name` and `service.instance.id`;
+//!   the other resource attributes go on a `target_info` series, and the configured ones are
+//!   also promoted onto every series;
+//! * data points flagged "no recorded value" become staleness markers.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
+    NumberDataPoint,
+};
+use parking_lot::Mutex;
+use sextant_storage::{
+    CounterResetHint, FloatHistogram, HistogramSample, MetricMetadata, Sample, SeriesLabels, Span,
+    METRIC_NAME, STALE_NAN_BITS,
+};
+
+use super::translate::{format_float, label_name, metric_name, unit_words, NameKind};
+use super::OtlpOptions;
+
+const FLAG_NO_RECORDED_VALUE: u32 = 1;
+const SERVICE_NAME: &str = "service.name";
+const SERVICE_NAMESPACE: &str = "service.namespace";
+const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+
+/// Why a data point was not converted (also the `reason` label of
+/// `sextant_samples_rejected_total`).
+pub mod reason {
+    pub const INVALID_METRIC: &str = "otlp_invalid_metric";
+    pub const UNSPECIFIED_TEMPORALITY: &str = "otlp_unspecified_temporality";
+    pub const MISSING_VALUE: &str = "otlp_missing_value";
+    pub const INVALID_HISTOGRAM: &str = "otlp_invalid_histogram";
+    pub const SCALE_TOO_LOW: &str = "otlp_histogram_scale_too_low";
+    pub const DELTA_OUT_OF_ORDER: &str = "otlp_delta_out_of_order";
+}
+
+/// A request turned into storage batches.
+#[derive(Debug, Default)]
+pub struct Converted<'a> {
+    pub floats: Vec<(OtlpLabels<'a>, Vec<Sample>)>,
+    pub histograms: Vec<(OtlpLabels<'a>, Vec<HistogramSample>)>,
+    pub metadata: Vec<(String, MetricMetadata)>,
+    /// Data points seen.
+    pub points: usize,
+    /// Data points refused during conversion, by reason.
+    pub rejected: BTreeMap<&'static str, usize>,
+    /// Series position by label hash (collisions fall back to a scan).
+    float_index: HashMap<u64, usize>,
+    hist_index: HashMap<u64, usize>,
+}
+
+impl<'a> Converted<'a> {
+    pub fn rejected_points(&self) -> usize {
+        self.rejected.values().sum()
+    }
+
+    /// Float samples plus histogram samples.
+    pub fn num_samples(&self) -> usize {
+        self.floats.iter().map(|(_, s)| s.len()).sum::<usize>()
+            + self.histograms.iter().map(|(_, s)| s.len()).sum::<usize>()
+    }
+
+    fn reject(&mut self, reason: &'static str, n: usize) {
+        if n > 0 {
+            *self.rejected.entry(reason).or_default() += n;
+        }
+    }
+
+    fn push_float(&mut self, labels: OtlpLabels<'a>, t: i64, v: f64) {
+        let sample = Sample { t, v };
+        match find_series(&self.float_index, &self.floats, &labels) {
+            Some(i) => self.floats[i].1.push(sample),
+            None => {
+                self.float_index
+                    .entry(labels.hash64())
+                    .or_insert(self.floats.len());
+                self.floats.push((labels, vec![sample]));
+            }
+        }
+    }
+
+    fn push_histogram(&mut self, labels: OtlpLabels<'a>, t: i64, h: FloatHistogram) {
+        let sample = HistogramSample { t, h };
+        match find_series(&self.hist_index, &self.histograms, &labels) {
+            Some(i) => self.histograms[i].1.push(sample),
+            None => {
+                self.hist_index
+                    .entry(labels.hash64())
+                    .or_insert(self.histograms.len());
+                self.histograms.push((labels, vec![sample]));
+            }
+        }
+    }
+
+    /// Sorts each series' samples by time (points may arrive in any order).
+    fn finish(&mut self) {
+        for (_, s) in &mut self.floats {
+            if !s.is_sorted_by_key(|x| x.t) {
+                s.sort_by_key(|x| x.t);
+            }
+        }
+        for (_, s) in &mut self.histograms {
+            if !s.is_sorted_by_key(|x| x.t) {
+                s.sort_by_key(|x| x.t);
+            }
+        }
+        self.float_index = HashMap::new();
+        self.hist_index = HashMap::new();
+    }
+}
+
+/// The position of `labels` in `series`, found by hash (a hash collision scans).
+fn find_series<T>(
+    index: &HashMap<u64, usize>,
+    series: &[(OtlpLabels<'_>, T)],
+    labels: &OtlpLabels<'_>,
+) -> Option<usize> {
+    let &i = index.get(&labels.hash64())?;
+    if series.get(i).is_some_and(|(l, _)| l == labels) {
+        return Some(i);
+    }
+    series.iter().position(|(l, _)| l == labels)
+}
+
+fn stale() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+fn ns_to_ms(ns: u64) -> i64 {
+    (ns / 1_000_000) as i64
+}
+
+/// An attribute value as a label value (`AnyValue.AsString` semantics).
+pub fn any_value_string(v: Option<&AnyValue>) -> String {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => format_float(*d),
+        Some(any_value::Value::BytesValue(b)) => base64(b),
+        Some(other) => any_to_json(other).to_string(),
+    }
+}
+
+fn any_to_json(v: &any_value::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        any_value::Value::StringValue(s) => J::String(s.clone()),
+        any_value::Value::BoolValue(b) => J::Bool(*b),
+        any_value::Value::IntValue(i) => J::from(*i),
+        any_value::Value::DoubleValue(d) => J::from(*d),
+        any_value::Value::BytesValue(b) => J::String(base64(b)),
+        any_value::Value::ArrayValue(a) => J::Array(
+            a.values
+                .iter()
+                .map(|x| x.value.as_ref().map_or(J::Null, any_to_json))
+                .collect(),
+        ),
+        any_value::Value::KvlistValue(kv) => J::Object(
+            kv.values
+                .iter()
+                .map(|x| {
+                    (
+                        x.key.clone(),
+                        x.value
+                            .as_ref()
+                            .and_then(|v| v.value.as_ref())
+                            .map_or(J::Null, any_to_json),
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A label name or value: borrowed from the request, or shared (translated names, formatted
+/// numbers, suffixed metric names).
+#[derive(Clone, Debug)]
+pub enum Str<'a> {
+    Borrowed(&'a str),
+    Shared(Arc<str>),
+}
+
+impl Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Str::Borrowed(s) => s,
+            Str::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Str<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for Str<'a> {
+    fn from(c: Cow<'a, str>) -> Self {
+        match c {
+            Cow::Borrowed(s) => Str::Borrowed(s),
+            Cow::Owned(s) => Str::Shared(s.into()),
+        }
+    }
+}
+
+impl From<String> for Str<'_> {
+    fn from(s: String) -> Self {
+        Str::Shared(s.into())
+    }
+}
+
+/// One output series' labels, sorted by name, borrowing from the request where it can (so
+/// storage finds existing series without allocating, as with remote write).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtlpLabels<'a> {
+    pairs: Vec<(Str<'a>, Str<'a>)>,
+}
+
+impl OtlpLabels<'_> {
+    /// The value of label `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| &**v)
+    }
+}
+
+impl SeriesLabels for OtlpLabels<'_> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(n, v)| (&**n, &**v))
+    }
+}
+
+/// An attribute value as a label value, borrowed when it is a string.
+fn value_str(v: Option<&AnyValue>) -> Str<'_> {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Str::Borrowed(s),
+        _ => Str::from(any_value_string(v)),
+    }
+}
+
+/// The labels of one data point (without the metric name): sorted by name, unique.
+#[derive(Clone, Default)]
+struct LabelSet<'a> {
+    pairs: Vec<(Str<'a>, Str<'a>)>,
+}
+
+impl<'a> LabelSet<'a> {
+    /// `base` (promoted resource attributes) first, then the attributes (which win over
+    /// `base`; attributes whose names collide after translation are joined with `;` in key
+    /// order), then `job` and `instance` (which win over both). Empty values are dropped.
+    fn new(
+        base: &LabelSet<'a>,
+        attrs: impl Iterator<Item = &'a KeyValue>,
+        job: &Str<'a>,
+        instance: &Str<'a>,
+        opts: &OtlpOptions,
+    ) -> LabelSet<'a> {
+        let mut e: Vec<(Str<'a>, Str<'a>, u8, &'a str)> = Vec::with_capacity(base.pairs.len() + 8);
+        for (n, v) in &base.pairs {
+            e.push((n.clone(), v.clone(), 0, ""));
+        }
+        for kv in attrs {
+            let v = value_str(kv.value.as_ref());
+            if !v.is_empty() {
+                e.push((label_name(&kv.key, opts.translation).into(), v, 1, &kv.key));
+            }
+        }
+        for (n, v) in [("job", job), ("instance", instance)] {
+            if !v.is_empty() {
+                e.push((Str::Borrowed(n), v.clone(), 2, ""));
+            }
+        }
+        e.sort_unstable_by(|a, b| (*a.0).cmp(&*b.0).then(a.2.cmp(&b.2)).then(a.3.cmp(b.3)));
+        let mut pairs: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(e.len());
+        let mut last_prio = 0;
+        for (n, v, prio, _) in e {
+            match pairs.last_mut() {
+                Some(last) if *last.0 == *n => {
+                    last.1 = if prio == 1 && last_prio == 1 {
+                        Str::from(format!("{};{}", &*last.1, &*v))
+                    } else {
+                        v
+                    };
+                }
+                _ => pairs.push((n, v)),
+            }
+            last_prio = prio;
+        }
+        LabelSet { pairs }
+    }
+
+    /// The series labels: these pairs plus the metric name and an optional extra pair (`le`,
+    /// `quantile`), which replace pairs of the same name.
+    fn build(&self, name: &Str<'a>, extra: Option<(&'static str, Str<'a>)>) -> OtlpLabels<'a> {
+        let mut v: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(self.pairs.len() + 2);
+        let extra_name = extra.as_ref().map(|e| e.0);
+        for (n, val) in &self.pairs {
+            if &**n != METRIC_NAME && Some(&**n) != extra_name {
+                v.push((n.clone(), val.clone()));
+            }
+        }
+        // `v` is sorted (a filtered copy of sorted pairs): insert in place.
+        let at = v.partition_point(|p| *p.0 < *METRIC_NAME);
+        v.insert(at, (Str::Borrowed(METRIC_NAME), name.clone()));
+        if let Some((n, val)) = extra {
+            let at = v.partition_point(|p| *p.0 < *n);
+            v.insert(at, (Str::Borrowed(n), val));
+        }
+        OtlpLabels { pairs: v }
+    }
+}
+
+/// Per-stream running totals that turn delta temporality into cumulative.
+///
+/// A stream is one output series (labels after translation), keyed by its 64-bit label hash. For each delta point with start
+/// time `s` and time `t`:
+/// * no state (first point, or the stream was idle past the TTL, or Sextant restarted): the
+///   total starts at this delta — a new counter that began at `s`;
+/// * `t` not after the previous point's time: refused (`otlp_delta_out_of_order`), the total is
+///   unchanged;
+/// * `s` before the previous point's time (overlapping windows: the sender restarted or
+///   re-sent differently): treated as a counter reset, the total restarts from this delta;
+/// * otherwise (contiguous, or a gap where the sender lost data): the delta is added. Data lost
+///   in a gap is lost; the total stays monotonic, so `rate()` is unaffected apart from the gap.
+///
+/// State lives in memory only; after a restart totals start again from zero, which PromQL
+/// sees as a counter reset.
+pub struct DeltaTracker {
+    streams: Mutex<HashMap<u64, Stream>>,
+    ttl: Duration,
+    last_sweep: Mutex<Instant>,
+}
+
+struct Stream {
+    last_time: u64,
+    seen: Instant,
+    value: Running,
+}
+
+enum Running {
+    Float(f64),
+    Buckets {
+        bounds: Vec<f64>,
+        counts: Vec<u64>,
+        sum: f64,
+        count: u64,
+    },
+    Native(Box<FloatHistogram>),
+}
+
+enum Accepted {
+    /// Continue the running total.
+    Add,
+    /// Start a new total (first point or reset).
+    Start { reset: bool },
+}
+
+impl DeltaTracker {
+    pub fn new(ttl: Duration) -> DeltaTracker {
+        DeltaTracker {
+            streams: Mutex::new(HashMap::new()),
+            ttl,
+            last_sweep: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Number of streams tracked.
+    pub fn len(&self) -> usize {
+        self.streams.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sweep(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self.last_sweep.lock();
+            if now.duration_since(*last) < self.ttl / 4 {
+                return;
+            }
+            *last = now;
+        }
+        let ttl = self.ttl;
+        self.streams
+            .lock()
+            .retain(|_, s| now.duration_since(s.seen) < ttl);
+    }
+
+    fn classify(&self, stream: Option<&Stream>, start: u64, time: u64) -> Option<Accepted> {
+        match stream {
+            None => Some(Accepted::Start { reset: false }),
+            Some(s) if s.seen.elapsed() >= self.ttl => Some(Accepted::Start { reset: false }),
+            Some(s) if time <= s.last_time => None,
+            Some(s) if start != 0 && start < s.last_time => Some(Accepted::Start { reset: true }),
+            Some(_) => Some(Accepted::Add),
+        }
+    }
+
+    fn float(&self, key: u64, start: u64, time: u64, delta: f64) -> Option<f64> {
+        let mut map = self.streams.lock();
+        let stream = map.get(&key);
+        let total = match (self.classify(stream, start, time)?, stream) {
+            (
+                Accepted::Add,
+                Some(Stream {
+                    value: Running::Float(v),
+                    ..
+                }),
+            ) => v + delta,
+            _ => delta,
+        };
+        map.insert(
+            key,
+            Stream {
+                last_time: time,
+                seen: Instant::now(),
+                value: Running::Float(total),
+            },
+        );
+        Some(total)
+    }
+
+    /// Adds a delta classic histogram; returns the cumulative `(counts, sum, count)`.
+    fn buckets(&self, key: u64, dp: &HistogramDataPoint, sum: f64) -> Option<(Vec<u64>, f64, u64)> {
+        let mut map = self.streams.lock();
+        let stream = map.get(&key);
+        let mut out = (dp.bucket_counts.clone(), sum, dp.count);
+        if let (
+            Accepted::Add,
+            Some(Stream {
+                value:
+                    Running::Buckets {
+                        bounds,
+                        counts,
+                        sum: s,
+                        count,
+                    },
+                ..
+            }),
+        ) = (
+            self.classify(stream, dp.start_time_unix_nano, dp.time_unix_nano)?,
+            stream,
+        ) {
+            // A change of bucket layout restarts the total.
+            if *bounds == dp.explicit_bounds && counts.len() == out.0.len() {
+                for (o, c) in out.0.iter_mut().zip(counts) {
+                    *o = o.saturating_add(*c);
+                }
+                out.1 += s;
+                out.2 = out.2.saturating_add(*count);
+            }
+        }
+        map.insert(
+            key,
+            Stream {
+                last_time: dp.time_unix_nano,
+                seen: Instant::now(),
+                value: Running::Buckets {
+                    bounds: dp.explicit_bounds.clone(),
+                    counts: out.0.clone(),
+                    sum: out.1,
+                    count: out.2,
+                },
+            },
+        );
+        Some(out)
+    }
+
+    fn native(
+        &self,
+        key: u64,
+        start: u64,
+        time: u64,
+        mut h: FloatHistogram,
+    ) -> Option<FloatHistogram> {
+        let mut map = self.streams.lock();
+        let stream = map.get(&key);
+        match (self.classify(stream, start, time)?, stream) {
+            (
+                Accepted::Add,
+                Some(Stream {
+                    value: Running::Native(prev),
+                    ..
+                }),
+            ) => {
+                let mut total = (**prev).clone();
+                if total.add(&h).is_ok() {
+                    total.counter_reset_hint = CounterResetHint::NotCounterReset;
+                    total.compact(0);
+                    h = total;
+                } else {
+                    h.counter_reset_hint = CounterResetHint::CounterReset;
+                }
+            }
+            (Accepted::Start { reset: true }, _) => {
+                h.counter_reset_hint = CounterResetHint::CounterReset
+            }
+            _ => {}
+        }
+        map.insert(
+            key,
+            Stream {
+                last_time: time,
+                seen: Instant::now(),
+                value: Running::Native(Box::new(h.clone())),
+            },
+        );
+        Some(h)
+    }
+
+    fn forget(&self, key: u64) {
+        self.streams.lock().remove(&key);
+    }
+}
+
+fn is_delta(temporality: i32) -> Option<bool> {
+    match AggregationTemporality::try_from(temporality) {
+        Ok(AggregationTemporality::Delta) => Some(true),
+        Ok(AggregationTemporality::Cumulative) => Some(false),
+        _ => None,
+    }
+}
+
+fn number_value(dp: &NumberDataPoint) -> Option<f64> {
+    match dp.value? {
+        number_data_point::Value::AsDouble(v) => Some(v),
+        number_data_point::Value::AsInt(v) => Some(v as f64),
+    }
+}
+
+/// Converts a request. Delta streams update `deltas`.
+pub fn convert<'a>(
+    req: &'a ExportMetricsServiceRequest,
+    opts: &OtlpOptions,
+    deltas: &DeltaTracker,
+) -> Converted<'a> {
+    deltas.sweep();
+    let mut out = Converted::default();
+    let none = Str::Borrowed("");
+    for rm in &req.resource_metrics {
+        let attrs: &[KeyValue] = rm.resource.as_ref().map_or(&[], |r| &r.attributes[..]);
+        let find = |k: &str| attrs.iter().find(|kv| kv.key == k);
+        // Promoted resource attributes; data point attributes win over them.
+        let base = LabelSet::new(
+            &LabelSet::default(),
+            attrs
+                .iter()
+                .filter(|kv| opts.promote_resource_attributes.contains(&kv.key)),
+            &none,
+            &none,
+            opts,
+        );
+        let job = match (find(SERVICE_NAME), find(SERVICE_NAMESPACE)) {
+            (Some(name), Some(ns)) => Str::from(format!(
+                "{}/{}",
+                any_value_string(ns.value.as_ref()),
+                any_value_string(name.value.as_ref())
+            )),
+            (Some(name), None) => value_str(name.value.as_ref()),
+            _ => Str::Borrowed(""),
+        };
+        let instance = find(SERVICE_INSTANCE_ID)
+            .map(|kv| value_str(kv.value.as_ref()))
+            .unwrap_or(Str::Borrowed(""));
+        let resource = Resource {
+            base,
+            job,
+            instance,
+        };
+
+        let mut newest: Option<i64> = None;
+        for sm in &rm.scope_metrics {
+            for metric in &sm.metrics {
+                let t = convert_metric(metric, &resource, opts, deltas, &mut out);
+                newest = newest.max(t);
+            }
+        }
+
+        // target_info: the non-identifying resource attributes, at the resource's newest time.
+        let mut info_attrs = attrs.iter().filter(|kv| {
+            !matches!(
+                kv.key.as_str(),
+                SERVICE_NAME | SERVICE_NAMESPACE | SERVICE_INSTANCE_ID
+            )
+        });
+        if let (Some(t), true) = (newest, info_attrs.clone().next().is_some()) {
+            let set = LabelSet::new(
+                &LabelSet::default(),
+                &mut info_attrs,
+                &resource.job,
+                &resource.instance,
+                opts,
+            );
+            out.push_float(set.build(&Str::Borrowed("target_info"), None), t, 1.0);
+        }
+    }
+    out.finish();
+    out
+}
+
+/// What every series of one resource shares.
+struct Resource<'a> {
+    base: LabelSet<'a>,
+    job: Str<'a>,
+    instance: Str<'a>,
+}
+
+/// `le` label values for one bucket layout, reused while points share it.
+#[derive(Default)]
+struct LeCache {
+    bounds: Vec<f64>,
+    les: Vec<Str<'static>>,
+}
+
+impl LeCache {
+    fn get(&mut self, bounds: &[f64]) -> &[Str<'static>] {
+        if self.bounds.as_slice() != bounds || self.les.len() != bounds.len() + 1 {
+            self.bounds = bounds.to_vec();
+            self.les = bounds
+                .iter()
+                .chain([&f64::INFINITY])
+                .map(|b| Str::from(format_float(*b)))
+                .collect();
+        }
+        &self.les
+    }
+}
+
+/// A metric's output names.
+struct Names<'a> {
+    base: Str<'a>,
+    bucket: Str<'a>,
+    sum: Str<'a>,
+    count: Str<'a>,
+}
+
+/// Converts one metric; returns the newest timestamp (ms) it produced samples for.
+fn convert_metric<'a>(
+    metric: &'a Metric,
+    res: &Resource<'a>,
+    opts: &OtlpOptions,
+    deltas: &DeltaTracker,
+    out: &mut Converted<'a>,
+) -> Option<i64> {
+    let Some(data) = &metric.data else {
+        return None;
+    };
+    let points = match data {
+        Data::Gauge(g) => g.data_points.len(),
+        Data::Sum(s) => s.data_points.len(),
+        Data::Histogram(h) => h.data_points.len(),
+        Data::ExponentialHistogram(h) => h.data_points.len(),
+        Data::Summary(s) => s.data_points.len(),
+    };
+    out.points += points;
+    if metric.name.is_empty() {
+        out.reject(reason::INVALID_METRIC, points);
+        return None;
+    }
+    let (kind, prom_type, temporality) = match data {
+        Data::Gauge(_) => (NameKind::Gauge, "gauge", Some(false)),
+        Data::Sum(s) if s.is_monotonic => (
+            NameKind::Counter,
+            "counter",
+            is_delta(s.aggregation_temporality),
+        ),
+        Data::Sum(s) => (
+            NameKind::Gauge,
+            "gauge",
+            is_delta(s.aggregation_temporality),
+        ),
+        Data::Histogram(h) => (
+            NameKind::Other,
+            "histogram",
+            is_delta(h.aggregation_temporality),
+        ),
+        Data::ExponentialHistogram(h) => (
+            NameKind::Other,
+            "histogram",
+            is_delta(h.aggregation_temporality),
+        ),
+        Data::Summary(_) => (NameKind::Other, "summary", Some(false)),
+    };
+    let Some(delta) = temporality else {
+        out.reject(reason::UNSPECIFIED_TEMPORALITY, points);
+        return None;
+    };
+    let name = metric_name(&metric.name, &metric.unit, kind, opts.translation);
+    out.metadata.push((
+        name.to_string(),
+        MetricMetadata {
+            metric_type: prom_type.to_string(),
+            help: metric.description.clone(),
+            unit: unit_words(&metric.unit).0,
+        },
+    ));
+
+    let suffixed = |suffix: &str| -> Str<'a> { Str::from(format!("{name}{suffix}")) };
+    let names = Names {
+        bucket: suffixed("_bucket"),
+        sum: suffixed("_sum"),
+        count: suffixed("_count"),
+        base: Str::from(name),
+    };
+    let labels_for = |attrs: &'a [KeyValue]| -> LabelSet<'a> {
+        LabelSet::new(&res.base, attrs.iter(), &res.job, &res.instance, opts)
+    };
+    let mut newest: Option<i64> = None;
+    match data {
+        Data::Gauge(g) => {
+            for dp in &g.data_points {
+                let set = labels_for(&dp.attributes);
+                newest = newest.max(number_point(dp, &set, &names.base, false, deltas, out));
+            }
+        }
+        Data::Sum(s) => {
+            for dp in &s.data_points {
+                let set = labels_for(&dp.attributes);
+                newest = newest.max(number_point(dp, &set, &names.base, delta, deltas, out));
+            }
+        }
+        Data::Histogram(h) => {
+            let mut les = LeCache::default();
+            for dp in &h.data_points {
+                let set = labels_for(&dp.attributes);
+                newest = newest.max(classic_point(
+                    dp, &set, &names, &mut les, delta, deltas, out,
+                ));
+            }
+        }
+        Data::ExponentialHistogram(h) => {
+            for dp in &h.data_points {
+                let set = labels_for(&dp.attributes);
+                newest = newest.max(native_point(dp, &set, &names.base, delta, deltas, out));
+            }
+        }
+        Data::Summary(s) => {
+            for dp in &s.data_points {
+                let set = labels_for(&dp.attributes);
+                let t = ns_to_ms(dp.time_unix_nano);
+                let no_value = dp.flags & FLAG_NO_RECORDED_VALUE != 0;
+                let val = |v: f64| if no_value { stale() } else { v };
+                for q in &dp.quantile_values {
+                    let qs = Str::from(format_float(q.quantile));
+                    out.push_float(
+                        set.build(&names.base, Some(("quantile", qs))),
+                        t,
+                        val(q.value),
+                    );
+                }
+                out.push_float(set.build(&names.sum, None), t, val(dp.sum));
+                out.push_float(set.build(&names.count, None), t, val(dp.count as f64));
+                newest = newest.max(Some(t));
+            }
+        }
+    }
+    newest
+}
+
+fn number_point<'a>(
+    dp: &NumberDataPoint,
+    set: &LabelSet<'a>,
+    name: &Str<'a>,
+    delta: bool,
+    deltas: &DeltaTracker,
+    out: &mut Converted<'a>,
+) -> Option<i64> {
+    let labels = set.build(name, None);
+    let t = ns_to_ms(dp.time_unix_nano);
+    if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
+        if delta {
+            deltas.forget(labels.hash64());
+        }
+        out.push_float(labels, t, stale());
+        return Some(t);
+    }
+    let Some(v) = number_value(dp) else {
+        out.reject(reason::MISSING_VALUE, 1);
+        return None;
+    };
+    let v = if delta {
+        let key = labels.hash64();
+        match deltas.float(key, dp.start_time_unix_nano, dp.time_unix_nano, v) {
+            Some(total) => total,
+            None => {
+                out.reject(reason::DELTA_OUT_OF_ORDER, 1);
+                return None;
+            }
+        }
+    } else {
+        v
+    };
+    out.push_float(labels, t, v);
+    Some(t)
+}
+
+fn classic_point<'a>(
+    dp: &HistogramDataPoint,
+    set: &LabelSet<'a>,
+    names: &Names<'a>,
+    les: &mut LeCache,
+    delta: bool,
+    deltas: &DeltaTracker,
+    out: &mut Converted<'a>,
+) -> Option<i64> {
+    let t = ns_to_ms(dp.time_unix_nano);
+    let le_values = les.get(&dp.explicit_bounds);
+    let le = |i: usize| Some(("le", le_values[i].clone()));
+    if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
+        if delta {
+            deltas.forget(set.build(&names.base, None).hash64());
+        }
+        for i in 0..le_values.len() {
+            out.push_float(set.build(&names.bucket, le(i)), t, stale());
+        }
+        out.push_float(set.build(&names.sum, None), t, stale());
+        out.push_float(set.build(&names.count, None), t, stale());
+        return Some(t);
+    }
+    let layout_ok = (dp.bucket_counts.is_empty()
+        || dp.bucket_counts.len() == dp.explicit_bounds.len() + 1)
+        && dp.explicit_bounds.windows(2).all(|w| w[0] < w[1]);
+    if !layout_ok {
+        out.reject(reason::INVALID_HISTOGRAM, 1);
+        return None;
+    }
+    let sum = dp.sum.unwrap_or(0.0);
+    let delta_totals;
+    let (counts, sum, count) = if delta {
+        let key = set.build(&names.base, None).hash64();
+        match deltas.buckets(key, dp, sum) {
+            Some(x) => {
+                delta_totals = x;
+                (delta_totals.0.as_slice(), delta_totals.1, delta_totals.2)
+            }
+            None => {
+                out.reject(reason::DELTA_OUT_OF_ORDER, 1);
+                return None;
+            }
+        }
+    } else {
+        (dp.bucket_counts.as_slice(), sum, dp.count)
+    };
+    if !counts.is_empty() {
+        let mut cumulative: u64 = 0;
+        for (i, c) in counts.iter().take(dp.explicit_bounds.len()).enumerate() {
+            cumulative = cumulative.saturating_add(*c);
+            out.push_float(set.build(&names.bucket, le(i)), t, cumulative as f64);
+        }
+    }
+    out.push_float(
+        set.build(&names.bucket, le(dp.explicit_bounds.len())),
+        t,
+        count as f64,
+    );
+    if dp.sum.is_some() {
+        out.push_float(set.build(&names.sum, None), t, sum);
+    }
+    out.push_float(set.build(&names.count, None), t, count as f64);
+    Some(t)
+}
+
+fn native_point<'a>(
+    dp: &ExponentialHistogramDataPoint,
+    set: &LabelSet<'a>,
+    name: &Str<'a>,
+    delta: bool,
+    deltas: &DeltaTracker,
+    out: &mut Converted<'a>,
+) -> Option<i64> {
+    let labels = set.build(name, None);
+    let t = ns_to_ms(dp.time_unix_nano);
+    if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
+        if delta {
+            deltas.forget(labels.hash64());
+        }
+        out.push_float(labels, t, stale());
+        return Some(t);
+    }
+    let h = match exponential_to_native(dp) {
+        Ok(h) => h,
+        Err(r) => {
+            out.reject(r, 1);
+            return None;
+        }
+    };
+    let h = if delta {
+        let key = labels.hash64();
+        match deltas.native(key, dp.start_time_unix_nano, dp.time_unix_nano, h) {
+            Some(h) => h,
+            None => {
+                out.reject(reason::DELTA_OUT_OF_ORDER, 1);
+                return None;
+            }
+        }
+    } else {
+        h
+    };
+    out.push_histogram(labels, t, h);
+    Some(t)
+}
+
+/// An OTLP exponential histogram point as a native histogram.
+pub fn exponential_to_native(
+    dp: &ExponentialHistogramDataPoint,
+) -> Result<FloatHistogram, &'static str> {
+    const MAX_SCALE: i32 = 8;
+    const MIN_SCALE: i32 = -4;
+    if dp.scale < MIN_SCALE {
+        return Err(reason::SCALE_TOO_LOW);
+    }
+    let shift = (dp.scale - MAX_SCALE).max(0) as u32;
+    if dp.zero_threshold.is_nan() || dp.zero_threshold < 0.0 || dp.zero_threshold.is_infinite() {
+        return Err(reason::INVALID_HISTOGRAM);
+    }
+    let (positive_spans, positive_buckets) = buckets_to_spans(dp.positive.as_ref(), shift)?;
+    let (negative_spans, negative_buckets) = buckets_to_spans(dp.negative.as_ref(), shift)?;
+    let h = FloatHistogram {
+        counter_reset_hint: CounterResetHint::Unknown,
+        schema: dp.scale.min(MAX_SCALE),
+        zero_threshold: dp.zero_threshold,
+        zero_count: dp.zero_count as f64,
+        count: dp.count as f64,
+        sum: dp.sum.unwrap_or(0.0),
+        positive_spans,
+        negative_spans,
+        positive_buckets,
+        negative_buckets,
+        custom_values: Vec::new(),
+    };
+    let in_buckets: f64 = h.zero_count
+        + h.positive_buckets.iter().sum::<f64>()
+        + h.negative_buckets.iter().sum::<f64>();
+    if in_buckets > h.count || h.validate().is_err() {
+        return Err(reason::INVALID_HISTOGRAM);
+    }
+    Ok(h)
+}
+
+/// Dense OTLP buckets (offset + counts) → Prometheus spans and absolute counts, merging
+/// `2^shift` neighbouring buckets when downscaling. Runs of more than two empty buckets
+/// split spans.
+fn buckets_to_spans(
+    b: Option<&Buckets>,
+    shift: u32,
+) -> Result<(Vec<Span>, Vec<f64>), &'static str> {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut counts: Vec<f64> = Vec::new();
+    let Some(b) = b else {
+        return Ok((spans, counts));
+    };
+    // (Prometheus index, count) with indexes strictly increasing.
+    let mut merged: Vec<(i32, u64)> = Vec::with_capacity(b.bucket_counts.len());
+    for (i, &c) in b.bucket_counts.iter().enumerate() {
+        let otlp_index = i32::try_from(i)
+            .ok()
+            .and_then(|i| b.offset.checked_add(i))
+            .ok_or(reason::INVALID_HISTOGRAM)?;
+        let index = (otlp_index >> shift)
+            .checked_add(1)
+            .ok_or(reason::INVALID_HISTOGRAM)?;
+        match merged.last_mut() {
+            Some(last) if last.0 == index => last.1 = last.1.saturating_add(c),
+            _ => merged.push((index, c)),
+        }
+    }
+    let mut prev_end: Option<i32> = None; // index of the last bucket in the current span
+    for (index, c) in merged {
+        if c == 0 {
+            continue;
+        }
+        match prev_end {
+            Some(end) if index - end - 1 <= 2 => {
+                // Fill the short gap with empty buckets inside the current span.
+                counts.extend(std::iter::repeat_n(0.0, (index - end - 1) as usize));
+                if let Some(s) = spans.last_mut() {
+                    s.length += (index - end) as u32;
+                }
+            }
+            Some(end) => spans.push(Span {
+                offset: index - end - 1,
+                length: 1,
+            }),
+            None => spans.push(Span {
+                offset: index,
+                length: 1,
+            }),
+        }
+        counts.push(c as f64);
+        prev_end = Some(index);
+    }
+    Ok((spans, counts))
+}
+
+#[cfg(test)]
+mod tests;
