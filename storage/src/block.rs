@@ -72,6 +72,8 @@ pub(crate) struct ChunkMeta {
     page_offset: u64,
     offset_in_page: u32,
     len: u32,
+    /// Samples in the chunk (to size decode buffers).
+    pub(crate) samples: u32,
 }
 
 /// The last decompressed page, so consecutive series in one page decompress it once.
@@ -420,8 +422,8 @@ impl Block {
                     page_offset: read_uvarint(s)?,
                     offset_in_page: u32::try_from(read_uvarint(s)?).ok()?,
                     len: u32::try_from(read_uvarint(s)?).ok()?,
+                    samples: u32::try_from(read_uvarint(s)?).ok()?,
                 });
-                read_uvarint(s)?;
             }
             Some((Labels::from_sorted(labels), chunks))
         };

@@ -196,6 +196,21 @@ impl MemSeries {
     /// Appends the samples in `[mint, maxt]` to `out`, decoding only overlapping chunks.
     pub(crate) fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         let first = self.sealed.partition_point(|c| c.max_t < mint);
+        let last = self.sealed.partition_point(|c| c.min_t <= maxt);
+        // An upper bound, so the filtered copies below never regrow `out`.
+        let open = if !self.open.is_empty() && self.open.min_t() <= maxt {
+            usize::from(self.open.count())
+        } else {
+            0
+        };
+        let sealed: usize = self
+            .sealed
+            .get(first..last.max(first))
+            .unwrap_or(&[])
+            .iter()
+            .map(|c| usize::from(c.count))
+            .sum();
+        out.reserve(sealed + open);
         for c in &self.sealed[first..] {
             if c.min_t > maxt {
                 return;

@@ -65,33 +65,39 @@ pub fn decode(mut data: &[u8], out: &mut Vec<Sample>) -> Option<()> {
     if n > MAX_CHUNK_SAMPLES {
         return None;
     }
-    let ts = decode_ints(&mut data, n)?;
-    let (&kind, rest) = data.split_first()?;
-    data = rest;
     let start = out.len();
     out.reserve(n);
-    if kind == KIND_XOR {
-        let xors = read_planes(&mut data, n)?;
-        let mut bits = 0u64;
-        for (t, x) in ts.iter().zip(xors) {
-            bits ^= x;
-            out.push(Sample {
-                t: *t,
-                v: f64::from_bits(bits),
-            });
+    // Timestamps go straight into the output (values filled in below), so decoding allocates
+    // nothing beyond `out` itself.
+    let ok = for_each_int(&mut data, n, |t| out.push(Sample { t, v: 0.0 })).and_then(|()| {
+        let (&kind, rest) = data.split_first()?;
+        data = rest;
+        let decoded = &mut out[start..];
+        if kind == KIND_XOR {
+            let mut bits = 0u64;
+            let mut it = decoded.iter_mut();
+            for_each_plane_value(&mut data, n, |x| {
+                bits ^= x;
+                if let Some(s) = it.next() {
+                    s.v = f64::from_bits(bits);
+                }
+            })
+        } else if kind <= MAX_DECIMAL_EXPONENT {
+            let mut it = decoded.iter_mut();
+            for_each_int(&mut data, n, |m| {
+                if let Some(s) = it.next() {
+                    s.v = from_decimal(m, kind);
+                }
+            })
+        } else {
+            None
         }
-    } else if kind <= MAX_DECIMAL_EXPONENT {
-        let ms = decode_ints(&mut data, n)?;
-        for (t, m) in ts.iter().zip(ms) {
-            out.push(Sample {
-                t: *t,
-                v: from_decimal(m, kind),
-            });
-        }
-    } else {
+    });
+    if ok.is_none() || out.len() - start != n || !data.is_empty() {
+        out.truncate(start);
         return None;
     }
-    (out.len() - start == n && data.is_empty()).then_some(())
+    Some(())
 }
 
 const POW10: [f64; 16] = [
@@ -170,34 +176,83 @@ pub(crate) fn encode_ints(xs: &[i64], out: &mut Vec<u8>) {
 
 pub(crate) fn decode_ints(data: &mut &[u8], n: usize) -> Option<Vec<i64>> {
     let mut out = Vec::with_capacity(n);
+    for_each_int(data, n, |v| out.push(v))?;
+    Some(out)
+}
+
+/// Decodes a column of `n` integers written by `encode_ints`, handing each to `f` in order.
+/// On `None` (invalid bytes) `f` may have seen a prefix of the column.
+pub(crate) fn for_each_int(data: &mut &[u8], n: usize, mut f: impl FnMut(i64)) -> Option<()> {
     if n == 0 {
-        return Some(out);
+        return Some(());
     }
     let first = unzigzag(read_uvarint(data)?);
-    out.push(first);
+    f(first);
     if n == 1 {
-        return Some(out);
+        return Some(());
     }
     let first_delta = unzigzag(read_uvarint(data)?);
-    out.push(first.wrapping_add(first_delta));
+    let mut prev = first.wrapping_add(first_delta);
+    f(prev);
     if n == 2 {
-        return Some(out);
+        return Some(());
     }
     let (&mode, rest) = data.split_first()?;
     *data = rest;
-    let residuals = read_planes(data, n - 2)?;
-    let mut prev = out[1];
     let mut delta = first_delta;
-    for r in residuals {
-        match mode {
-            MODE_DELTA => delta = unzigzag(r),
-            MODE_DOD => delta = delta.wrapping_add(unzigzag(r)),
-            _ => return None,
-        }
-        prev = prev.wrapping_add(delta);
-        out.push(prev);
+    match mode {
+        MODE_DELTA => for_each_plane_value(data, n - 2, |r| {
+            delta = unzigzag(r);
+            prev = prev.wrapping_add(delta);
+            f(prev);
+        }),
+        MODE_DOD => for_each_plane_value(data, n - 2, |r| {
+            delta = delta.wrapping_add(unzigzag(r));
+            prev = prev.wrapping_add(delta);
+            f(prev);
+        }),
+        _ => None,
     }
-    Some(out)
+}
+
+/// Reads `n` values stored by `write_planes`, handing each to `f` in order, without an
+/// intermediate buffer: value `i` gathers byte `i` of every plane.
+pub(crate) fn for_each_plane_value(
+    data: &mut &[u8],
+    n: usize,
+    mut f: impl FnMut(u64),
+) -> Option<()> {
+    let (&width, rest) = data.split_first()?;
+    let width = usize::from(width);
+    if width > 8 {
+        return None;
+    }
+    let bytes = rest.get(..width.checked_mul(n)?)?;
+    *data = rest.get(width * n..)?;
+    if n == 0 {
+        return Some(());
+    }
+    match width {
+        0 => (0..n).for_each(|_| f(0)),
+        1 => bytes.iter().for_each(|&b| f(u64::from(b))),
+        2 => {
+            let (lo, hi) = bytes.split_at(n);
+            for (&a, &b) in lo.iter().zip(hi) {
+                f(u64::from(a) | u64::from(b) << 8);
+            }
+        }
+        _ => {
+            let planes: Vec<&[u8]> = bytes.chunks_exact(n).collect();
+            for i in 0..n {
+                let mut v = 0u64;
+                for (p, plane) in planes.iter().enumerate() {
+                    v |= u64::from(plane[i]) << (8 * p);
+                }
+                f(v);
+            }
+        }
+    }
+    Some(())
 }
 
 /// `width` (bytes per value, 0..=8) followed by `width` planes of `values.len()` bytes.

@@ -2,7 +2,7 @@
 //! a series found in several sources (overlapping blocks, or a block and a head that has not
 //! been truncated yet) are merged by time, keeping one sample per timestamp.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::Db;
@@ -61,75 +61,179 @@ impl Db {
     }
 }
 
-/// Accumulates series from several sources.
-#[derive(Default)]
-struct Merger {
-    series: BTreeMap<Labels, (SeriesSamples, bool)>,
+/// Series read from one source (a block or the head), sorted by labels.
+type SourceSeries = Vec<(Labels, SeriesSamples)>;
+
+/// Below this many selected series a source is read on the calling thread: spawning costs
+/// more than it saves.
+const PARALLEL_MIN_SERIES: usize = 256;
+
+/// Threads for reading one source: the available cores, capped so each gets a fair share.
+fn read_threads(series: usize) -> usize {
+    if series < PARALLEL_MIN_SERIES {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(series / (PARALLEL_MIN_SERIES / 2))
+        .clamp(1, 16)
 }
 
-impl Merger {
-    fn add(&mut self, labels: Labels, samples: SeriesSamples) {
-        if samples.is_empty() {
-            return;
-        }
-        match self.series.get_mut(&labels) {
-            None => {
-                self.series.insert(labels, (samples, false));
+/// Runs `read` over contiguous slices of `items` on up to [`read_threads`] threads and
+/// concatenates the results in order. Contiguous slices keep each thread on its own run of
+/// series, so a block page is rarely decompressed by two threads.
+fn read_parallel<T: Sync, R: Send>(
+    items: &[T],
+    read: impl Fn(&[T]) -> Result<Vec<R>, StorageError> + Sync,
+) -> Result<Vec<R>, StorageError> {
+    let threads = read_threads(items.len());
+    if threads <= 1 {
+        return read(items);
+    }
+    let per = items.len().div_ceil(threads);
+    let read = &read;
+    let parts: Vec<Result<Vec<R>, StorageError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .skip(1)
+            .map(|part| scope.spawn(move || read(part)))
+            .collect();
+        // The first slice runs here while the others run on their threads.
+        let mut parts = vec![read(&items[..per.min(items.len())])];
+        for h in handles {
+            match h.join() {
+                Ok(part) => parts.push(part),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-            Some((existing, unsorted)) => {
+        }
+        parts
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// Merges per-source results (each sorted by labels, sources oldest first) into one list sorted
+/// by labels, joining the samples of a series found in several sources by time and keeping one
+/// sample per timestamp.
+fn merge_sources(sources: Vec<SourceSeries>) -> Vec<Series> {
+    let into_series = |(labels, samples): (Labels, SeriesSamples)| Series {
+        labels,
+        samples: samples.floats,
+        histograms: samples.hists,
+    };
+    let mut sources: Vec<SourceSeries> = sources.into_iter().filter(|s| !s.is_empty()).collect();
+    if sources.len() <= 1 {
+        // One source: already sorted, nothing overlaps.
+        return sources
+            .pop()
+            .unwrap_or_default()
+            .into_iter()
+            .map(into_series)
+            .collect();
+    }
+    let mut all: SourceSeries = sources.into_iter().flatten().collect();
+    // Stable: equal label sets keep source order (oldest first). The input is a concatenation
+    // of sorted runs, which the standard stable sort merges in O(n log sources).
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<Series> = Vec::with_capacity(all.len());
+    for (labels, samples) in all {
+        match out.last_mut() {
+            Some(last) if last.labels == labels => {
+                let last_t = match (last.samples.last(), last.histograms.last()) {
+                    (Some(a), Some(b)) => Some(a.t.max(b.t)),
+                    (a, b) => a.map(|s| s.t).or(b.map(|h| h.t)),
+                };
                 // Sources are read oldest first, so usually the new samples just follow.
-                let in_order = match (existing.max_t(), samples.min_t()) {
+                let in_order = match (last_t, samples.min_t()) {
                     (Some(last), Some(first)) => first > last,
                     _ => true,
                 };
-                *unsorted |= !in_order;
-                existing.floats.extend(samples.floats);
-                existing.hists.extend(samples.hists);
+                if !in_order {
+                    let mut merged = SeriesSamples {
+                        floats: std::mem::take(&mut last.samples),
+                        hists: std::mem::take(&mut last.histograms),
+                    };
+                    merged.floats.extend(samples.floats);
+                    merged.hists.extend(samples.hists);
+                    merged.normalize();
+                    last.samples = merged.floats;
+                    last.histograms = merged.hists;
+                } else {
+                    last.samples.extend(samples.floats);
+                    last.histograms.extend(samples.hists);
+                }
             }
+            _ => out.push(into_series((labels, samples))),
         }
     }
-
-    fn finish(self) -> Vec<Series> {
-        self.series
-            .into_iter()
-            .map(|(labels, (mut samples, unsorted))| {
-                if unsorted {
-                    samples.normalize();
-                }
-                Series {
-                    labels,
-                    samples: samples.floats,
-                    histograms: samples.hists,
-                }
-            })
-            .collect()
-    }
+    out
 }
 
-/// Adds the block's samples of matching series in `[mint, maxt]` to `merger`.
+/// The block's samples of the selected series in `[mint, maxt]`, in label order.
 fn read_block(
     block: &Block,
     matchers: &[Matcher],
     mint: i64,
     maxt: i64,
-    merger: &mut Merger,
-) -> Result<(), StorageError> {
-    let mut cache = PageCache::default();
+) -> Result<SourceSeries, StorageError> {
+    let ordinals: Vec<u32> = block.select(matchers)?.iter().collect();
     let tombstones = block.tombstones();
-    for ordinal in &block.select(matchers)? {
-        let (labels, chunks) = block.series(ordinal)?;
-        let mut samples = SeriesSamples::default();
-        for c in chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
-            block.read_chunk(c, &mut cache, &mut samples)?;
+    read_parallel(&ordinals, |part| {
+        let mut cache = PageCache::default();
+        let mut out = Vec::with_capacity(part.len());
+        for &ordinal in part {
+            let (labels, chunks) = block.series(ordinal)?;
+            let mut samples = SeriesSamples::default();
+            let wanted = || chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint);
+            samples
+                .floats
+                .reserve(wanted().map(|c| c.samples as usize).sum());
+            for c in wanted() {
+                block.read_chunk(c, &mut cache, &mut samples)?;
+            }
+            if chunks.iter().any(|c| c.min_t < mint || c.max_t > maxt) {
+                samples.retain_range(mint, maxt);
+            }
+            tombstones.remove_deleted(&ordinal, &mut samples.floats, 0);
+            tombstones.remove_deleted(&ordinal, &mut samples.hists, 0);
+            if samples.floats.is_empty() {
+                // Reserved for float chunks that turned out to be histogram chunks.
+                samples.floats = Vec::new();
+            }
+            if !samples.is_empty() {
+                out.push((labels, samples));
+            }
         }
-        if chunks.iter().any(|c| c.min_t < mint || c.max_t > maxt) {
-            samples.retain_range(mint, maxt);
+        Ok(out)
+    })
+}
+
+/// The head's samples of the selected series in `[mint, maxt]`, in label order.
+fn read_head(db: &Db, matchers: &[Matcher], mint: i64, maxt: i64) -> SourceSeries {
+    let selected = db.head.select(matchers);
+    let read = |part: &[crate::head::SeriesRef]| -> Result<SourceSeries, StorageError> {
+        let mut out = Vec::with_capacity(part.len());
+        for series in part {
+            let s = series.lock();
+            if !s.overlaps(mint, maxt) {
+                continue;
+            }
+            let mut samples = SeriesSamples::default();
+            s.data_in(mint, maxt, &mut samples);
+            drop(s);
+            if !samples.is_empty() {
+                out.push((series.labels(), samples));
+            }
         }
-        tombstones.remove_deleted(&ordinal, &mut samples.floats, 0);
-        tombstones.remove_deleted(&ordinal, &mut samples.hists, 0);
-        merger.add(labels, samples);
-    }
-    Ok(())
+        Ok(out)
+    };
+    // Reading the head cannot fail.
+    let mut out = read_parallel(&selected, read).unwrap_or_default();
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 impl SeriesSource for Db {
@@ -139,26 +243,20 @@ impl SeriesSource for Db {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut merger = Merger::default();
+        let mut sources: Vec<SourceSeries> = Vec::new();
         for block in self.blocks_overlapping(mint, maxt) {
-            if let Err(e) = read_block(&block, matchers, mint, maxt, &mut merger) {
-                // This query fails, but the block is moved aside so later ones answer from
-                // the rest.
-                self.quarantine_corrupt(&e);
-                return Err(e);
+            match read_block(&block, matchers, mint, maxt) {
+                Ok(series) => sources.push(series),
+                Err(e) => {
+                    // This query fails, but the block is moved aside so later ones answer
+                    // from the rest.
+                    self.quarantine_corrupt(&e);
+                    return Err(e);
+                }
             }
         }
-        for series in self.head.select(matchers) {
-            let s = series.lock();
-            if !s.overlaps(mint, maxt) {
-                continue;
-            }
-            let mut samples = SeriesSamples::default();
-            s.data_in(mint, maxt, &mut samples);
-            drop(s);
-            merger.add(series.labels(), samples);
-        }
-        Ok(merger.finish())
+        sources.push(read_head(self, matchers, mint, maxt));
+        Ok(merge_sources(sources))
     }
 
     fn label_names(
@@ -217,5 +315,116 @@ impl SeriesSource for Db {
         maxt: i64,
     ) -> Result<Vec<Labels>, StorageError> {
         self.matching_labels(matchers, mint, maxt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FloatHistogram, HistogramSample, Sample};
+
+    fn floats(ts: &[i64], v: f64) -> SeriesSamples {
+        SeriesSamples {
+            floats: ts.iter().map(|&t| Sample { t, v }).collect(),
+            hists: Vec::new(),
+        }
+    }
+
+    fn name(n: &str) -> Labels {
+        Labels::from_pairs([("__name__", n)])
+    }
+
+    #[test]
+    fn merge_sources_orders_series_and_joins_overlaps() {
+        let old = vec![
+            (name("a"), floats(&[1, 2, 3], 1.0)),
+            (name("c"), floats(&[1], 1.0)),
+        ];
+        // "a" overlaps the older source at t=3 (the first source's sample wins) and goes back
+        // in time; "b" only exists here.
+        let new = vec![
+            (name("a"), floats(&[0, 3, 4], 2.0)),
+            (name("b"), floats(&[5], 2.0)),
+        ];
+        let head = vec![(name("c"), floats(&[2], 3.0))];
+        let out = merge_sources(vec![old, new, head]);
+        let names: Vec<_> = out.iter().map(|s| s.labels.metric_name()).collect();
+        assert_eq!(names, vec![Some("a"), Some("b"), Some("c")]);
+        let a: Vec<_> = out[0].samples.iter().map(|s| (s.t, s.v)).collect();
+        assert_eq!(a, vec![(0, 2.0), (1, 1.0), (2, 1.0), (3, 1.0), (4, 2.0)]);
+        let c: Vec<_> = out[2].samples.iter().map(|s| (s.t, s.v)).collect();
+        assert_eq!(c, vec![(1, 1.0), (2, 3.0)]);
+    }
+
+    #[test]
+    fn merge_sources_drops_histograms_shadowed_by_floats_on_overlap() {
+        let h = |t| HistogramSample {
+            t,
+            h: FloatHistogram::default(),
+        };
+        let first = vec![(name("x"), floats(&[5], 1.0))];
+        let second = vec![(
+            name("x"),
+            SeriesSamples {
+                floats: Vec::new(),
+                hists: vec![h(4), h(5), h(6)],
+            },
+        )];
+        let out = merge_sources(vec![first, second]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].samples.len(), 1);
+        let ht: Vec<_> = out[0].histograms.iter().map(|h| h.t).collect();
+        assert_eq!(ht, vec![4, 6]);
+    }
+
+    #[test]
+    fn read_parallel_keeps_order_and_propagates_errors() {
+        let items: Vec<u32> = (0..10_000).collect();
+        let out = read_parallel(&items, |part| Ok(part.iter().map(|x| x * 2).collect()));
+        let expected: Vec<u32> = items.iter().map(|x| x * 2).collect();
+        assert_eq!(out.ok(), Some(expected));
+        let failed = read_parallel(&items, |part| {
+            if part.contains(&9_999) {
+                Err(StorageError::Closed)
+            } else {
+                Ok(part.to_vec())
+            }
+        });
+        assert!(matches!(failed, Err(StorageError::Closed)));
+    }
+
+    #[test]
+    fn select_reads_many_series_from_block_and_head_in_label_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), crate::DbOptions::default()).expect("open");
+        let batch = |t0: i64| -> Vec<(Labels, Vec<Sample>)> {
+            (0..1000)
+                .map(|i| {
+                    let l = Labels::from_pairs([("__name__", "m"), ("i", &format!("{i:04}"))]);
+                    let s = (0..10)
+                        .map(|k| Sample {
+                            t: t0 + k,
+                            v: i as f64,
+                        })
+                        .collect();
+                    (l, s)
+                })
+                .collect()
+        };
+        db.append(&batch(0)).expect("append");
+        db.flush().expect("flush");
+        db.append(&batch(100)).expect("append");
+        let m = [Matcher::equal("__name__", "m")];
+        let got = db.select(&m, 0, 1000).expect("select");
+        assert_eq!(got.len(), 1000);
+        assert!(got.windows(2).all(|w| w[0].labels < w[1].labels));
+        for (i, s) in got.iter().enumerate() {
+            assert_eq!(s.samples.len(), 20, "series {i}");
+            assert!(s.samples.iter().all(|x| x.v == i as f64));
+            assert!(s.samples.windows(2).all(|w| w[0].t < w[1].t));
+        }
+        // A window inside the block only.
+        let got = db.select(&m, 3, 5).expect("select");
+        assert!(got.iter().all(|s| s.samples.len() == 3));
     }
 }
