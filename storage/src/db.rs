@@ -379,11 +379,11 @@ impl Db {
         let n_accepted = accepted.len();
         let n_created = entries.iter().filter(|e| e.created).count();
         if let Some(wal) = wal.as_mut() {
-            let created: Vec<(u32, Labels)> = position
-                .iter()
-                .filter(|(_, &at)| entries[at].created)
-                .map(|(&id, &at)| (id, entries[at].series.labels()))
-                .collect();
+            let created = created_series(
+                position
+                    .iter()
+                    .map(|(&id, &at)| (id, entries[at].created, &entries[at].series)),
+            );
             let new_labels: Vec<(u32, &Labels)> = created.iter().map(|(id, l)| (*id, l)).collect();
             let (bytes, synced) = wal.log_histograms(&new_labels, &accepted)?;
             self.metrics.wal_bytes_written.inc_by(bytes);
@@ -405,17 +405,7 @@ impl Db {
         }
         drop(wal);
         out.appended = n_accepted;
-        self.metrics.samples_appended.inc_by(n_accepted as u64);
-        self.metrics
-            .samples_duplicate_ignored
-            .inc_by(out.duplicates_ignored as u64);
-        for (reason, n) in &out.rejected {
-            self.metrics.reject(reason.as_str(), *n as u64);
-        }
-        self.metrics.series_created.inc_by(n_created as u64);
-        self.metrics
-            .active_series
-            .set(self.head.num_series() as i64);
+        self.account(&out, n_created);
         Ok(out)
     }
 
@@ -475,11 +465,11 @@ impl Db {
         let n_accepted = accepted.len();
         let n_created = entries.iter().filter(|e| e.created).count();
         if let Some(wal) = wal.as_mut() {
-            let created: Vec<(u32, Labels)> = position
-                .iter()
-                .filter(|(_, &at)| entries[at].created)
-                .map(|(&id, &at)| (id, entries[at].series.labels()))
-                .collect();
+            let created = created_series(
+                position
+                    .iter()
+                    .map(|(&id, &at)| (id, entries[at].created, &entries[at].series)),
+            );
             let new_labels: Vec<(u32, &Labels)> = created.iter().map(|(id, l)| (*id, l)).collect();
             let (bytes, synced) = wal.log(&new_labels, &accepted)?;
             self.metrics.wal_bytes_written.inc_by(bytes);
@@ -503,7 +493,13 @@ impl Db {
         }
         drop(wal);
         out.appended = n_accepted;
-        self.metrics.samples_appended.inc_by(n_accepted as u64);
+        self.account(&out, n_created);
+        Ok(out)
+    }
+
+    /// Counts a finished append in the self-metrics.
+    fn account(&self, out: &AppendOutcome, n_created: usize) {
+        self.metrics.samples_appended.inc_by(out.appended as u64);
         self.metrics
             .samples_duplicate_ignored
             .inc_by(out.duplicates_ignored as u64);
@@ -514,7 +510,6 @@ impl Db {
         self.metrics
             .active_series
             .set(self.head.num_series() as i64);
-        Ok(out)
     }
 
     /// Makes everything written so far durable (used at shutdown).
@@ -612,6 +607,17 @@ impl Db {
             ),
         }
     }
+}
+
+/// Ids and labels of the series an append created, for the WAL's series records; takes
+/// `(id, created, series)` per distinct series of the batch.
+fn created_series<'a>(
+    entries: impl Iterator<Item = (u32, bool, &'a SeriesRef)>,
+) -> Vec<(u32, Labels)> {
+    entries
+        .filter(|(_, created, _)| *created)
+        .map(|(id, _, series)| (id, series.labels()))
+        .collect()
 }
 
 #[cfg(test)]
