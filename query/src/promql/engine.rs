@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod binary;
+mod columnar;
 mod eval;
 mod extended;
 mod extended_hist;
@@ -32,6 +33,7 @@ use sextant_storage::{FloatHistogram, Labels, SeriesSource};
 
 use super::ast::Expr;
 use super::value::{QueryError, QueryResult, RangeSeries, Value, VectorSample};
+pub use columnar::DISABLE_ENV as DISABLE_COLUMNAR_ENV;
 use eval::Evaluator;
 pub(crate) use model::fmt_g;
 use model::{Sample, Val};
@@ -51,6 +53,10 @@ pub struct EngineOptions {
     /// for removal, and the label is dropped at the end of evaluation (default false, like the
     /// Prometheus server; the conformance suite runs with true).
     pub delayed_name_removal: bool,
+    /// Evaluate supported range queries on the columnar fast path (default true); false
+    /// forces the step-by-step evaluator. The `SEXTANT_DISABLE_COLUMNAR` environment
+    /// variable also forces it.
+    pub columnar: bool,
 }
 
 impl Default for EngineOptions {
@@ -61,6 +67,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
             delayed_name_removal: false,
+            columnar: true,
         }
     }
 }
@@ -157,6 +164,14 @@ impl Engine {
         let resolved = resolve_durations(expr, step_ms, end_ms.saturating_sub(start_ms))?;
         let expr = resolved.as_ref().unwrap_or(expr);
         let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
+        if self.opts.columnar && !columnar::disabled_by_env() {
+            let fast = columnar::try_range(
+                &data, &self.opts, query, expr, start_ms, end_ms, step_ms, deadline,
+            );
+            if let Some(r) = fast {
+                return r;
+            }
+        }
         let mut ev = Evaluator::new(&self.opts, query, data, start_ms, end_ms, true, deadline);
         ev.step_ms = step_ms;
         type Points = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
