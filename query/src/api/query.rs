@@ -79,7 +79,11 @@ pub async fn query_range(State(st): State<Arc<ApiState>>, p: Params) -> Result<S
     let stats = StatsRequest::from_param(p.get("stats"));
     let started = Instant::now();
     let res = run_blocking(&st, timeout, move |db, engine| {
-        engine.range_query(db, &text, &expr, start, end, step_ms)
+        if stats == StatsRequest::None {
+            engine.range_query(db, &text, &expr, start, end, step_ms)
+        } else {
+            engine.range_query_with_stats(db, &text, &expr, start, end, step_ms)
+        }
     })
     .await?;
     Ok(encode_query_result(res, limit, stats, started.elapsed()))

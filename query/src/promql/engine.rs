@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod binary;
+mod columnar;
 mod eval;
 mod extended;
 mod extended_hist;
@@ -34,6 +35,7 @@ use sextant_storage::{FloatHistogram, Labels, SeriesSource};
 
 use super::ast::Expr;
 use super::value::{histogram_size, QueryError, QueryResult, RangeSeries, Value, VectorSample};
+pub use columnar::DISABLE_ENV as DISABLE_COLUMNAR_ENV;
 use eval::Evaluator;
 pub(crate) use model::fmt_g;
 use model::{Sample, Val};
@@ -53,6 +55,10 @@ pub struct EngineOptions {
     /// for removal, and the label is dropped at the end of evaluation (default false, like the
     /// Prometheus server; the conformance suite runs with true).
     pub delayed_name_removal: bool,
+    /// Evaluate supported range queries on the columnar fast path (default true); false
+    /// forces the step-by-step evaluator. The `SEXTANT_DISABLE_COLUMNAR` environment
+    /// variable also forces it.
+    pub columnar: bool,
 }
 
 impl Default for EngineOptions {
@@ -63,6 +69,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
             delayed_name_removal: false,
+            columnar: true,
         }
     }
 }
@@ -154,6 +161,35 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult, QueryError> {
+        self.range_query_impl(source, query, expr, start_ms, end_ms, step_ms, true)
+    }
+
+    /// [`Engine::range_query`] with exact sample statistics (`stats` of the HTTP API): always
+    /// the step-by-step evaluator, whose sample accounting follows Prometheus'. The columnar
+    /// fast path only reports timings.
+    pub fn range_query_with_stats(
+        &self,
+        source: &dyn SeriesSource,
+        query: &str,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult, QueryError> {
+        self.range_query_impl(source, query, expr, start_ms, end_ms, step_ms, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn range_query_impl(
+        &self,
+        source: &dyn SeriesSource,
+        query: &str,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        allow_columnar: bool,
+    ) -> Result<QueryResult, QueryError> {
         if step_ms <= 0 {
             return Err(QueryError::BadData(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -170,6 +206,18 @@ impl Engine {
         let started = Instant::now();
         let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
         let prepared = Instant::now();
+        if allow_columnar && self.opts.columnar && !columnar::disabled_by_env() {
+            let fast = columnar::try_range(
+                &data, &self.opts, query, expr, start_ms, end_ms, step_ms, deadline,
+            );
+            if let Some(mut r) = fast {
+                if let Ok(res) = &mut r {
+                    res.stats.prepare_time = prepared - started;
+                    res.stats.inner_eval_time = prepared.elapsed();
+                }
+                return r;
+            }
+        }
         let mut ev = Evaluator::new(&self.opts, query, data, start_ms, end_ms, true, deadline);
         ev.step_ms = step_ms;
         let steps = (end_ms.saturating_sub(start_ms) / step_ms).saturating_add(1);

@@ -1,0 +1,285 @@
+//! The fast path against the reference evaluator on a generated dataset, for every
+//! supported node type.
+
+use std::time::{Duration, Instant};
+
+use sextant_storage::{Db, Labels, STALE_NAN_BITS};
+
+use super::try_range;
+use crate::promql::engine::prefetch;
+use crate::promql::engine::tests::{db, l};
+use crate::promql::engine::{Engine, EngineOptions};
+use crate::promql::parse;
+use crate::promql::value::{QueryResult, Value};
+
+const T0: i64 = 1_000_000;
+
+/// xorshift64: deterministic data without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Counters with resets, gaps and staleness markers, gauges, classic histogram buckets.
+fn dataset() -> Db {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut series: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+    let samples = |rng: &mut Rng, counter: bool, scale: f64| -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        let mut v = rng.unit() * scale;
+        let mut t = T0 + (rng.next() % 5000) as i64;
+        for _ in 0..160 {
+            t += 15_000 + (rng.next() % 200) as i64 - 100;
+            let r = rng.next() % 100;
+            if r < 3 {
+                // A gap longer than the lookback delta now and then.
+                t += 400_000;
+                continue;
+            }
+            if r < 5 {
+                out.push((t, f64::from_bits(STALE_NAN_BITS)));
+                continue;
+            }
+            if counter {
+                if r < 7 {
+                    v = rng.unit() * 10.0; // counter reset
+                } else {
+                    v += rng.unit() * scale / 100.0;
+                }
+            } else {
+                v = rng.unit() * scale;
+            }
+            out.push((t, v));
+        }
+        out
+    };
+    for host in 0..6 {
+        let instance = format!("host-{host}:9100");
+        for mode in ["idle", "user", "system"] {
+            for cpu in 0..3 {
+                let c = cpu.to_string();
+                let lb = l(&[
+                    ("__name__", "node_cpu_seconds_total"),
+                    ("instance", &instance),
+                    ("mode", mode),
+                    ("cpu", &c),
+                ]);
+                series.push((lb, samples(&mut rng, true, 1000.0)));
+            }
+        }
+        for (name, scale) in [
+            ("node_memory_MemAvailable_bytes", 1e9),
+            ("node_memory_MemTotal_bytes", 4e9),
+            ("node_load1", 4.0),
+        ] {
+            let lb = l(&[("__name__", name), ("instance", &instance)]);
+            series.push((lb, samples(&mut rng, false, scale)));
+        }
+        let lb = l(&[("__name__", "up"), ("instance", &instance), ("job", "node")]);
+        series.push((lb, samples(&mut rng, false, 1.0)));
+    }
+    for job in ["api", "web"] {
+        for inst in 0..3 {
+            let i = inst.to_string();
+            for code in ["200", "500"] {
+                let lb = l(&[
+                    ("__name__", "http_requests_total"),
+                    ("job", job),
+                    ("instance", &i),
+                    ("code", code),
+                ]);
+                series.push((lb, samples(&mut rng, true, 500.0)));
+            }
+            for le in ["0.1", "0.5", "1", "+Inf"] {
+                let lb = l(&[
+                    ("__name__", "http_request_duration_seconds_bucket"),
+                    ("job", job),
+                    ("instance", &i),
+                    ("le", le),
+                ]);
+                series.push((lb, samples(&mut rng, true, 300.0)));
+            }
+        }
+    }
+    db(&series)
+}
+
+/// Every supported node type, alone and combined.
+const QUERIES: &[&str] = &[
+    "42",
+    "1 + 2 * 3",
+    "node_load1",
+    "node_load1 offset 2m",
+    "(node_cpu_seconds_total)",
+    "-node_load1",
+    "rate(node_cpu_seconds_total[5m])",
+    "increase(node_cpu_seconds_total[5m] offset 1m)",
+    "delta(node_load1[5m])",
+    "irate(node_cpu_seconds_total[1m])",
+    "idelta(node_load1[2m])",
+    "avg_over_time(node_load1[10m])",
+    "sum_over_time(node_load1[10m])",
+    "count_over_time(node_load1[10m])",
+    "min_over_time(node_load1[10m])",
+    "max_over_time(node_load1[10m])",
+    "last_over_time(node_load1[3m])",
+    "first_over_time(node_load1[3m])",
+    "stddev_over_time(node_load1[10m])",
+    "stdvar_over_time(node_load1[10m])",
+    "present_over_time(node_load1[1m])",
+    "changes(node_load1[10m])",
+    "resets(node_cpu_seconds_total[10m])",
+    "deriv(node_load1[10m])",
+    "ts_of_max_over_time(node_load1[10m])",
+    "mad_over_time(node_load1[10m])",
+    "sum by (instance) (rate(node_cpu_seconds_total{mode!=\"idle\"}[5m]))",
+    "sum without (cpu) (rate(node_cpu_seconds_total[5m]))",
+    "avg by (mode) (node_cpu_seconds_total)",
+    "min by (instance) (node_cpu_seconds_total)",
+    "max(node_load1)",
+    "count by (job) (up)",
+    "group by (instance) (node_cpu_seconds_total)",
+    "sum by (__name__) (node_load1)",
+    "topk(2, node_load1)",
+    "bottomk(2, sum by (instance) (rate(node_cpu_seconds_total[5m])))",
+    "topk(5, sum by (instance) (rate(node_cpu_seconds_total{mode!=\"idle\"}[5m])))",
+    "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+    "max by (instance) (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
+    "node_load1 > 2",
+    "node_load1 > bool 2",
+    "2 < node_load1",
+    "node_load1 * 2 + 1",
+    "node_memory_MemAvailable_bytes > on (instance) node_memory_MemTotal_bytes * 0.2",
+    "node_memory_MemAvailable_bytes / ignoring (x) node_memory_MemTotal_bytes",
+    "node_memory_MemAvailable_bytes < bool node_memory_MemTotal_bytes",
+    "sum by (job) (rate(http_requests_total{code=~\"5..\"}[5m])) / sum by (job) (rate(http_requests_total[5m]))",
+    "histogram_quantile(0.99, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0.5, rate(http_request_duration_seconds_bucket[5m]))",
+    "histogram_quantile(0.9, http_request_duration_seconds_bucket)",
+    "histogram_quantile(1.5, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+];
+
+fn opts(delayed: bool, columnar: bool) -> EngineOptions {
+    EngineOptions {
+        delayed_name_removal: delayed,
+        columnar,
+        ..EngineOptions::default()
+    }
+}
+
+/// Float-exact comparison (bit patterns), labels and annotations included.
+fn assert_same(q: &str, fast: &QueryResult, slow: &QueryResult) {
+    assert_eq!(fast.warnings, slow.warnings, "{q}: warnings");
+    assert_eq!(fast.infos, slow.infos, "{q}: infos");
+    let (Value::Matrix(f), Value::Matrix(s)) = (&fast.value, &slow.value) else {
+        panic!("{q}: not matrices");
+    };
+    assert_eq!(f.len(), s.len(), "{q}: series count");
+    for (a, b) in f.iter().zip(s) {
+        assert_eq!(a.labels, b.labels, "{q}");
+        assert_eq!(a.points.len(), b.points.len(), "{q}: {}", a.labels);
+        for (x, y) in a.points.iter().zip(&b.points) {
+            assert_eq!(x.0, y.0, "{q}: {}", a.labels);
+            assert_eq!(x.1.to_bits(), y.1.to_bits(), "{q}: {} at {}", a.labels, x.0);
+        }
+        assert!(a.histograms.is_empty() && b.histograms.is_empty());
+    }
+}
+
+#[test]
+fn fast_path_matches_reference_for_every_supported_node() {
+    let d = dataset();
+    let (start, end) = (T0 + 120_000, T0 + 160 * 15_000);
+    for delayed in [false, true] {
+        for step in [15_000, 60_000, 7_000] {
+            for q in QUERIES {
+                let expr = parse(q).unwrap();
+                let slow = Engine::new(opts(delayed, false))
+                    .range_query(&d, q, &expr, start, end, step)
+                    .unwrap();
+                let o = opts(delayed, true);
+                let data = prefetch::load(&d, &expr, start, end, &o).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let fast = try_range(&data, &o, q, &expr, start, end, step, deadline)
+                    .unwrap_or_else(|| panic!("{q}: fell back (delayed={delayed})"))
+                    .unwrap();
+                assert_same(q, &fast, &slow);
+                let via_engine = Engine::new(o)
+                    .range_query(&d, q, &expr, start, end, step)
+                    .unwrap();
+                assert_same(q, &via_engine, &slow);
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_path_has_some_output() {
+    // Guards the comparison above against comparing empty results.
+    let d = dataset();
+    let q = "sum by (instance) (rate(node_cpu_seconds_total[5m]))";
+    let expr = parse(q).unwrap();
+    let r = Engine::new(opts(false, true))
+        .range_query(&d, q, &expr, T0 + 120_000, T0 + 2_000_000, 15_000)
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("not a matrix")
+    };
+    assert_eq!(m.len(), 6);
+    assert!(m.iter().all(|s| s.points.len() > 50));
+}
+
+#[test]
+fn unsupported_or_risky_queries_fall_back() {
+    let d = dataset();
+    let (start, end) = (T0 + 120_000, T0 + 2_000_000);
+    for q in [
+        // rate of a name that doesn't look like a counter raises an info
+        "rate(node_load1[5m])",
+        "node_load1 @ 1000",
+        "max_over_time(node_load1[10m:1m])",
+        "label_replace(node_load1, \"a\", \"b\", \"c\", \"d\")",
+        "node_load1 and up",
+        "quantile(0.5, node_load1)",
+        // duplicate match signatures on the right-hand side
+        "node_load1 / ignoring (instance) node_load1",
+        // name removal makes the series collide
+        "-{__name__=~\"node_memory_.*\"}",
+    ] {
+        let expr = parse(q).unwrap();
+        let o = opts(false, true);
+        let data = prefetch::load(&d, &expr, start, end, &o).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        assert!(
+            try_range(&data, &o, q, &expr, start, end, 15_000, deadline).is_none(),
+            "{q} should fall back"
+        );
+    }
+}
+
+#[test]
+fn sample_limit_falls_back_to_the_reference_error() {
+    let d = dataset();
+    let q = "sum(rate(node_cpu_seconds_total[5m]))";
+    let expr = parse(q).unwrap();
+    let o = EngineOptions {
+        max_samples: 100,
+        ..EngineOptions::default()
+    };
+    let err = Engine::new(o)
+        .range_query(&d, q, &expr, T0 + 120_000, T0 + 2_000_000, 15_000)
+        .unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+}

@@ -1,0 +1,210 @@
+//! Selectors and range functions over all steps: one pass over each series' samples with
+//! pointers that only move forward, series processed in parallel batches.
+
+use rayon::prelude::*;
+use sextant_storage::{is_stale_nan, Series};
+
+use super::{Col, Ctx, Env, SCol, Sink, Stop, R};
+use crate::promql::ast::{Call, MatrixSelector, VectorSelector};
+use crate::promql::engine::eval::RangeArg;
+use crate::promql::engine::prefetch::key;
+use crate::promql::engine::range_fns::{self, Params};
+
+/// Series per sequential batch: bounds the columns held at once.
+const BATCH: usize = 4096;
+/// Series per parallel task.
+const CHUNK: usize = 64;
+/// Below this many series everything runs on the calling thread.
+const PARALLEL_MIN: usize = 512;
+
+/// Applies `f` to every series, in parallel for many series, and feeds the results to
+/// `sink` in input order. `f` adds the samples it reads per step to its counts argument.
+fn for_series<F>(cx: &mut Ctx<'_>, series: &[Series], f: F, sink: &mut Sink<'_>) -> R<()>
+where
+    F: Fn(&Env<'_>, &Series, &mut [usize]) -> R<Option<SCol>> + Sync,
+{
+    let n = cx.n();
+    for batch in series.chunks(BATCH) {
+        cx.check_deadline()?;
+        let env = &cx.env;
+        let run_chunk = |chunk: &[Series]| -> R<(Vec<SCol>, Vec<usize>)> {
+            let mut counts = vec![0usize; n];
+            let mut out = Vec::with_capacity(chunk.len());
+            for s in chunk {
+                if let Some(c) = f(env, s, &mut counts)? {
+                    out.push(c);
+                }
+            }
+            Ok((out, counts))
+        };
+        let results: Vec<R<(Vec<SCol>, Vec<usize>)>> = if series.len() >= PARALLEL_MIN {
+            batch.par_chunks(CHUNK).map(run_chunk).collect()
+        } else {
+            vec![run_chunk(batch)]
+        };
+        for r in results {
+            let (cols, counts) = r?;
+            cx.add_counts(&counts);
+            for c in cols {
+                sink(cx, c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An instant selector: the newest sample within the lookback delta at each step, unless it
+/// is a staleness marker.
+pub(super) fn stream_selector(cx: &mut Ctx<'_>, vs: &VectorSelector, sink: &mut Sink<'_>) -> R<()> {
+    let data = cx.env.data;
+    let series = data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[]);
+    let offset = vs.offset;
+    for_series(
+        cx,
+        series,
+        |env, s, counts| Ok(select_instant(env, s, offset, counts)),
+        sink,
+    )
+}
+
+fn select_instant(env: &Env<'_>, s: &Series, offset: i64, counts: &mut [usize]) -> Option<SCol> {
+    let n = env.ts.len();
+    let lookback = env.opts.lookback_delta_ms;
+    let mut col = Col::empty(n);
+    let mut any = false;
+    // `i`: number of samples at or before the current evaluation time.
+    let mut i = 0usize;
+    for (step, &t) in env.ts.iter().enumerate() {
+        let et = t.saturating_sub(offset);
+        let lo = et.saturating_sub(lookback);
+        while s.samples.get(i).is_some_and(|p| p.t <= et) {
+            i += 1;
+        }
+        let Some(p) = i.checked_sub(1).and_then(|j| s.samples.get(j)) else {
+            continue;
+        };
+        if p.t <= lo || is_stale_nan(p.v) {
+            continue;
+        }
+        col.v[step] = p.v;
+        col.p[step] = true;
+        counts[step] += 1;
+        any = true;
+    }
+    any.then(|| SCol {
+        labels: s.labels.clone(),
+        drop: false,
+        col,
+    })
+}
+
+/// A float range function over a matrix selector.
+pub(super) fn stream_range_fn(
+    cx: &mut Ctx<'_>,
+    c: &Call,
+    ms: &MatrixSelector,
+    sink: &mut Sink<'_>,
+) -> R<()> {
+    let name = c.func.name;
+    let vs = &ms.selector;
+    let data = cx.env.data;
+    let series = data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[]);
+    // `rate`/`increase` of a metric whose name does not look like a counter raise an info:
+    // leave those to the reference evaluator.
+    if matches!(name, "rate" | "increase")
+        && series.iter().any(|s| {
+            s.labels.metric_name().is_some_and(|n| {
+                !(n.ends_with("_total")
+                    || n.ends_with("_sum")
+                    || n.ends_with("_count")
+                    || n.ends_with("_bucket"))
+            })
+        })
+    {
+        return Err(Stop::Fallback);
+    }
+    let keep = range_fns::keeps_name(name);
+    let (offset, range) = (vs.offset, ms.range);
+    for_series(
+        cx,
+        series,
+        |env, s, counts| {
+            let Some(mut out) = range_series(env, name, s, offset, range, counts)? else {
+                return Ok(None);
+            };
+            if !keep {
+                env.drop_name(&mut out.labels, &mut out.drop);
+            }
+            Ok(Some(out))
+        },
+        sink,
+    )
+}
+
+fn range_series(
+    env: &Env<'_>,
+    name: &str,
+    s: &Series,
+    offset: i64,
+    range: i64,
+    counts: &mut [usize],
+) -> R<Option<SCol>> {
+    // The non-stale points, once per series; each window is a slice of them.
+    let points: Vec<(i64, f64)> = s
+        .samples
+        .iter()
+        .filter(|p| !is_stale_nan(p.v))
+        .map(|p| (p.t, p.v))
+        .collect();
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let n = env.ts.len();
+    let mut col = Col::empty(n);
+    let mut any = false;
+    let (mut a, mut b) = (0usize, 0usize);
+    let mut arg = RangeArg {
+        series: Vec::new(),
+        start: 0,
+        end: 0,
+        range_ms: range,
+        anchored: false,
+        smoothed: false,
+    };
+    for (step, &t) in env.ts.iter().enumerate() {
+        let et = t.saturating_sub(offset);
+        let lo = et.saturating_sub(range);
+        while points.get(a).is_some_and(|p| p.0 <= lo) {
+            a += 1;
+        }
+        b = b.max(a);
+        while points.get(b).is_some_and(|p| p.0 <= et) {
+            b += 1;
+        }
+        let window = points.get(a..b).unwrap_or(&[]);
+        if window.is_empty() {
+            continue;
+        }
+        counts[step] += window.len();
+        arg.start = lo;
+        arg.end = et;
+        let params = Params {
+            t,
+            ..Params::default()
+        };
+        match range_fns::apply(name, window, &arg, params) {
+            Ok(Some(v)) => {
+                col.v[step] = v;
+                col.p[step] = true;
+                any = true;
+            }
+            Ok(None) => {}
+            Err(_) => return Err(Stop::Fallback),
+        }
+    }
+    Ok(any.then(|| SCol {
+        labels: s.labels.clone(),
+        drop: false,
+        col,
+    }))
+}
