@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use sextant_ingest::remote_write::{decode_validate_count, ingest_body};
+use sextant_ingest::remote_write::{decode_validate_count, decode_validate_count_v2, ingest_body};
 use sextant_ingest::RemoteWriteLimits;
 use sextant_storage::{Db, DbOptions, FsyncPolicy};
 
@@ -168,6 +168,39 @@ impl Request {
     }
 }
 
+/// The same series and one sample each as a remote write 2.0 request (symbols interned).
+fn request_v2() -> Vec<u8> {
+    use prost::Message;
+    use sextant_ingest::remote_write::proto_v2 as v2;
+    use std::collections::HashMap;
+    let mut symbols = vec![String::new()];
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut sym = |s: &str| -> u32 {
+        *index.entry(s.to_string()).or_insert_with(|| {
+            symbols.push(s.to_string());
+            (symbols.len() - 1) as u32
+        })
+    };
+    let timeseries = label_sets()
+        .iter()
+        .enumerate()
+        .map(|(i, labels)| v2::TimeSeries {
+            labels_refs: labels.iter().flat_map(|(n, v)| [sym(n), sym(v)]).collect(),
+            samples: vec![v2::Sample {
+                value: i as f64 * 0.25,
+                timestamp: START_MS,
+                start_timestamp: 0,
+            }],
+            ..Default::default()
+        })
+        .collect();
+    v2::Request {
+        symbols,
+        timeseries,
+    }
+    .encode_to_vec()
+}
+
 /// Times `ingest_body` on fresh rounds of the request; building each body is not timed.
 fn time_appends(db: &Db, req: &mut Request, iters: u64) -> Duration {
     let limits = RemoteWriteLimits::default();
@@ -202,6 +235,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("a_decode_validate", |b| {
         b.iter(|| {
             let n = decode_validate_count(black_box(&req.raw), &limits).expect("decode");
+            assert_eq!(n, SERIES);
+        })
+    });
+
+    let raw_v2 = request_v2();
+    g.bench_function("a1_decode_validate_v2", |b| {
+        b.iter(|| {
+            let n = decode_validate_count_v2(black_box(&raw_v2), &limits).expect("decode");
             assert_eq!(n, SERIES);
         })
     });

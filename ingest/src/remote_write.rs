@@ -1,12 +1,19 @@
-//! `POST /api/v1/write`: Prometheus remote write 1.0 (snappy-compressed protobuf).
+//! `POST /api/v1/write`: Prometheus remote write 1.0 and 2.0 (snappy-compressed protobuf),
+//! told apart by the content type: `application/x-protobuf` with no `proto` parameter or
+//! `proto=prometheus.WriteRequest` is 1.0, `proto=io.prometheus.write.v2.Request` is 2.0, and
+//! anything else answers 415.
 //!
 //! Answers 204 when every sample was stored. A request that is partly bad stores the good part
 //! and answers 400 with the count of rejected samples by reason, so senders do not retry it;
-//! storage failures answer 500, which senders do retry.
+//! storage failures answer 500, which senders do retry. 2.0 answers also carry
+//! `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written` (on 204 and on 400; zeros
+//! when nothing was stored). Exemplars are not stored yet, so 0 exemplars are ever written.
 
 mod decode;
+mod decode_v2;
 mod histogram;
 mod proto;
+pub mod proto_v2;
 mod report;
 mod validate;
 mod wire;
@@ -16,7 +23,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -25,6 +32,7 @@ use sextant_storage::{AppendOutcome, Db, MetricMetadata, StorageError};
 use decode::Scratch;
 
 pub use decode::{decode_with, Decoded, MetadataRef, SeriesRef};
+pub use decode_v2::{decode_v2_with, RequestError};
 pub use histogram::{HistogramError, RawHistogram};
 pub use proto::{
     histogram as proto_histogram, BucketSpan as ProtoBucketSpan, Histogram as ProtoHistogram,
@@ -92,44 +100,80 @@ fn error(status: StatusCode, message: impl Into<String>) -> WriteError {
     }
 }
 
+/// The remote write message a request carries, from its content type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `prometheus.WriteRequest`.
+    V1,
+    /// `io.prometheus.write.v2.Request`.
+    V2,
+}
+
+/// Response headers of remote write 2.0: how many of the request's samples were stored.
+pub const SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
+pub const HISTOGRAMS_WRITTEN: &str = "x-prometheus-remote-write-histograms-written";
+pub const EXEMPLARS_WRITTEN: &str = "x-prometheus-remote-write-exemplars-written";
+
 async fn write(
     State(state): State<Arc<RemoteWriteState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match handle(&state, &headers, body).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => {
-            tracing::warn!(status = e.status.as_u16(), error = %e.message, "remote write request refused");
-            e.into_response()
+    let protocol = match protocol(&headers) {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    // Decompressing, decoding and appending are CPU work: keep them off the async workers.
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || match protocol {
+        Protocol::V1 => ingest_body(&st.db, &st.limits, &body),
+        Protocol::V2 => ingest_body_v2(&st.db, &st.limits, &body),
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("append task failed: {e}"),
+        ))
+    });
+    let (mut response, written) = match result {
+        Ok(ingested) => {
+            let written = (ingested.samples_written, ingested.histograms_written);
+            match ingested.partial {
+                None => (StatusCode::NO_CONTENT.into_response(), written),
+                Some(e) => (refused(e), written),
+            }
+        }
+        // Refused before storing, or a 500 the sender retries whole: zeros, as Prometheus does.
+        Err(e) => (refused(e), (0, 0)),
+    };
+    if protocol == Protocol::V2 {
+        let h = response.headers_mut();
+        for (name, n) in [
+            (SAMPLES_WRITTEN, written.0),
+            (HISTOGRAMS_WRITTEN, written.1),
+            (EXEMPLARS_WRITTEN, 0),
+        ] {
+            h.insert(HeaderName::from_static(name), HeaderValue::from(n));
         }
     }
+    response
 }
 
-async fn handle(
-    state: &Arc<RemoteWriteState>,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<(), WriteError> {
-    check_content_type(headers)?;
-    // Decompressing, decoding and appending are CPU work: keep them off the async workers.
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || ingest_body(&state.db, &state.limits, &body))
-        .await
-        .map_err(|e| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("append task failed: {e}"),
-            )
-        })??
-        .into_result()
+fn refused(e: WriteError) -> Response {
+    tracing::warn!(status = e.status.as_u16(), error = %e.message, "remote write request refused");
+    e.into_response()
 }
 
 /// What one request did.
 #[derive(Debug)]
 pub struct Ingested {
-    /// Samples stored.
+    /// Samples stored (float samples and native histograms).
     pub appended: usize,
+    /// Float samples written: stored, or identical to one already stored (a resend).
+    pub samples_written: usize,
+    /// Native histogram samples written, counted the same way.
+    pub histograms_written: usize,
     /// The 400 to answer when some samples were refused (the others were stored).
     partial: Option<WriteError>,
 }
@@ -140,8 +184,9 @@ impl Ingested {
         self.partial.is_none()
     }
 
-    fn into_result(self) -> Result<(), WriteError> {
-        self.partial.map_or(Ok(()), Err)
+    /// The 400 message when some samples were refused.
+    pub fn partial_message(&self) -> Option<&str> {
+        self.partial.as_ref().map(WriteError::message)
     }
 }
 
@@ -166,14 +211,46 @@ pub fn ingest_body(
     result
 }
 
+/// [`ingest_body`] for a remote write 2.0 body (`io.prometheus.write.v2.Request`).
+pub fn ingest_body_v2(
+    db: &Db,
+    limits: &RemoteWriteLimits,
+    body: &[u8],
+) -> Result<Ingested, WriteError> {
+    let mut scratch = Scratch::take();
+    let result = decompress(body, limits.max_decompressed_bytes, &mut scratch.raw).and_then(|n| {
+        let raw = scratch.raw.get(..n).unwrap_or_default();
+        decode_v2::decode_v2_in(&mut scratch.bufs, raw, limits, |d| store(db, d)).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("body is not a valid io.prometheus.write.v2.Request: {e}"),
+            )
+        })?
+    });
+    scratch.put();
+    result
+}
+
+/// Decodes and validates an uncompressed 2.0 `Request`; returns the samples it would store.
+pub fn decode_validate_count_v2(
+    raw: &[u8],
+    limits: &RemoteWriteLimits,
+) -> Result<usize, RequestError> {
+    decode_v2_with(raw, limits, |d| d.num_samples())
+}
+
 /// Decodes and validates an uncompressed `WriteRequest`; returns the samples it would store.
 pub fn decode_validate_count(raw: &[u8], limits: &RemoteWriteLimits) -> Result<usize, WireError> {
     decode_with(raw, limits, |d| d.num_samples())
 }
 
 fn store(db: &Db, d: &mut Decoded<'_>) -> Result<Ingested, WriteError> {
+    // 2.0 sends metadata with every series: runs of one family (a classic histogram's
+    // buckets) are recorded once.
+    let mut previous = None;
     for m in d.metadata() {
-        if !m.family.is_empty() {
+        if !m.family.is_empty() && previous != Some(m) {
+            previous = Some(m);
             db.set_metadata(
                 m.family,
                 MetricMetadata {
@@ -191,9 +268,14 @@ fn store(db: &Db, d: &mut Decoded<'_>) -> Result<Ingested, WriteError> {
         )
     };
     let mut outcome = d.append(db).map_err(storage_error)?;
+    let samples_written = outcome.appended + outcome.duplicates_ignored;
+    let mut histograms_written = 0;
     let mut report = d.take_report();
     match d.append_histograms(db) {
-        Ok(h) => merge(&mut outcome, h),
+        Ok(h) => {
+            histograms_written = h.appended + h.duplicates_ignored;
+            merge(&mut outcome, h);
+        }
         // A storage without native histogram support: the histograms are refused and counted,
         // the float samples stay stored.
         Err(StorageError::Unsupported(_)) => {
@@ -212,6 +294,8 @@ fn store(db: &Db, d: &mut Decoded<'_>) -> Result<Ingested, WriteError> {
         (report.total() > 0).then(|| error(StatusCode::BAD_REQUEST, report.message(total)));
     Ok(Ingested {
         appended: outcome.appended,
+        samples_written,
+        histograms_written,
         partial,
     })
 }
@@ -224,9 +308,10 @@ fn merge(into: &mut AppendOutcome, other: AppendOutcome) {
     }
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), WriteError> {
+/// The message type of a request from its content type (1.0 when there is none).
+fn protocol(headers: &HeaderMap) -> Result<Protocol, WriteError> {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Ok(Protocol::V1);
     };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
     let media = ct.split(';').next().unwrap_or("").trim();
@@ -241,14 +326,16 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), WriteError> {
         .map(str::trim)
         .find_map(|p| p.strip_prefix("proto="))
     {
-        if proto != "prometheus.writerequest" {
-            return Err(error(
+        return match proto.trim_matches('"') {
+            "prometheus.writerequest" => Ok(Protocol::V1),
+            "io.prometheus.write.v2.request" => Ok(Protocol::V2),
+            _ => Err(error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("unsupported remote write message {proto:?}: this server accepts remote write 1.0 (prometheus.WriteRequest)"),
-            ));
-        }
+                format!("unsupported remote write message {proto:?}: this server accepts prometheus.WriteRequest (remote write 1.0) and io.prometheus.write.v2.Request (remote write 2.0)"),
+            )),
+        };
     }
-    Ok(())
+    Ok(Protocol::V1)
 }
 
 /// Decompresses a snappy block body into `out`, reusing its allocation; returns the length.
@@ -285,4 +372,8 @@ fn decompress(
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
+mod decode_v2_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;

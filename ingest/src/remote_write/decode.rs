@@ -57,7 +57,7 @@ impl SeriesLabels for SeriesRef<'_> {
 }
 
 /// One `MetricMetadata` entry, borrowed from the request.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MetadataRef<'a> {
     pub metric_type: i32,
     pub family: &'a str,
@@ -159,6 +159,10 @@ pub(crate) struct Buffers {
     views: Vec<SeriesRef<'static>>,
     /// The current series' labels: name and value positions inside its message.
     labels: Vec<[usize; 4]>,
+    /// Remote write 2.0: the request's symbols, its `TimeSeries` messages, one series' label refs.
+    symbols: Vec<&'static str>,
+    bodies: Vec<&'static [u8]>,
+    refs: Vec<u32>,
 }
 
 thread_local! {
@@ -196,6 +200,9 @@ impl Scratch {
         cap(&mut self.bufs.ends);
         cap(&mut self.bufs.views);
         cap(&mut self.bufs.labels);
+        cap(&mut self.bufs.symbols);
+        cap(&mut self.bufs.bodies);
+        cap(&mut self.bufs.refs);
         SCRATCH.with(|c| c.set(self));
     }
 }
@@ -218,15 +225,25 @@ fn recycle_views<'x, 'y>(mut v: Vec<SeriesRef<'x>>) -> Vec<SeriesRef<'y>> {
         .collect()
 }
 
+/// Empties a vector of borrowed values and gives its allocation another lifetime.
+fn recycle<'y, T: ?Sized>(mut v: Vec<&T>, empty: &'y T) -> Vec<&'y T> {
+    v.clear();
+    v.into_iter().map(|_| empty).collect()
+}
+
 /// What the walk over one request collects.
-struct Parts<'r> {
-    pairs: Vec<(&'r str, &'r str)>,
-    samples: Vec<Sample>,
-    histograms: Vec<HistogramSample>,
-    ends: Vec<(usize, usize, usize, u64)>,
+pub(super) struct Parts<'r> {
+    pub(super) pairs: Vec<(&'r str, &'r str)>,
+    pub(super) samples: Vec<Sample>,
+    pub(super) histograms: Vec<HistogramSample>,
+    /// Per accepted series: the end of its pairs, samples and histograms, and its hash.
+    pub(super) ends: Vec<(usize, usize, usize, u64)>,
     labels: Vec<[usize; 4]>,
-    metadata: Vec<MetadataRef<'r>>,
-    report: Rejections,
+    pub(super) metadata: Vec<MetadataRef<'r>>,
+    pub(super) report: Rejections,
+    pub(super) symbols: Vec<&'r str>,
+    pub(super) bodies: Vec<&'r [u8]>,
+    pub(super) refs: Vec<u32>,
 }
 
 pub(crate) fn decode_in<R>(
@@ -235,6 +252,16 @@ pub(crate) fn decode_in<R>(
     limits: &RemoteWriteLimits,
     f: impl FnOnce(&mut Decoded<'_>) -> R,
 ) -> Result<R, WireError> {
+    decode_parts(bufs, raw, |raw, parts| walk(raw, limits, parts), f)
+}
+
+/// Runs `walk` over `raw` with this request's buffers, then hands the collected series to `f`.
+pub(super) fn decode_parts<'r, R, E>(
+    bufs: &mut Buffers,
+    raw: &'r [u8],
+    walk: impl FnOnce(&'r [u8], &mut Parts<'r>) -> Result<(), E>,
+    f: impl FnOnce(&mut Decoded<'_>) -> R,
+) -> Result<R, E> {
     let mut parts = Parts {
         pairs: recycle_pairs(std::mem::take(&mut bufs.pairs)),
         samples: std::mem::take(&mut bufs.samples),
@@ -243,11 +270,14 @@ pub(crate) fn decode_in<R>(
         labels: std::mem::take(&mut bufs.labels),
         metadata: Vec::new(),
         report: Rejections::default(),
+        symbols: recycle(std::mem::take(&mut bufs.symbols), ""),
+        bodies: recycle(std::mem::take(&mut bufs.bodies), &[]),
+        refs: std::mem::take(&mut bufs.refs),
     };
     parts.samples.clear();
     parts.histograms.clear();
     parts.ends.clear();
-    let result = walk(raw, limits, &mut parts).map(|()| {
+    let result = walk(raw, &mut parts).map(|()| {
         let mut views = recycle_views(std::mem::take(&mut bufs.views));
         let mut start = (0, 0, 0);
         for &(pairs_end, samples_end, hists_end, hash) in &parts.ends {
@@ -276,6 +306,10 @@ pub(crate) fn decode_in<R>(
     bufs.histograms = parts.histograms;
     bufs.ends = parts.ends;
     bufs.labels = parts.labels;
+    bufs.symbols = recycle(parts.symbols, "");
+    bufs.bodies = recycle(parts.bodies, &[]);
+    parts.refs.clear();
+    bufs.refs = parts.refs;
     result
 }
 
@@ -396,7 +430,7 @@ fn label(buf: &[u8]) -> Result<(Span, Span), WireError> {
 
 /// One `Sample`: a double (fixed64) value and an int64 (varint) millisecond timestamp.
 #[inline]
-fn sample(buf: &[u8]) -> Result<Sample, WireError> {
+pub(super) fn sample(buf: &[u8]) -> Result<Sample, WireError> {
     let mut s = Sample { t: 0, v: 0.0 };
     let mut r = Reader::new(buf);
     while !r.is_empty() {

@@ -164,7 +164,7 @@ fn spans() -> impl Strategy<Value = Vec<BucketSpan>> {
 }
 
 /// Histograms that are mostly nearly valid, so that every rule is hit now and then.
-fn histogram() -> impl Strategy<Value = Histogram> {
+pub(super) fn histogram() -> impl Strategy<Value = Histogram> {
     let counts = prop::sample::select(&[-1.0, 0.0, 1.5, 2.0, f64::NAN][..]);
     let bounds = prop::sample::select(&[-1.0, 0.5, 1.0, 2.0, f64::INFINITY][..]);
     (

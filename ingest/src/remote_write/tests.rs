@@ -299,7 +299,7 @@ async fn oversized_and_wrong_type_requests_are_refused() {
     let (status, _) = post(
         st.clone(),
         snappy(b""),
-        Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+        Some("application/x-protobuf;proto=unknown"),
     )
     .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
