@@ -15,53 +15,56 @@ use super::proto::{
 use super::validate::{series_labels, RemoteWriteLimits};
 use super::*;
 
-type Pairs = Vec<(String, String)>;
+pub(super) type Pairs = Vec<(String, String)>;
 /// Labels, float samples (value bits), histograms (`Debug` text, so NaN equals NaN).
-type SeriesSummary = (Pairs, Vec<(i64, u64)>, Vec<String>);
+pub(super) type SeriesSummary = (Pairs, Vec<(i64, u64)>, Vec<String>);
 
 /// What a request decodes to, in comparable form.
 #[derive(Debug, PartialEq)]
-struct Summary {
-    series: Vec<SeriesSummary>,
-    by_reason: BTreeMap<&'static str, usize>,
-    first_invalid: Option<String>,
-    metadata: Vec<(i32, String, String, String)>,
+pub(super) struct Summary {
+    pub series: Vec<SeriesSummary>,
+    pub by_reason: BTreeMap<&'static str, usize>,
+    pub first_invalid: Option<String>,
+    pub metadata: Vec<(i32, String, String, String)>,
+}
+
+/// A decoded request (1.0 or 2.0) in comparable form; also checks each series' hash.
+pub(super) fn summarize(d: &mut Decoded<'_>) -> Summary {
+    let series = d
+        .series()
+        .iter()
+        .map(|s| {
+            assert_eq!(s.hash64(), hash_pairs(s.pairs()), "hash matches storage's");
+            let pairs = s
+                .labels()
+                .iter()
+                .map(|&(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            let samples = s.samples().iter().map(|x| (x.t, x.v.to_bits())).collect();
+            let hists = s.histograms().iter().map(|h| format!("{h:?}")).collect();
+            (pairs, samples, hists)
+        })
+        .collect();
+    let metadata = d
+        .metadata()
+        .iter()
+        .map(|m| {
+            let s = |x: &str| x.to_string();
+            (m.metric_type, s(m.family), s(m.help), s(m.unit))
+        })
+        .collect();
+    let report = d.take_report();
+    Summary {
+        series,
+        by_reason: report.by_reason,
+        first_invalid: report.first_invalid,
+        metadata,
+    }
 }
 
 /// The decoder under test.
 fn ours(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, WireError> {
-    decode_with(raw, limits, |d| {
-        let series = d
-            .series()
-            .iter()
-            .map(|s| {
-                assert_eq!(s.hash64(), hash_pairs(s.pairs()), "hash matches storage's");
-                let pairs = s
-                    .labels()
-                    .iter()
-                    .map(|&(n, v)| (n.to_string(), v.to_string()))
-                    .collect();
-                let samples = s.samples().iter().map(|x| (x.t, x.v.to_bits())).collect();
-                let hists = s.histograms().iter().map(|h| format!("{h:?}")).collect();
-                (pairs, samples, hists)
-            })
-            .collect();
-        let metadata = d
-            .metadata()
-            .iter()
-            .map(|m| {
-                let s = |x: &str| x.to_string();
-                (m.metric_type, s(m.family), s(m.help), s(m.unit))
-            })
-            .collect();
-        let report = d.take_report();
-        Summary {
-            series,
-            by_reason: report.by_reason,
-            first_invalid: report.first_invalid,
-            metadata,
-        }
-    })
+    decode_with(raw, limits, summarize)
 }
 
 /// The previous implementation: prost, then validation of each decoded series.
