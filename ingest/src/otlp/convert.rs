@@ -803,6 +803,22 @@ fn convert_metric<'a>(
     newest
 }
 
+/// A point flagged "no recorded value": a staleness marker for its series, and its delta
+/// stream (if any) forgotten so the next point starts a new running total.
+fn no_recorded_value<'a>(
+    labels: OtlpLabels<'a>,
+    t: i64,
+    delta: bool,
+    deltas: &DeltaTracker,
+    out: &mut Converted<'a>,
+) -> i64 {
+    if delta {
+        deltas.forget(labels.hash64());
+    }
+    out.push_float(labels, t, stale());
+    t
+}
+
 fn number_point<'a>(
     dp: &NumberDataPoint,
     set: &LabelSet<'a>,
@@ -814,11 +830,7 @@ fn number_point<'a>(
     let labels = set.build(name, None);
     let t = ns_to_ms(dp.time_unix_nano);
     if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
-        if delta {
-            deltas.forget(labels.hash64());
-        }
-        out.push_float(labels, t, stale());
-        return Some(t);
+        return Some(no_recorded_value(labels, t, delta, deltas, out));
     }
     let Some(v) = number_value(dp) else {
         out.reject(reason::MISSING_VALUE, 1);
@@ -917,11 +929,7 @@ fn native_point<'a>(
     let labels = set.build(name, None);
     let t = ns_to_ms(dp.time_unix_nano);
     if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
-        if delta {
-            deltas.forget(labels.hash64());
-        }
-        out.push_float(labels, t, stale());
-        return Some(t);
+        return Some(no_recorded_value(labels, t, delta, deltas, out));
     }
     let h = match exponential_to_native(dp) {
         Ok(h) => h,
