@@ -20,6 +20,17 @@ pub struct Config {
     /// Prometheus' `scrape_configs:`, with its field names.
     pub scrape_configs: Vec<sextant_ingest::ScrapeConfig>,
     pub otlp: OtlpConfig,
+    /// Prometheus' `rule_files:`: rule file paths or globs, relative to the configuration
+    /// file's directory.
+    pub rule_files: Vec<String>,
+    /// SLO specs (Sloth `prometheus/v1`, OpenSLO `SLO`/`SLI`): paths or globs, like
+    /// `rule_files`.
+    pub slo_files: Vec<String>,
+    /// Prometheus' `alerting:` section: external Alertmanagers that receive every alert.
+    pub alerting: sextant_alerting::notify::AlertingConfig,
+    /// The built-in notifier, configured as an Alertmanager (`route`, `receivers`,
+    /// `inhibit_rules`, `time_intervals`, …).
+    pub notifications: sextant_alerting::notify::NotifyConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
