@@ -79,6 +79,9 @@ pub struct StorageConfig {
     pub max_block_range: String,
     /// How often the head is checked for ranges to persist, blocks to compact and to expire.
     pub maintenance_interval: String,
+    /// Capacity of the in-memory exemplar ring shared by all series (Prometheus'
+    /// `storage.exemplars.max_exemplars`); 0 disables exemplar storage.
+    pub max_exemplars: usize,
 }
 
 impl Default for StorageConfig {
@@ -91,6 +94,7 @@ impl Default for StorageConfig {
             block_range: "2h".into(),
             max_block_range: "24h".into(),
             maintenance_interval: "30s".into(),
+            max_exemplars: 100_000,
         }
     }
 }
@@ -280,6 +284,7 @@ impl Config {
             max_block_range_ms,
             retention_ms: ms(&self.storage.retention_time, "retention_time")?,
             retention_bytes: self.storage.retention_size_bytes,
+            max_exemplars: self.storage.max_exemplars,
             ..sextant_storage::DbOptions::default()
         })
     }

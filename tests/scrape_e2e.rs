@@ -279,10 +279,30 @@ async fn scrapes_text_and_openmetrics_with_relabelling() {
     assert!(duration > 0.0 && duration < 1.0, "{duration}");
     assert!(!query(&server, "scrape_series_added").await.is_empty());
 
-    // OpenMetrics samples (the exemplar is ignored; app_info dropped by metric relabelling).
+    // OpenMetrics samples (app_info dropped by metric relabelling) and the exemplar, which
+    // has no timestamp and so takes each scrape's time, as in Prometheus.
     let reqs = query(&server, r#"app_requests_total{code="500"}"#).await;
     assert_eq!(single_value(&reqs), 3.0);
     assert_eq!(reqs[0].0["job"], "om");
+    let ex = api_get(
+        &reqwest::Client::new(),
+        &server.base,
+        "/api/v1/query_exemplars",
+        &[("query", "app_requests_total".to_string())],
+    )
+    .await
+    .unwrap();
+    let ex = ex.as_array().unwrap();
+    assert_eq!(ex.len(), 1, "{ex:?}");
+    assert_eq!(ex[0]["seriesLabels"]["code"], "500");
+    assert_eq!(ex[0]["seriesLabels"]["job"], "om");
+    let list = ex[0]["exemplars"].as_array().unwrap();
+    assert!(!list.is_empty());
+    for e in list {
+        assert_eq!(e["labels"], serde_json::json!({"trace_id": "abc"}));
+        assert_eq!(e["value"], "1");
+        assert!(e["timestamp"].as_f64().unwrap() > 1.6e9, "{e}");
+    }
     assert_eq!(query(&server, "app_latency_seconds_bucket").await.len(), 2);
     assert!(query(&server, "app_info").await.is_empty());
 

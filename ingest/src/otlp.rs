@@ -197,6 +197,13 @@ pub fn store(db: &Db, c: &Converted) -> Result<ExportMetricsServiceResponse, Otl
         db.append_histogram_series(c.histograms.iter().map(|(l, s)| (l, s.as_slice())))
             .map_err(storage_err)?
     };
+    // Exemplars never refuse a request: drops are counted by reason, as for remote write.
+    if !c.exemplars.is_empty() || c.invalid_exemplars > 0 {
+        let ex = db
+            .append_exemplars(c.exemplars.iter().map(|(l, e)| (l, e.as_slice())))
+            .map_err(storage_err)?;
+        crate::remote_write::count_exemplar_refusals(db, &ex, c.invalid_exemplars);
+    }
     for (reason, n) in &c.rejected {
         db.metrics().reject(reason, *n as u64);
     }
@@ -493,6 +500,28 @@ pub fn grpc_service(state: Arc<OtlpState>) -> MetricsServiceServer<impl MetricsS
         .max_decoding_message_size(max)
 }
 
+/// Answers an oversized message with `RESOURCE_EXHAUSTED`, as the OTLP specification asks,
+/// instead of the `OUT_OF_RANGE` tonic gives when a message exceeds the decoding limit (before
+/// our service runs; our service never answers `OUT_OF_RANGE` itself). The message is kept.
+fn oversized_is_resource_exhausted<B>(
+    mut response: axum::http::Response<B>,
+) -> axum::http::Response<B> {
+    const OUT_OF_RANGE: &str = "11";
+    const RESOURCE_EXHAUSTED: &str = "8";
+    let headers = response.headers_mut();
+    if headers
+        .get(tonic::Status::GRPC_STATUS)
+        .is_some_and(|v| v == OUT_OF_RANGE)
+    {
+        headers.insert(
+            tonic::Status::GRPC_STATUS,
+            HeaderValue::from_static(RESOURCE_EXHAUSTED),
+        );
+        response.extensions_mut().remove::<tonic::Status>();
+    }
+    response
+}
+
 /// Serves OTLP/gRPC on `listener` until `shutdown` completes. Only the metrics service is
 /// registered, so logs and traces answer `UNIMPLEMENTED`.
 pub async fn serve_grpc(
@@ -501,6 +530,9 @@ pub async fn serve_grpc(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted,
+        ))
         .add_service(grpc_service(state))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),

@@ -7,10 +7,18 @@
 //! and answers 400 with the count of rejected samples by reason, so senders do not retry it;
 //! storage failures answer 500, which senders do retry. 2.0 answers also carry
 //! `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written` (on 204 and on 400; zeros
-//! when nothing was stored). Exemplars are not stored yet, so 0 exemplars are ever written.
+//! when nothing was stored).
+//!
+//! Exemplars (1.0 and 2.0) are stored through `Db::append_exemplars` after the samples. As in
+//! Prometheus' 1.0 handler, they never make a request fail: duplicates of a series' newest
+//! exemplar count as written, out-of-order ones, labels over 128 characters, invalid labels and
+//! exemplars sent while exemplar storage is disabled are dropped and counted in
+//! `sextant_exemplars_rejected_total{reason}` (out-of-order ones also in
+//! `sextant_tsdb_exemplar_out_of_order_exemplars_total`).
 
 mod decode;
 mod decode_v2;
+mod exemplars;
 mod histogram;
 mod proto;
 pub mod proto_v2;
@@ -27,7 +35,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use sextant_storage::{AppendOutcome, Db, MetricMetadata, StorageError};
+use sextant_storage::{AppendOutcome, Db, ExemplarOutcome, MetricMetadata, StorageError};
 
 use decode::Scratch;
 
@@ -35,8 +43,9 @@ pub use decode::{decode_with, Decoded, MetadataRef, SeriesRef};
 pub use decode_v2::{decode_v2_with, RequestError};
 pub use histogram::{HistogramError, RawHistogram};
 pub use proto::{
-    histogram as proto_histogram, BucketSpan as ProtoBucketSpan, Histogram as ProtoHistogram,
-    Label as ProtoLabel, Sample as ProtoSample, TimeSeries, WriteRequest,
+    histogram as proto_histogram, BucketSpan as ProtoBucketSpan, Exemplar as ProtoExemplar,
+    Histogram as ProtoHistogram, Label as ProtoLabel, Sample as ProtoSample, TimeSeries,
+    WriteRequest,
 };
 pub use validate::RemoteWriteLimits;
 pub use wire::WireError;
@@ -138,21 +147,25 @@ async fn write(
     });
     let (mut response, written) = match result {
         Ok(ingested) => {
-            let written = (ingested.samples_written, ingested.histograms_written);
+            let written = (
+                ingested.samples_written,
+                ingested.histograms_written,
+                ingested.exemplars_written,
+            );
             match ingested.partial {
                 None => (StatusCode::NO_CONTENT.into_response(), written),
                 Some(e) => (refused(e), written),
             }
         }
         // Refused before storing, or a 500 the sender retries whole: zeros, as Prometheus does.
-        Err(e) => (refused(e), (0, 0)),
+        Err(e) => (refused(e), (0, 0, 0)),
     };
     if protocol == Protocol::V2 {
         let h = response.headers_mut();
         for (name, n) in [
             (SAMPLES_WRITTEN, written.0),
             (HISTOGRAMS_WRITTEN, written.1),
-            (EXEMPLARS_WRITTEN, 0),
+            (EXEMPLARS_WRITTEN, written.2),
         ] {
             h.insert(HeaderName::from_static(name), HeaderValue::from(n));
         }
@@ -174,6 +187,10 @@ pub struct Ingested {
     pub samples_written: usize,
     /// Native histogram samples written, counted the same way.
     pub histograms_written: usize,
+    /// Exemplars written: stored, or identical to the series' newest one (a resend).
+    pub exemplars_written: usize,
+    /// Exemplars dropped (invalid, out of order, too long, storage disabled); never a 400.
+    pub exemplars_refused: usize,
     /// The 400 to answer when some samples were refused (the others were stored).
     partial: Option<WriteError>,
 }
@@ -283,6 +300,8 @@ fn store(db: &Db, d: &mut Decoded<'_>) -> Result<Ingested, WriteError> {
         }
         Err(e) => return Err(storage_error(e)),
     }
+    let exemplars = d.append_exemplars(db).map_err(storage_error)?;
+    let exemplars_refused = count_exemplar_refusals(db, &exemplars, d.invalid_exemplars());
     for (reason, n) in &outcome.rejected {
         *report.by_reason.entry(reason.as_str()).or_default() += n;
     }
@@ -296,8 +315,37 @@ fn store(db: &Db, d: &mut Decoded<'_>) -> Result<Ingested, WriteError> {
         appended: outcome.appended,
         samples_written,
         histograms_written,
+        exemplars_written: exemplars.appended + exemplars.duplicates,
+        exemplars_refused,
         partial,
     })
+}
+
+/// Counts dropped exemplars by reason in `sextant_exemplars_rejected_total` and returns their
+/// total.
+pub(crate) fn count_exemplar_refusals(db: &Db, out: &ExemplarOutcome, invalid: usize) -> usize {
+    let m = db.metrics();
+    for (reason, n) in [
+        ("out_of_order", out.out_of_order),
+        ("labels_too_long", out.labels_too_long),
+        ("disabled", out.disabled),
+        ("invalid", invalid),
+    ] {
+        if n > 0 {
+            m.reject_exemplars(reason, n as u64);
+        }
+    }
+    let total = out.refused() + invalid;
+    if total > 0 {
+        tracing::debug!(
+            out_of_order = out.out_of_order,
+            labels_too_long = out.labels_too_long,
+            disabled = out.disabled,
+            invalid,
+            "exemplars dropped"
+        );
+    }
+    total
 }
 
 fn merge(into: &mut AppendOutcome, other: AppendOutcome) {

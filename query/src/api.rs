@@ -5,6 +5,7 @@
 //! types. Queries run on tokio's blocking pool under the engine's deadline.
 
 mod admin;
+mod exemplars;
 mod metadata;
 mod params;
 mod query;
@@ -108,7 +109,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route(
             "/api/v1/query_exemplars",
-            get(query::query_exemplars).post(query::query_exemplars),
+            get(exemplars::query_exemplars).post(exemplars::query_exemplars),
         )
         .route(
             "/api/v1/format_query",

@@ -5,6 +5,7 @@
 //! and expires them; reads (`db/read.rs`) merge blocks and head.
 
 mod admin;
+mod exemplars;
 mod maintenance;
 mod read;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::block::{Block, BlockMeta};
+use crate::exemplar::ExemplarRing;
 use crate::head::{Head, IdHasher, Last, LastValue, SampleCheck, SeriesRef};
 use crate::labels::SeriesLabels;
 use crate::metrics::StorageMetrics;
@@ -62,6 +64,9 @@ pub struct DbOptions {
     /// preloaded from the directory (appends are not logged, flush and maintenance do nothing,
     /// admin operations are refused). Default false.
     pub read_only: bool,
+    /// Capacity of the exemplar ring shared by all series (default 100000, as Prometheus'
+    /// `storage.exemplars.max_exemplars`); 0 disables exemplar storage.
+    pub max_exemplars: usize,
 }
 
 impl Default for DbOptions {
@@ -74,6 +79,7 @@ impl Default for DbOptions {
             retention_bytes: 0,
             zstd_level: 6,
             read_only: false,
+            max_exemplars: 100_000,
         }
     }
 }
@@ -160,6 +166,8 @@ pub struct Db {
     /// One cut, compaction or retention pass at a time.
     maintenance: Mutex<()>,
     metadata: RwLock<BTreeMap<String, MetricMetadata>>,
+    /// Exemplars of all series (`exemplar.rs`); written under the append lock (`wal`).
+    exemplars: RwLock<ExemplarRing>,
     metrics: StorageMetrics,
 }
 
@@ -167,6 +175,9 @@ impl Db {
     /// An in-memory database with no WAL and no blocks (tests and tools).
     pub fn in_memory() -> Db {
         let opts = DbOptions::default();
+        let metrics = StorageMetrics::default();
+        let exemplars = ExemplarRing::new(opts.max_exemplars);
+        metrics.max_exemplars.set(exemplars.capacity() as i64);
         Db {
             dir: None,
             head: Head::new(opts.block_range_ms),
@@ -175,7 +186,8 @@ impl Db {
             blocks: RwLock::new(Vec::new()),
             maintenance: Mutex::new(()),
             metadata: RwLock::new(BTreeMap::new()),
-            metrics: StorageMetrics::default(),
+            exemplars: RwLock::new(exemplars),
+            metrics,
         }
     }
 
@@ -196,6 +208,7 @@ impl Db {
             head.set_min_valid_time(end);
         }
         let mut orphan_samples = 0u64;
+        let mut exemplars = ExemplarRing::new(opts.max_exemplars);
         let started = std::time::Instant::now();
         let apply = |record| match record {
             Record::Series(series) => {
@@ -235,6 +248,16 @@ impl Db {
                     }
                 }
             }
+            Record::Exemplars(list) => {
+                for (id, e) in list {
+                    match head.series(id) {
+                        Some(series) => {
+                            exemplars.add(&series.labels(), e);
+                        }
+                        None => orphan_samples += 1,
+                    }
+                }
+            }
         };
         let (wal, stats) = if opts.read_only {
             (None, crate::wal::replay_read_only(&dir.join("wal"), apply)?)
@@ -252,12 +275,14 @@ impl Db {
         metrics.wal_truncated_bytes.inc_by(stats.truncated_bytes);
         metrics.active_series.set(head.num_series() as i64);
         metrics.blocks_loaded.set(blocks.len() as i64);
+        exemplars::publish_gauges(&metrics, &exemplars);
         tracing::info!(
             blocks = blocks.len(),
             segments = stats.segments,
             records = stats.records,
             series = head.num_series(),
             samples = head.num_samples(),
+            exemplars = exemplars.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "storage opened; wal replay done"
         );
@@ -269,6 +294,7 @@ impl Db {
             blocks: RwLock::new(blocks),
             maintenance: Mutex::new(()),
             metadata: RwLock::new(BTreeMap::new()),
+            exemplars: RwLock::new(exemplars),
             metrics,
         })
     }

@@ -12,6 +12,7 @@
 mod block;
 mod chunk;
 mod db;
+pub mod exemplar;
 mod head;
 
 pub mod histogram;
@@ -36,6 +37,7 @@ pub use db::{
     AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MaintenanceReport, MetricMetadata,
     RejectReason, TsdbStatus,
 };
+pub use exemplar::{Exemplar, ExemplarOutcome, ExemplarSeries, MAX_EXEMPLAR_LABEL_CHARS};
 pub use histogram::{CounterResetHint, FloatHistogram, Span};
 pub use labels::{Label, Labels, SeriesLabels, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};

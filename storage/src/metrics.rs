@@ -21,12 +21,25 @@ pub struct StorageMetrics {
     pub compactions: Counter,
     pub blocks_expired: Counter,
     pub blocks_quarantined: Counter,
+    pub exemplars_appended: Counter,
+    pub exemplars_in_storage: Gauge,
+    pub series_with_exemplars: Gauge,
+    pub out_of_order_exemplars: Counter,
+    pub max_exemplars: Gauge,
+    pub exemplars_rejected: Family<Vec<(String, String)>, Counter>,
 }
 
 impl StorageMetrics {
     /// Counts `n` samples rejected for `reason` (storage reasons and the ingest edge's own).
     pub fn reject(&self, reason: &str, n: u64) {
         self.samples_rejected
+            .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+            .inc_by(n);
+    }
+
+    /// Counts `n` exemplars dropped for `reason` (storage refusals and the ingest edge's own).
+    pub fn reject_exemplars(&self, reason: &str, n: u64) {
+        self.exemplars_rejected
             .get_or_create(&vec![("reason".to_string(), reason.to_string())])
             .inc_by(n);
     }
@@ -96,6 +109,36 @@ impl StorageMetrics {
             "sextant_wal_truncated_bytes",
             "Bytes of torn or corrupt WAL tails dropped at startup",
             self.wal_truncated_bytes.clone(),
+        );
+        registry.register(
+            "sextant_tsdb_exemplar_exemplars_appended",
+            "Total number of appended exemplars",
+            self.exemplars_appended.clone(),
+        );
+        registry.register(
+            "sextant_tsdb_exemplar_exemplars_in_storage",
+            "Number of exemplars currently in circular storage",
+            self.exemplars_in_storage.clone(),
+        );
+        registry.register(
+            "sextant_tsdb_exemplar_series_with_exemplars_in_storage",
+            "Number of series with exemplars currently in circular storage",
+            self.series_with_exemplars.clone(),
+        );
+        registry.register(
+            "sextant_tsdb_exemplar_out_of_order_exemplars",
+            "Total number of out of order exemplar ingestion failed attempts",
+            self.out_of_order_exemplars.clone(),
+        );
+        registry.register(
+            "sextant_exemplars_rejected",
+            "Exemplars not stored, by reason",
+            self.exemplars_rejected.clone(),
+        );
+        registry.register(
+            "sextant_tsdb_exemplar_max_exemplars",
+            "Total number of exemplars the exemplar storage can store, resizeable",
+            self.max_exemplars.clone(),
         );
     }
 }

@@ -15,8 +15,10 @@ use crate::db::FsyncPolicy;
 use crate::varint::{read_uvarint, read_varint, write_uvarint, write_varint};
 use crate::{Label, Labels, Sample, StorageError};
 
+mod exemplars;
 mod histograms;
 mod read_only;
+use exemplars::{decode_exemplars, encode_exemplars};
 #[cfg(test)]
 pub(crate) use histograms::encode_histogram;
 use histograms::{decode_histograms, encode_histograms};
@@ -31,6 +33,7 @@ const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
 const RECORD_SERIES: u8 = 1;
 const RECORD_SAMPLES: u8 = 2;
 const RECORD_HISTOGRAMS: u8 = 3;
+const RECORD_EXEMPLARS: u8 = 4;
 
 /// A decoded WAL record.
 #[derive(Debug, PartialEq)]
@@ -41,6 +44,8 @@ pub(crate) enum Record {
     Samples(Vec<(u32, Sample)>),
     /// Native histogram samples for series ids defined by earlier `Series` records.
     Histograms(Vec<(u32, crate::HistogramSample)>),
+    /// Exemplars for series ids defined by earlier `Series` records.
+    Exemplars(Vec<(u32, crate::Exemplar)>),
 }
 
 pub(crate) struct Wal {
@@ -181,6 +186,28 @@ impl Wal {
         self.write_scratch()
     }
 
+    /// [`Wal::log`] for exemplars.
+    pub(crate) fn log_exemplars(
+        &mut self,
+        series: &[(u32, &Labels)],
+        exemplars: &[(u32, crate::Exemplar)],
+    ) -> Result<(u64, bool), StorageError> {
+        self.scratch.clear();
+        if !series.is_empty() {
+            let mut payload = vec![RECORD_SERIES];
+            encode_series(series, &mut payload);
+            push_frame(&mut self.scratch, &payload);
+        }
+        if !exemplars.is_empty() {
+            let mut payload = vec![RECORD_EXEMPLARS];
+            let refs: Vec<(u32, &crate::Exemplar)> =
+                exemplars.iter().map(|(id, e)| (*id, e)).collect();
+            encode_exemplars(&refs, &mut payload);
+            push_frame(&mut self.scratch, &payload);
+        }
+        self.write_scratch()
+    }
+
     /// Writes the frames in `scratch` as one `write` call and syncs according to the policy.
     fn write_scratch(&mut self) -> Result<(u64, bool), StorageError> {
         if self.scratch.is_empty() {
@@ -294,6 +321,19 @@ pub(crate) fn write_checkpoint(
                         payload.clear();
                         payload.push(RECORD_HISTOGRAMS);
                         encode_histograms(&kept, &mut payload);
+                        push_frame(&mut out, &payload);
+                    }
+                }
+                Record::Exemplars(exemplars) => {
+                    let kept: Vec<(u32, &crate::Exemplar)> = exemplars
+                        .iter()
+                        .filter(|(id, e)| e.t >= min_t && live.contains(*id))
+                        .map(|(id, e)| (*id, e))
+                        .collect();
+                    if !kept.is_empty() {
+                        payload.clear();
+                        payload.push(RECORD_EXEMPLARS);
+                        encode_exemplars(&kept, &mut payload);
                         push_frame(&mut out, &payload);
                     }
                 }
@@ -472,6 +512,7 @@ fn decode_record(payload: &[u8]) -> Option<Record> {
             Some(Record::Samples(samples))
         }
         RECORD_HISTOGRAMS => decode_histograms(rest).map(Record::Histograms),
+        RECORD_EXEMPLARS => decode_exemplars(rest).map(Record::Exemplars),
         _ => None,
     }
 }
@@ -480,13 +521,18 @@ fn encode_series(series: &[(u32, &Labels)], out: &mut Vec<u8>) {
     write_uvarint(out, series.len() as u64);
     for (id, labels) in series {
         write_uvarint(out, u64::from(*id));
-        write_uvarint(out, labels.len() as u64);
-        for l in labels.iter() {
-            write_uvarint(out, l.name.len() as u64);
-            out.extend_from_slice(l.name.as_bytes());
-            write_uvarint(out, l.value.len() as u64);
-            out.extend_from_slice(l.value.as_bytes());
-        }
+        encode_label_pairs(labels, out);
+    }
+}
+
+/// uvarint label count, then per label uvarint name length, name, uvarint value length, value.
+fn encode_label_pairs(labels: &Labels, out: &mut Vec<u8>) {
+    write_uvarint(out, labels.len() as u64);
+    for l in labels.iter() {
+        write_uvarint(out, l.name.len() as u64);
+        out.extend_from_slice(l.name.as_bytes());
+        write_uvarint(out, l.value.len() as u64);
+        out.extend_from_slice(l.value.as_bytes());
     }
 }
 
@@ -640,7 +686,9 @@ mod tests {
             match r {
                 Record::Series(s) => assert_eq!(s, vec![(0, a.clone())]),
                 Record::Histograms(hs) => got.extend(hs),
-                Record::Samples(_) => panic!("no float samples were logged"),
+                Record::Samples(_) | Record::Exemplars(_) => {
+                    panic!("only histograms were logged")
+                }
             }
         }
         let ts: Vec<(u32, i64, u64)> = got
@@ -651,6 +699,51 @@ mod tests {
             ts,
             vec![(0, 20, f64::NAN.to_bits()), (0, 30, 3.0f64.to_bits())]
         );
+    }
+
+    #[test]
+    fn exemplar_records_roundtrip_and_checkpoint_keeps_live_recent_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("wal");
+        let a = Labels::from_pairs([("__name__", "a")]);
+        let b = Labels::from_pairs([("__name__", "b")]);
+        let ex = |t: i64, v: f64| crate::Exemplar {
+            labels: Labels::from_pairs([("span_id", "00f067aa0ba902b7"), ("trace_id", "é")]),
+            value: v,
+            t,
+        };
+        {
+            let (mut wal, _) = Wal::open(&dir, FsyncPolicy::Never, |_| {}).unwrap();
+            wal.log_exemplars(
+                &[(0, &a), (1, &b)],
+                &[(0, ex(10, 1.0)), (1, ex(10, 2.0)), (0, ex(20, f64::NAN))],
+            )
+            .unwrap();
+            let upto = wal.current_segment();
+            wal.rotate().unwrap();
+            wal.log_exemplars(&[], &[(0, ex(30, -0.0))]).unwrap();
+            let mut live = roaring::RoaringBitmap::new();
+            live.insert(0);
+            write_checkpoint(&dir, upto, &live, 15).unwrap();
+        }
+        let (records, _) = replay(&dir);
+        let mut got = Vec::new();
+        for r in records {
+            match r {
+                Record::Series(s) => assert_eq!(s, vec![(0, a.clone())]),
+                Record::Exemplars(list) => got.extend(list),
+                other => panic!("unexpected record {other:?}"),
+            }
+        }
+        let summary: Vec<(u32, i64, u64)> = got
+            .iter()
+            .map(|(id, e)| (*id, e.t, e.value.to_bits()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(0, 20, f64::NAN.to_bits()), (0, 30, (-0.0f64).to_bits())]
+        );
+        assert_eq!(got[0].1.labels, ex(0, 0.0).labels);
     }
 
     #[test]

@@ -387,6 +387,12 @@ impl Prometheus {
     /// Starts Prometheus with its data and log under `dir` and waits until `/-/ready` answers
     /// 200. Panics with a hint when the binary is missing.
     pub async fn start(dir: &Path) -> Prometheus {
+        Prometheus::start_with_args(dir, &[]).await
+    }
+
+    /// [`Prometheus::start`] with extra command-line flags (e.g.
+    /// `--enable-feature=exemplar-storage`).
+    pub async fn start_with_args(dir: &Path, extra: &[&str]) -> Prometheus {
         assert!(
             Path::new(PROMETHEUS_BIN).exists(),
             "{PROMETHEUS_BIN} is missing: run scripts/install-test-deps.sh (it installs \
@@ -405,6 +411,7 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out)

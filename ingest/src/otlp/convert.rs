@@ -11,7 +11,13 @@
 //! * `job` / `instance` from `service.namespace`/`service.name` and `service.instance.id`;
 //!   the other resource attributes go on a `target_info` series, and the configured ones are
 //!   also promoted onto every series;
-//! * data points flagged "no recorded value" become staleness markers.
+//! * data points flagged "no recorded value" become staleness markers;
+//! * exemplars (as Prometheus' OTLP translator does) carry `trace_id` / `span_id` as lowercase
+//!   hex and the filtered attributes as labels (attributes are left out when they would make
+//!   the labels longer than 128 characters); sums attach them to their series, explicit-bucket
+//!   histograms to the first `_bucket` series whose bound is at or above the exemplar's value,
+//!   exponential histograms to the native histogram series. An exemplar without a value is
+//!   dropped and counted in `Converted::invalid_exemplars`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -22,14 +28,14 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
-    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
-    NumberDataPoint,
+    exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    AggregationTemporality, Exemplar as OtlpExemplar, ExponentialHistogramDataPoint,
+    HistogramDataPoint, Metric, NumberDataPoint,
 };
 use parking_lot::Mutex;
 use sextant_storage::{
-    CounterResetHint, FloatHistogram, HistogramSample, MetricMetadata, Sample, SeriesLabels, Span,
-    METRIC_NAME, STALE_NAN_BITS,
+    CounterResetHint, Exemplar, FloatHistogram, HistogramSample, Labels, MetricMetadata, Sample,
+    SeriesLabels, Span, MAX_EXEMPLAR_LABEL_CHARS, METRIC_NAME, STALE_NAN_BITS,
 };
 
 use super::translate::{format_float, label_name, metric_name, unit_words, NameKind};
@@ -56,6 +62,10 @@ pub mod reason {
 pub struct Converted<'a> {
     pub floats: Vec<(OtlpLabels<'a>, Vec<Sample>)>,
     pub histograms: Vec<(OtlpLabels<'a>, Vec<HistogramSample>)>,
+    /// Exemplars by series, each list sorted by time.
+    pub exemplars: Vec<(OtlpLabels<'a>, Vec<Exemplar>)>,
+    /// Exemplars dropped during conversion (no value).
+    pub invalid_exemplars: usize,
     pub metadata: Vec<(String, MetricMetadata)>,
     /// Data points seen.
     pub points: usize,
@@ -64,6 +74,7 @@ pub struct Converted<'a> {
     /// Series position by label hash (collisions fall back to a scan).
     float_index: HashMap<u64, usize>,
     hist_index: HashMap<u64, usize>,
+    exemplar_index: HashMap<u64, usize>,
 }
 
 impl<'a> Converted<'a> {
@@ -109,8 +120,38 @@ impl<'a> Converted<'a> {
         }
     }
 
+    fn push_exemplar(&mut self, labels: OtlpLabels<'a>, e: Exemplar) {
+        match find_series(&self.exemplar_index, &self.exemplars, &labels) {
+            Some(i) => self.exemplars[i].1.push(e),
+            None => {
+                self.exemplar_index
+                    .entry(labels.hash64())
+                    .or_insert(self.exemplars.len());
+                self.exemplars.push((labels, vec![e]));
+            }
+        }
+    }
+
+    /// Converts a point's exemplars, counting the ones without a value.
+    fn convert_exemplars(&mut self, list: &[OtlpExemplar]) -> Vec<Exemplar> {
+        let mut out = Vec::with_capacity(list.len());
+        for e in list {
+            match to_exemplar(e) {
+                Some(e) => out.push(e),
+                None => self.invalid_exemplars += 1,
+            }
+        }
+        out
+    }
+
     /// Sorts each series' samples by time (points may arrive in any order).
     fn finish(&mut self) {
+        for (_, e) in &mut self.exemplars {
+            if !e.is_sorted_by_key(|x| x.t) {
+                e.sort_by_key(|x| x.t);
+            }
+        }
+        self.exemplar_index = HashMap::new();
         for (_, s) in &mut self.floats {
             if !s.is_sorted_by_key(|x| x.t) {
                 s.sort_by_key(|x| x.t);
@@ -124,6 +165,43 @@ impl<'a> Converted<'a> {
         self.float_index = HashMap::new();
         self.hist_index = HashMap::new();
     }
+}
+
+/// An OTLP exemplar in Prometheus' form; `None` when it has no value.
+fn to_exemplar(e: &OtlpExemplar) -> Option<Exemplar> {
+    let value = match e.value? {
+        exemplar::Value::AsDouble(v) => v,
+        exemplar::Value::AsInt(v) => v as f64,
+    };
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if !e.trace_id.is_empty() && e.trace_id.iter().any(|&b| b != 0) {
+        pairs.push(("trace_id".into(), hex(&e.trace_id)));
+    }
+    if !e.span_id.is_empty() && e.span_id.iter().any(|&b| b != 0) {
+        pairs.push(("span_id".into(), hex(&e.span_id)));
+    }
+    let mut chars: usize = pairs
+        .iter()
+        .map(|(n, v)| n.chars().count() + v.chars().count())
+        .sum();
+    let attrs: Vec<(String, String)> = e
+        .filtered_attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), any_value_string(kv.value.as_ref())))
+        .collect();
+    chars += attrs
+        .iter()
+        .map(|(n, v)| n.chars().count() + v.chars().count())
+        .sum::<usize>();
+    if chars <= MAX_EXEMPLAR_LABEL_CHARS {
+        pairs.extend(attrs);
+    }
+    Some(Exemplar {
+        labels: Labels::from_pairs(pairs),
+        value,
+        t: ns_to_ms(e.time_unix_nano),
+    })
 }
 
 /// The position of `labels` in `series`, found by hash (a hash collision scans).
@@ -762,22 +840,36 @@ fn convert_metric<'a>(
         Data::Sum(s) => {
             for dp in &s.data_points {
                 let set = labels_for(&dp.attributes);
-                newest = newest.max(number_point(dp, &set, &names.base, delta, deltas, out));
+                let t = number_point(dp, &set, &names.base, delta, deltas, out);
+                if t.is_some() && !dp.exemplars.is_empty() {
+                    for e in out.convert_exemplars(&dp.exemplars) {
+                        out.push_exemplar(set.build(&names.base, None), e);
+                    }
+                }
+                newest = newest.max(t);
             }
         }
         Data::Histogram(h) => {
             let mut les = LeCache::default();
             for dp in &h.data_points {
                 let set = labels_for(&dp.attributes);
-                newest = newest.max(classic_point(
-                    dp, &set, &names, &mut les, delta, deltas, out,
-                ));
+                let t = classic_point(dp, &set, &names, &mut les, delta, deltas, out);
+                if t.is_some() && !dp.exemplars.is_empty() {
+                    bucket_exemplars(dp, &set, &names, &mut les, out);
+                }
+                newest = newest.max(t);
             }
         }
         Data::ExponentialHistogram(h) => {
             for dp in &h.data_points {
                 let set = labels_for(&dp.attributes);
-                newest = newest.max(native_point(dp, &set, &names.base, delta, deltas, out));
+                let t = native_point(dp, &set, &names.base, delta, deltas, out);
+                if t.is_some() && !dp.exemplars.is_empty() {
+                    for e in out.convert_exemplars(&dp.exemplars) {
+                        out.push_exemplar(set.build(&names.base, None), e);
+                    }
+                }
+                newest = newest.max(t);
             }
         }
         Data::Summary(s) => {
@@ -916,6 +1008,37 @@ fn classic_point<'a>(
     }
     out.push_float(set.build(&names.count, None), t, count as f64);
     Some(t)
+}
+
+/// Attaches a classic histogram point's exemplars to the first `_bucket` series (by bound,
+/// `+Inf` last) whose bound is at or above the exemplar's value; NaN values match no bucket
+/// and are dropped as invalid, as Prometheus' translator drops them.
+fn bucket_exemplars<'a>(
+    dp: &HistogramDataPoint,
+    set: &LabelSet<'a>,
+    names: &Names<'a>,
+    les: &mut LeCache,
+    out: &mut Converted<'a>,
+) {
+    let le_values = les.get(&dp.explicit_bounds).to_vec();
+    // Only buckets that got a sample (the explicit ones need bucket counts).
+    let explicit = if dp.bucket_counts.is_empty() {
+        0
+    } else {
+        dp.explicit_bounds.len()
+    };
+    for e in out.convert_exemplars(&dp.exemplars) {
+        let bucket = dp
+            .explicit_bounds
+            .iter()
+            .take(explicit)
+            .position(|&b| e.value <= b)
+            .or_else(|| (e.value <= f64::INFINITY).then_some(dp.explicit_bounds.len()));
+        match bucket.and_then(|i| le_values.get(i).cloned()) {
+            Some(le) => out.push_exemplar(set.build(&names.bucket, Some(("le", le))), e),
+            None => out.invalid_exemplars += 1,
+        }
+    }
 }
 
 fn native_point<'a>(

@@ -1,17 +1,18 @@
 //! OTLP/JSON (the protobuf JSON mapping as the OTLP specification profiles it) →
 //! `ExportMetricsServiceRequest`: lowerCamelCase keys (snake_case accepted too), 64-bit
 //! integers as strings or numbers, enums as integers (names accepted too), doubles as numbers
-//! or `"NaN"` / `"Infinity"` / `"-Infinity"`, unknown fields ignored. Exemplars are skipped.
+//! or `"NaN"` / `"Infinity"` / `"-Infinity"`, unknown fields ignored. Exemplars' `traceId` and
+//! `spanId` are hex strings (either case), as the OTLP specification requires.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
 use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
-    summary_data_point::ValueAtQuantile, ExponentialHistogram, ExponentialHistogramDataPoint,
-    Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-    Sum, Summary, SummaryDataPoint,
+    exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    summary_data_point::ValueAtQuantile, Exemplar, ExponentialHistogram,
+    ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::{Map, Value};
@@ -313,10 +314,52 @@ fn number_point(v: &Value) -> R<NumberDataPoint> {
         attributes: list(o, "attributes", "attributes", key_value)?,
         start_time_unix_nano: u64_field(o, "startTimeUnixNano", "start_time_unix_nano")?,
         time_unix_nano: u64_field(o, "timeUnixNano", "time_unix_nano")?,
-        exemplars: Vec::new(),
+        exemplars: list(o, "exemplars", "exemplars", exemplar_of)?,
         flags: u32_field(o, "flags", "flags")?,
         value,
     })
+}
+
+fn exemplar_of(v: &Value) -> R<Exemplar> {
+    let o = as_obj(v, "exemplar")?;
+    let value = if let Some(d) = field(o, "asDouble", "as_double") {
+        Some(exemplar::Value::AsDouble(f64_of(d, "asDouble")?))
+    } else if let Some(i) = field(o, "asInt", "as_int") {
+        Some(exemplar::Value::AsInt(i64_of(i, "asInt")?))
+    } else {
+        None
+    };
+    Ok(Exemplar {
+        filtered_attributes: list(o, "filteredAttributes", "filtered_attributes", key_value)?,
+        time_unix_nano: u64_field(o, "timeUnixNano", "time_unix_nano")?,
+        span_id: hex_field(o, "spanId", "span_id", 8)?,
+        trace_id: hex_field(o, "traceId", "trace_id", 16)?,
+        value,
+    })
+}
+
+/// A hex-encoded id of `len` bytes (empty when absent or `""`).
+fn hex_field(o: &Obj, camel: &str, snake: &str, len: usize) -> R<Vec<u8>> {
+    let text = match field(o, camel, snake) {
+        None => return Ok(Vec::new()),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return err(format!("{camel}: expected a hex string")),
+    };
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bytes = text.as_bytes();
+    if bytes.len() != 2 * len {
+        return err(format!("{camel}: expected {} hex digits", 2 * len));
+    }
+    let digit = |c: u8| (c as char).to_digit(16);
+    bytes
+        .chunks_exact(2)
+        .map(|p| match (digit(p[0]), digit(p[1])) {
+            (Some(h), Some(l)) => Ok((h * 16 + l) as u8),
+            _ => err(format!("{camel}: invalid hex {text:?}")),
+        })
+        .collect()
 }
 
 fn u64_list(o: &Obj, camel: &str, snake: &str) -> R<Vec<u64>> {
@@ -350,7 +393,7 @@ fn histogram_point(v: &Value) -> R<HistogramDataPoint> {
                 .collect::<R<_>>()?,
             Some(_) => return err("explicitBounds: expected an array"),
         },
-        exemplars: Vec::new(),
+        exemplars: list(o, "exemplars", "exemplars", exemplar_of)?,
         flags: u32_field(o, "flags", "flags")?,
         min: f64_field(o, "min", "min")?,
         max: f64_field(o, "max", "max")?,
@@ -383,7 +426,7 @@ fn exponential_point(v: &Value) -> R<ExponentialHistogramDataPoint> {
         positive: buckets(o, "positive")?,
         negative: buckets(o, "negative")?,
         flags: u32_field(o, "flags", "flags")?,
-        exemplars: Vec::new(),
+        exemplars: list(o, "exemplars", "exemplars", exemplar_of)?,
         min: f64_field(o, "min", "min")?,
         max: f64_field(o, "max", "max")?,
         zero_threshold: f64_field(o, "zeroThreshold", "zero_threshold")?.unwrap_or(0.0),
@@ -463,6 +506,49 @@ mod tests {
                 assert_eq!(p.positive.as_ref().unwrap().offset, -2);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exemplars_decode_with_hex_ids() {
+        let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
+            {"name":"c","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[
+              {"timeUnixNano":"2000000","asDouble":3,"exemplars":[
+                {"timeUnixNano":"1500000","asInt":"2","traceId":"5B8EFFF798038103D269B633813FC60C",
+                 "spanId":"eee19b7ec3c1b174","filteredAttributes":[
+                   {"key":"user","value":{"stringValue":"u1"}}]},
+                {"time_unix_nano":"1600000","as_double":0.5}]}]}}]}]}]}"#;
+        let req = decode(body).unwrap();
+        let Some(Data::Sum(s)) = &req.resource_metrics[0].scope_metrics[0].metrics[0].data else {
+            panic!("not a sum");
+        };
+        let ex = &s.data_points[0].exemplars;
+        assert_eq!(ex.len(), 2);
+        assert_eq!(ex[0].value, Some(exemplar::Value::AsInt(2)));
+        assert_eq!(ex[0].time_unix_nano, 1_500_000);
+        assert_eq!(
+            ex[0].trace_id,
+            vec![
+                0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f,
+                0xc6, 0x0c
+            ]
+        );
+        assert_eq!(
+            ex[0].span_id,
+            vec![0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74]
+        );
+        assert_eq!(ex[0].filtered_attributes[0].key, "user");
+        assert_eq!(ex[1].value, Some(exemplar::Value::AsDouble(0.5)));
+        assert!(ex[1].trace_id.is_empty());
+        for bad in [
+            r#""traceId":"abc""#,
+            r#""spanId":"zzzzzzzzzzzzzzzz""#,
+            r#""spanId":7"#,
+        ] {
+            let body = format!(
+                r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{{"asInt":"1","exemplars":[{{{bad}}}]}}]}}}}]}}]}}]}}"#
+            );
+            assert!(decode(body.as_bytes()).is_err(), "{bad}");
         }
     }
 

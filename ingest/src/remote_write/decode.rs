@@ -11,8 +11,12 @@
 use std::cell::Cell;
 
 use sextant_storage::labels::SeriesHasher;
-use sextant_storage::{AppendOutcome, Db, HistogramSample, Sample, SeriesLabels, StorageError};
+use sextant_storage::{
+    AppendOutcome, Db, Exemplar, ExemplarOutcome, HistogramSample, Sample, SeriesLabels,
+    StorageError,
+};
 
+use super::exemplars::exemplar_v1;
 use super::histogram;
 use super::report::Rejections;
 use super::validate::{LabelCheck, RemoteWriteLimits};
@@ -22,12 +26,13 @@ use super::wire::{unexpected, Reader, WireError, FIXED64, LEN, VARINT};
 const RETAIN_BYTES: usize = 8 << 20;
 
 /// One accepted series: its labels, borrowed from the request (sorted, unique, no empty
-/// values), its float samples and its valid native histograms.
+/// values), its float samples, its valid native histograms and its exemplars.
 #[derive(Clone, Copy, Debug)]
 pub struct SeriesRef<'a> {
     pairs: &'a [(&'a str, &'a str)],
     samples: &'a [Sample],
     histograms: &'a [HistogramSample],
+    exemplars: &'a [Exemplar],
     /// [`sextant_storage::labels::hash_pairs`] of `pairs`, computed while decoding.
     hash: u64,
 }
@@ -43,6 +48,10 @@ impl<'a> SeriesRef<'a> {
 
     pub fn histograms(&self) -> &'a [HistogramSample] {
         self.histograms
+    }
+
+    pub fn exemplars(&self) -> &'a [Exemplar] {
+        self.exemplars
     }
 }
 
@@ -71,11 +80,14 @@ pub struct Decoded<'a> {
     metadata: &'a [MetadataRef<'a>],
     samples: usize,
     histograms: usize,
+    exemplars: usize,
+    invalid_exemplars: usize,
     report: Rejections,
 }
 
 impl<'a> Decoded<'a> {
-    /// The valid series that carry at least one float sample or histogram, in request order.
+    /// The valid series that carry at least one float sample, histogram or exemplar, in
+    /// request order.
     pub fn series(&self) -> &'a [SeriesRef<'a>] {
         self.series
     }
@@ -94,7 +106,18 @@ impl<'a> Decoded<'a> {
         self.histograms
     }
 
-    /// Samples refused at this edge (invalid series, invalid histograms, exemplars).
+    /// Exemplars of valid series that decoded (storage may still refuse some).
+    pub fn num_exemplars(&self) -> usize {
+        self.exemplars
+    }
+
+    /// Exemplars dropped at this edge: invalid UTF-8 or symbol refs, or their series was
+    /// refused. They do not make the request fail.
+    pub fn invalid_exemplars(&self) -> usize {
+        self.invalid_exemplars
+    }
+
+    /// Samples refused at this edge (invalid series, invalid histograms).
     pub fn rejected_samples(&self) -> usize {
         self.report.total()
     }
@@ -121,6 +144,20 @@ impl<'a> Decoded<'a> {
                 .iter()
                 .filter(|s| !s.histograms.is_empty())
                 .map(|s| (s, s.histograms)),
+        )
+    }
+
+    /// Appends every valid series' exemplars to `db` (after the samples, so that the series
+    /// exist with their samples first).
+    pub fn append_exemplars(&self, db: &Db) -> Result<ExemplarOutcome, StorageError> {
+        if self.exemplars == 0 {
+            return Ok(ExemplarOutcome::default());
+        }
+        db.append_exemplars(
+            self.series
+                .iter()
+                .filter(|s| !s.exemplars.is_empty())
+                .map(|s| (s, s.exemplars)),
         )
     }
 
@@ -154,8 +191,8 @@ pub(crate) struct Buffers {
     pairs: Vec<(&'static str, &'static str)>,
     samples: Vec<Sample>,
     histograms: Vec<HistogramSample>,
-    /// Per accepted series: the end of its pairs, samples and histograms, and its hash.
-    ends: Vec<(usize, usize, usize, u64)>,
+    exemplars: Vec<Exemplar>,
+    ends: Vec<Ends>,
     views: Vec<SeriesRef<'static>>,
     /// The current series' labels: name and value positions inside its message.
     labels: Vec<[usize; 4]>,
@@ -197,6 +234,7 @@ impl Scratch {
         cap(&mut self.bufs.pairs);
         cap(&mut self.bufs.samples);
         cap(&mut self.bufs.histograms);
+        cap(&mut self.bufs.exemplars);
         cap(&mut self.bufs.ends);
         cap(&mut self.bufs.views);
         cap(&mut self.bufs.labels);
@@ -220,6 +258,7 @@ fn recycle_views<'x, 'y>(mut v: Vec<SeriesRef<'x>>) -> Vec<SeriesRef<'y>> {
             pairs: &[],
             samples: &[],
             histograms: &[],
+            exemplars: &[],
             hash: 0,
         })
         .collect()
@@ -231,13 +270,26 @@ fn recycle<'y, T: ?Sized>(mut v: Vec<&T>, empty: &'y T) -> Vec<&'y T> {
     v.into_iter().map(|_| empty).collect()
 }
 
+/// Per accepted series: the end of its pairs, samples, histograms and exemplars in the flat
+/// lists, and its label hash.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Ends {
+    pub(super) pairs: usize,
+    pub(super) samples: usize,
+    pub(super) histograms: usize,
+    pub(super) exemplars: usize,
+    pub(super) hash: u64,
+}
+
 /// What the walk over one request collects.
 pub(super) struct Parts<'r> {
     pub(super) pairs: Vec<(&'r str, &'r str)>,
     pub(super) samples: Vec<Sample>,
     pub(super) histograms: Vec<HistogramSample>,
-    /// Per accepted series: the end of its pairs, samples and histograms, and its hash.
-    pub(super) ends: Vec<(usize, usize, usize, u64)>,
+    pub(super) exemplars: Vec<Exemplar>,
+    /// Exemplars dropped at the edge (see [`Decoded::invalid_exemplars`]).
+    pub(super) invalid_exemplars: usize,
+    pub(super) ends: Vec<Ends>,
     labels: Vec<[usize; 4]>,
     pub(super) metadata: Vec<MetadataRef<'r>>,
     pub(super) report: Rejections,
@@ -266,6 +318,8 @@ pub(super) fn decode_parts<'r, R, E>(
         pairs: recycle_pairs(std::mem::take(&mut bufs.pairs)),
         samples: std::mem::take(&mut bufs.samples),
         histograms: std::mem::take(&mut bufs.histograms),
+        exemplars: std::mem::take(&mut bufs.exemplars),
+        invalid_exemplars: 0,
         ends: std::mem::take(&mut bufs.ends),
         labels: std::mem::take(&mut bufs.labels),
         metadata: Vec::new(),
@@ -276,24 +330,34 @@ pub(super) fn decode_parts<'r, R, E>(
     };
     parts.samples.clear();
     parts.histograms.clear();
+    parts.exemplars.clear();
     parts.ends.clear();
     let result = walk(raw, &mut parts).map(|()| {
         let mut views = recycle_views(std::mem::take(&mut bufs.views));
-        let mut start = (0, 0, 0);
-        for &(pairs_end, samples_end, hists_end, hash) in &parts.ends {
+        let mut start = (0, 0, 0, 0);
+        for e in &parts.ends {
             views.push(SeriesRef {
-                pairs: parts.pairs.get(start.0..pairs_end).unwrap_or_default(),
-                samples: parts.samples.get(start.1..samples_end).unwrap_or_default(),
-                histograms: parts.histograms.get(start.2..hists_end).unwrap_or_default(),
-                hash,
+                pairs: parts.pairs.get(start.0..e.pairs).unwrap_or_default(),
+                samples: parts.samples.get(start.1..e.samples).unwrap_or_default(),
+                histograms: parts
+                    .histograms
+                    .get(start.2..e.histograms)
+                    .unwrap_or_default(),
+                exemplars: parts
+                    .exemplars
+                    .get(start.3..e.exemplars)
+                    .unwrap_or_default(),
+                hash: e.hash,
             });
-            start = (pairs_end, samples_end, hists_end);
+            start = (e.pairs, e.samples, e.histograms, e.exemplars);
         }
         let mut decoded = Decoded {
             series: &views,
             metadata: &parts.metadata,
             samples: parts.samples.len(),
             histograms: parts.histograms.len(),
+            exemplars: parts.exemplars.len(),
+            invalid_exemplars: parts.invalid_exemplars,
             report: std::mem::take(&mut parts.report),
         };
         let out = f(&mut decoded);
@@ -304,6 +368,8 @@ pub(super) fn decode_parts<'r, R, E>(
     bufs.samples = parts.samples;
     parts.histograms.clear();
     bufs.histograms = parts.histograms;
+    parts.exemplars.clear();
+    bufs.exemplars = parts.exemplars;
     bufs.ends = parts.ends;
     bufs.labels = parts.labels;
     bufs.symbols = recycle(parts.symbols, "");
@@ -340,7 +406,7 @@ fn series<'r>(
 ) -> Result<(), WireError> {
     let samples_start = p.samples.len();
     let hists_start = p.histograms.len();
-    let mut exemplars = 0usize;
+    let exemplars_start = p.exemplars.len();
     p.labels.clear();
     let mut text_end = 0;
     let mut r = Reader::new(buf);
@@ -357,10 +423,10 @@ fn series<'r>(
                 }
             }
             (2, LEN) => p.samples.push(sample(r.bytes()?)?),
-            (3, LEN) => {
-                r.bytes()?;
-                exemplars += 1;
-            }
+            (3, LEN) => match exemplar_v1(r.bytes()?)? {
+                Some(e) => p.exemplars.push(e),
+                None => p.invalid_exemplars += 1,
+            },
             (4, LEN) => match histogram::decode(r.bytes()?)?.into_sample() {
                 Ok(h) => p.histograms.push(h),
                 Err(e) => p.report.reject_histogram(&e),
@@ -386,20 +452,17 @@ fn series<'r>(
             p.pairs.push(pair);
         }
     }
-    p.report.add("exemplars_unsupported", exemplars);
     let n_samples = p.samples.len() - samples_start + p.histograms.len() - hists_start;
+    let n_exemplars = p.exemplars.len() - exemplars_start;
     match check.finish() {
-        Ok(()) if n_samples > 0 => p.ends.push((
-            p.pairs.len(),
-            p.samples.len(),
-            p.histograms.len(),
-            hash.finish(),
-        )),
+        Ok(()) if n_samples + n_exemplars > 0 => p.push_ends(hash.finish()),
         Ok(()) => p.pairs.truncate(pairs_start),
         Err(e) => {
             p.pairs.truncate(pairs_start);
             p.samples.truncate(samples_start);
             p.histograms.truncate(hists_start);
+            p.exemplars.truncate(exemplars_start);
+            p.invalid_exemplars += n_exemplars;
             p.report.add(e.reason(), n_samples);
             if p.report.first_invalid.is_none() {
                 p.report.first_invalid = Some(e.to_string());
@@ -407,6 +470,19 @@ fn series<'r>(
         }
     }
     Ok(())
+}
+
+impl Parts<'_> {
+    /// Closes the current series: its pairs, samples, histograms and exemplars end here.
+    pub(super) fn push_ends(&mut self, hash: u64) {
+        self.ends.push(Ends {
+            pairs: self.pairs.len(),
+            samples: self.samples.len(),
+            histograms: self.histograms.len(),
+            exemplars: self.exemplars.len(),
+            hash,
+        });
+    }
 }
 
 /// A field's start and end offsets inside its message.

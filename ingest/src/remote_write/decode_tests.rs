@@ -26,6 +26,9 @@ pub(super) struct Summary {
     pub by_reason: BTreeMap<&'static str, usize>,
     pub first_invalid: Option<String>,
     pub metadata: Vec<(i32, String, String, String)>,
+    /// Exemplars of valid series in request order (`Debug` text), and the dropped ones.
+    pub exemplars: Vec<String>,
+    pub invalid_exemplars: usize,
 }
 
 /// A decoded request (1.0 or 2.0) in comparable form; also checks each series' hash.
@@ -53,8 +56,16 @@ pub(super) fn summarize(d: &mut Decoded<'_>) -> Summary {
             (m.metric_type, s(m.family), s(m.help), s(m.unit))
         })
         .collect();
+    let exemplars = d
+        .series()
+        .iter()
+        .flat_map(|s| s.exemplars().iter().map(|e| format!("{e:?}")))
+        .collect();
+    let invalid_exemplars = d.invalid_exemplars();
     let report = d.take_report();
     Summary {
+        exemplars,
+        invalid_exemplars,
         series,
         by_reason: report.by_reason,
         first_invalid: report.first_invalid,
@@ -72,6 +83,7 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, prost::D
     let req = WriteRequest::decode(raw)?;
     let mut report = report::Rejections::default();
     let mut series = Vec::new();
+    let (mut exemplars, mut invalid_exemplars) = (Vec::new(), 0);
     for ts in &req.timeseries {
         let mut hists = Vec::new();
         for h in &ts.histograms {
@@ -80,10 +92,40 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, prost::D
                 Err(e) => report.reject_histogram(&e),
             }
         }
-        report.add("exemplars_unsupported", ts.exemplars.len());
+        let mut exs = Vec::new();
+        for bytes in &ts.exemplars {
+            let e = super::proto::Exemplar::decode(bytes.as_slice())?;
+            let pairs: Option<Vec<(String, String)>> = e
+                .labels
+                .iter()
+                .map(|l| {
+                    Some((
+                        String::from_utf8(l.name.clone()).ok()?,
+                        String::from_utf8(l.value.clone()).ok()?,
+                    ))
+                })
+                .collect();
+            match pairs {
+                Some(pairs) => exs.push(format!(
+                    "{:?}",
+                    sextant_storage::Exemplar {
+                        labels: sextant_storage::Labels::from_pairs(pairs),
+                        value: e.value,
+                        t: e.timestamp,
+                    }
+                )),
+                None => invalid_exemplars += 1,
+            }
+        }
         let n = ts.samples.len() + hists.len();
-        match series_labels(&ts.labels, limits) {
-            Ok(labels) if n > 0 => series.push((
+        let valid = series_labels(&ts.labels, limits);
+        match &valid {
+            Ok(_) => exemplars.extend(exs.iter().cloned()),
+            Err(_) => invalid_exemplars += exs.len(),
+        }
+        match valid {
+            Ok(_) if n + exs.len() == 0 => {}
+            Ok(labels) => series.push((
                 labels
                     .iter()
                     .map(|l| (l.name.clone(), l.value.clone()))
@@ -94,7 +136,6 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, prost::D
                     .collect(),
                 hists,
             )),
-            Ok(_) => {}
             Err(e) => {
                 report.add(e.reason(), n);
                 if report.first_invalid.is_none() {
@@ -116,6 +157,8 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, prost::D
         })
         .collect();
     Ok(Summary {
+        exemplars,
+        invalid_exemplars,
         series,
         by_reason: report.by_reason,
         first_invalid: report.first_invalid,
@@ -230,7 +273,7 @@ fn time_series() -> impl Strategy<Value = TimeSeries> {
         prop::collection::vec(label(), 0..6),
         any::<bool>(),
         prop::collection::vec((any::<i64>(), any::<f64>()), 0..3),
-        0..2usize,
+        prop::collection::vec((any::<bool>(), -2i64..3), 0..3),
         prop::collection::vec(histogram(), 0..3),
     )
         .prop_map(|(mut labels, sort, samples, ex, histograms)| {
@@ -243,7 +286,21 @@ fn time_series() -> impl Strategy<Value = TimeSeries> {
                     .into_iter()
                     .map(|(timestamp, value)| Sample { timestamp, value })
                     .collect(),
-                exemplars: vec![vec![1, 2]; ex],
+                exemplars: ex
+                    .into_iter()
+                    .map(|(utf8, t)| {
+                        let value: &[u8] = if utf8 { b"4bf92f35" } else { b"\xff" };
+                        super::proto::Exemplar {
+                            labels: vec![Label {
+                                name: b"trace_id".to_vec(),
+                                value: value.to_vec(),
+                            }],
+                            value: t as f64 / 2.0,
+                            timestamp: t,
+                        }
+                        .encode_to_vec()
+                    })
+                    .collect(),
                 histograms,
             }
         })

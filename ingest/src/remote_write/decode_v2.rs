@@ -12,7 +12,8 @@
 //! symbol table that does not start with `""`. Refused per series (its samples counted, the
 //! rest stored): an odd number of label refs or a ref outside the symbol table
 //! (`invalid_symbol_ref`), and every 1.0 label and histogram rule. Exemplars are decoded (so a
-//! malformed one refuses the request) but not stored: each counts as `exemplars_unsupported`.
+//! malformed one refuses the request) with their label refs resolved (`exemplars.rs`); one with
+//! bad refs is dropped on its own and counted as invalid, without failing the request.
 //! Start timestamps are accepted and ignored. Metadata of a valid series is recorded under its
 //! metric family name (the metric name, without `_bucket`/`_count`/`_sum`/`_gcount`/`_gsum`
 //! for histogram and summary types).
@@ -23,9 +24,10 @@ use sextant_storage::labels::SeriesHasher;
 use sextant_storage::METRIC_NAME;
 
 use super::decode::{decode_parts, sample, Buffers, Decoded, MetadataRef, Parts, Scratch};
+use super::exemplars::exemplar_v2;
 use super::histogram;
 use super::validate::{LabelCheck, RemoteWriteLimits};
-use super::wire::{unexpected, Reader, WireError, FIXED64, LEN, VARINT};
+use super::wire::{unexpected, Reader, WireError, LEN, VARINT};
 
 /// Why a 2.0 request was refused as a whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,7 +175,7 @@ fn series<'r>(
 ) -> Result<(), WireError> {
     let samples_start = p.samples.len();
     let hists_start = p.histograms.len();
-    let mut exemplars = 0usize;
+    let exemplars_start = p.exemplars.len();
     let mut meta = RawMetadata::default();
     p.refs.clear();
     let mut r = Reader::new(buf);
@@ -185,26 +187,25 @@ fn series<'r>(
                 Ok(h) => p.histograms.push(h),
                 Err(e) => p.report.reject_histogram(&e),
             },
-            (4, LEN) => {
-                exemplar(r.bytes()?)?;
-                exemplars += 1;
-            }
+            (4, LEN) => match exemplar_v2(r.bytes()?, &p.symbols)? {
+                Some(e) => p.exemplars.push(e),
+                None => p.invalid_exemplars += 1,
+            },
             (5, LEN) => metadata(r.bytes()?, &mut meta)?,
             (f @ 2..=5, wt) => return Err(unexpected(f, wt)),
             (f, wt) => r.skip(f, wt)?,
         }
     }
-    p.report.add("exemplars_unsupported", exemplars);
     let n_samples = p.samples.len() - samples_start + p.histograms.len() - hists_start;
+    let n_exemplars = p.exemplars.len() - exemplars_start;
     let pairs_start = p.pairs.len();
     let refused = match resolve(limits, p, meta) {
         Ok((hash, metadata)) => {
             if let Some(m) = metadata {
                 p.metadata.push(m);
             }
-            if n_samples > 0 {
-                p.ends
-                    .push((p.pairs.len(), p.samples.len(), p.histograms.len(), hash));
+            if n_samples + n_exemplars > 0 {
+                p.push_ends(hash);
             } else {
                 p.pairs.truncate(pairs_start);
             }
@@ -216,6 +217,8 @@ fn series<'r>(
         p.pairs.truncate(pairs_start);
         p.samples.truncate(samples_start);
         p.histograms.truncate(hists_start);
+        p.exemplars.truncate(exemplars_start);
+        p.invalid_exemplars += n_exemplars;
         p.report.add(reason, n_samples);
         if p.report.first_invalid.is_none() {
             p.report.first_invalid = Some(message);
@@ -289,27 +292,6 @@ fn uint32s(r: &mut Reader<'_>, wt: u8, field: u32, out: &mut Vec<u32>) -> Result
             }
         }
         _ => return Err(unexpected(field, wt)),
-    }
-    Ok(())
-}
-
-/// Checks an `Exemplar` message's wire format (its contents are not stored).
-fn exemplar(buf: &[u8]) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
-    while !r.is_empty() {
-        match r.tag()? {
-            (1, VARINT) => drop(r.varint()?),
-            (1, LEN) => {
-                let mut packed = Reader::new(r.bytes()?);
-                while !packed.is_empty() {
-                    packed.varint()?;
-                }
-            }
-            (2, FIXED64) => drop(r.fixed64()?),
-            (3, VARINT) => drop(r.varint()?),
-            (f @ 1..=3, wt) => return Err(unexpected(f, wt)),
-            (f, wt) => r.skip(f, wt)?,
-        }
     }
     Ok(())
 }

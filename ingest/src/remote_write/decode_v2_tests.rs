@@ -2,8 +2,6 @@
 //! per-series validation): same verdicts on random requests, no panics on random, truncated or
 //! corrupted bytes.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 use prost::Message;
 
@@ -40,6 +38,7 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, Option<R
     };
     let mut report = Rejections::default();
     let mut series = Vec::new();
+    let (mut exemplars, mut invalid_exemplars) = (Vec::new(), 0);
     let mut metadata = Vec::new();
     for ts in &req.timeseries {
         let mut hists = Vec::new();
@@ -49,7 +48,33 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, Option<R
                 Err(e) => report.reject_histogram(&e),
             }
         }
-        report.add("exemplars_unsupported", ts.exemplars.len());
+        let mut exs = Vec::new();
+        for e in &ts.exemplars {
+            let pairs: Option<Vec<(String, String)>> = if e.labels_refs.len() % 2 == 1 {
+                None
+            } else {
+                e.labels_refs
+                    .chunks(2)
+                    .map(|p| {
+                        Some((
+                            req.symbols.get(p[0] as usize)?.clone(),
+                            req.symbols.get(p[1] as usize)?.clone(),
+                        ))
+                    })
+                    .collect()
+            };
+            match pairs {
+                Some(pairs) => exs.push(format!(
+                    "{:?}",
+                    sextant_storage::Exemplar {
+                        labels: sextant_storage::Labels::from_pairs(pairs),
+                        value: e.value,
+                        t: e.timestamp,
+                    }
+                )),
+                None => invalid_exemplars += 1,
+            }
+        }
         let n = ts.samples.len() + hists.len();
         let md = ts.metadata.unwrap_or_default();
         let resolved = (|| {
@@ -84,7 +109,8 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, Option<R
                     let family = metadata_family(name, md.r#type).to_string();
                     metadata.push((md.r#type, family, help, unit));
                 }
-                if n > 0 {
+                exemplars.extend(exs.iter().cloned());
+                if n + exs.len() > 0 {
                     series.push((
                         labels
                             .iter()
@@ -99,6 +125,7 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, Option<R
                 }
             }
             Err((reason, message)) => {
+                invalid_exemplars += exs.len();
                 report.add(reason, n);
                 if report.first_invalid.is_none() {
                     report.first_invalid = Some(message);
@@ -107,6 +134,8 @@ fn reference(raw: &[u8], limits: &RemoteWriteLimits) -> Result<Summary, Option<R
         }
     }
     Ok(Summary {
+        exemplars,
+        invalid_exemplars,
         series,
         by_reason: report.by_reason,
         first_invalid: report.first_invalid,
@@ -282,10 +311,13 @@ fn the_shared_payload_matches_the_reference() {
     assert_eq!(got, reference(&raw, &lim).unwrap());
     assert_eq!(got.series.len(), 4);
     assert_eq!(got.metadata.len(), 4);
+    assert!(got.by_reason.is_empty(), "{:?}", got.by_reason);
     assert_eq!(
-        got.by_reason,
-        BTreeMap::from([("exemplars_unsupported", 1)])
+        got.exemplars.len(),
+        1,
+        "the payload's one exemplar is decoded"
     );
+    assert_eq!(got.invalid_exemplars, 0);
 }
 
 #[test]

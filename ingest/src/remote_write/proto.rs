@@ -1,8 +1,8 @@
 //! Remote write 1.0 wire types (`prometheus.WriteRequest`), as hand-written prost messages.
 //!
 //! Label names and values are decoded as bytes rather than `String` so that one series with
-//! invalid UTF-8 is rejected on its own instead of failing the whole request. Exemplars are
-//! kept undecoded: they are only counted until storage supports them.
+//! invalid UTF-8 is rejected on its own instead of failing the whole request. A series'
+//! exemplars are kept as encoded bytes (build them with [`Exemplar`] and `encode_to_vec`).
 
 use prost::Message;
 
@@ -24,6 +24,18 @@ pub struct TimeSeries {
     pub exemplars: Vec<Vec<u8>>,
     #[prost(message, repeated, tag = "4")]
     pub histograms: Vec<Histogram>,
+}
+
+/// An exemplar (`prometheus.Exemplar`): its labels (such as `trace_id`), value and timestamp
+/// in milliseconds.
+#[derive(Clone, PartialEq, Message)]
+pub struct Exemplar {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    #[prost(int64, tag = "3")]
+    pub timestamp: i64,
 }
 
 /// A native histogram (`prometheus.Histogram`). Integer histograms set `count` to

@@ -72,21 +72,38 @@ async fn stores_the_shared_conformance_payload() {
     let st = state(RemoteWriteLimits::default());
     // The payload's two native histograms are valid.
     let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
-    let (valid, rejected) = decode_with(&raw, &RemoteWriteLimits::default(), |d| {
-        (d.num_histograms(), d.rejected_samples())
+    let (valid, rejected, exemplars) = decode_with(&raw, &RemoteWriteLimits::default(), |d| {
+        (d.num_histograms(), d.rejected_samples(), d.num_exemplars())
     })
     .unwrap();
-    assert_eq!((valid, rejected), (2, 1), "two histograms, one exemplar");
+    assert_eq!((valid, rejected, exemplars), (2, 0, 1));
     let (status, text) = post(st.clone(), body, Some("application/x-protobuf")).await;
-    // The payload also carries an exemplar, which this server does not store yet: it is
-    // reported, and the samples are kept. So are the histograms when storage supports them.
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    let want = if histograms_supported() {
-        "rejected 1 of 8 samples (exemplars_unsupported: 1)"
-    } else {
-        "rejected 3 of 8 samples (exemplars_unsupported: 1, native_histograms_unsupported: 2)"
-    };
-    assert!(text.contains(want), "{text}");
+    // Samples, histograms and the payload's exemplar are all stored.
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let ex = st
+        .db
+        .select_exemplars(
+            &[vec![Matcher::equal("__name__", "http_requests_total")]],
+            i64::MIN,
+            i64::MAX,
+        )
+        .unwrap();
+    assert_eq!(ex.len(), 1);
+    assert_eq!(
+        ex[0].series_labels.to_string(),
+        r#"http_requests_total{code="200", instance="app-1:8080", job="api", method="GET"}"#
+    );
+    assert_eq!(
+        ex[0].exemplars,
+        vec![sextant_storage::Exemplar {
+            labels: sextant_storage::Labels::from_pairs([(
+                "trace_id",
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            )]),
+            value: 1.0,
+            t: 1714557614000,
+        }]
+    );
     let got = st
         .db
         .select(

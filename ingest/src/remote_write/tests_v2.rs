@@ -164,15 +164,25 @@ async fn stores_the_shared_conformance_payload_and_answers_the_written_headers()
     let body = std::fs::read(path).expect("shared conformance payload");
     let st = state();
     let a = post(&st, body, Some(V2)).await;
-    // The one exemplar is not stored: reported (400, so the sender does not retry), the rest kept.
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
-    assert!(
-        a.text
-            .contains("rejected 1 of 8 samples (exemplars_unsupported: 1)"),
-        "{}",
-        a.text
+    // Everything is stored, the one exemplar included.
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    assert_eq!(a.written(), Some((5, 2, 1)));
+    let ex = st
+        .db
+        .select_exemplars(&[vec![Matcher::equal("job", "api")]], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(ex.len(), 1);
+    assert_eq!(
+        ex[0].series_labels.metric_name(),
+        Some("http_requests_total")
     );
-    assert_eq!(a.written(), Some((5, 2, 0)));
+    assert_eq!(
+        (
+            ex[0].exemplars[0].labels.get("trace_id"),
+            ex[0].exemplars[0].t
+        ),
+        (Some("4bf92f3577b34da6a3ce929d0e0e4736"), 1714557614000)
+    );
     assert_eq!(
         floats_of(&st.db, "http_requests_total"),
         [
@@ -263,6 +273,62 @@ async fn a_complete_request_answers_204_with_the_written_counts() {
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
     assert_eq!(a.written(), Some((1, 1, 0)));
     assert_eq!(floats_of(&st.db, "up").len(), 2);
+}
+
+#[tokio::test]
+async fn exemplars_are_stored_and_counted_and_refusals_do_not_fail_the_request() {
+    let st = state();
+    let ex = |b: &mut Builder, trace: &str, value: f64, timestamp: i64| v2::Exemplar {
+        labels_refs: b.refs(&[("trace_id", trace)]),
+        value,
+        timestamp,
+    };
+    let mut b = Builder::new();
+    let e1 = ex(&mut b, "aa", 0.5, 1000);
+    let e2 = ex(&mut b, "bb", 0.7, 2000);
+    b.floats(&[("__name__", "up"), ("job", "a")], &[(2000, 1.0)])
+        .exemplars = vec![e1, e2];
+    let a = post_v2(&st, &b.req).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    assert_eq!(a.written(), Some((1, 0, 2)));
+    // A resend of the newest exemplar counts as written; an older one, a too long one and one
+    // with a ref outside the symbol table are dropped and counted, and the request succeeds.
+    let mut b = Builder::new();
+    let dup = ex(&mut b, "bb", 0.7, 2000);
+    let old = ex(&mut b, "cc", 0.1, 1500);
+    let long = ex(&mut b, &"x".repeat(130), 0.1, 3000);
+    let bad_ref = v2::Exemplar {
+        labels_refs: vec![1, 999],
+        value: 1.0,
+        timestamp: 4000,
+    };
+    let fresh = ex(&mut b, "dd", 0.9, 5000);
+    b.floats(&[("__name__", "up"), ("job", "a")], &[(3000, 1.0)])
+        .exemplars = vec![dup, old, long, bad_ref, fresh];
+    let a = post_v2(&st, &b.req).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    assert_eq!(a.written(), Some((1, 0, 2)));
+    let got = st
+        .db
+        .select_exemplars(&[vec![Matcher::equal("job", "a")]], i64::MIN, i64::MAX)
+        .unwrap();
+    let traces: Vec<(&str, i64)> = got[0]
+        .exemplars
+        .iter()
+        .map(|e| (e.labels.get("trace_id").unwrap_or_default(), e.t))
+        .collect();
+    assert_eq!(traces, [("aa", 1000), ("bb", 2000), ("dd", 5000)]);
+    let m = st.db.metrics();
+    assert_eq!(m.exemplars_appended.get(), 3);
+    assert_eq!(m.out_of_order_exemplars.get(), 1);
+    for (reason, n) in [("out_of_order", 1), ("labels_too_long", 1), ("invalid", 1)] {
+        let key = vec![("reason".to_string(), reason.to_string())];
+        assert_eq!(
+            m.exemplars_rejected.get_or_create(&key).get(),
+            n,
+            "{reason}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use sextant_storage::{Db, Labels, Sample, SeriesLabels, STALE_NAN_BITS};
+use sextant_storage::{Db, Exemplar, Labels, Sample, SeriesLabels, STALE_NAN_BITS};
 
 use super::config::JobSettings;
 use super::parse::{parse, Exposition, FamilyMetadata, Format};
@@ -106,6 +106,9 @@ fn store_exposition(
 ) -> Result<(), String> {
     counts.scraped = exposition.samples.len();
     let mut batch: Vec<(LabelSet<'_>, [Sample; 1])> = Vec::with_capacity(exposition.samples.len());
+    // Exemplars by position in `batch`; without a timestamp they take their sample's, as in
+    // Prometheus.
+    let mut exemplars: Vec<(usize, [Exemplar; 1])> = Vec::new();
     for s in &exposition.samples {
         let mut lb = LabelSet::with_capacity(s.labels.len() + target.labels.len() + 1);
         lb.set(Cow::Borrowed("__name__"), s.name.as_ref());
@@ -120,6 +123,18 @@ fn store_exposition(
             Some(t) if job.honor_timestamps => t,
             _ => ts,
         };
+        if let Some(e) = &s.exemplar {
+            exemplars.push((
+                batch.len(),
+                [Exemplar {
+                    labels: Labels::from_pairs(
+                        e.labels.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+                    ),
+                    value: e.value,
+                    t: e.timestamp.unwrap_or(t),
+                }],
+            ));
+        }
         batch.push((lb, [Sample { t, v: s.value }]));
     }
     counts.post_relabel = batch.len();
@@ -158,6 +173,16 @@ fn store_exposition(
         .collect();
     append_logged(db, batch.iter().map(|(l, s)| (l, s.as_slice())));
     append_logged(db, gone.iter().map(|(l, s)| (l, s.as_slice())));
+    if !exemplars.is_empty() {
+        let stored =
+            db.append_exemplars(exemplars.iter().map(|(i, e)| (&batch[*i].0, e.as_slice())));
+        match stored {
+            Ok(out) => {
+                crate::remote_write::count_exemplar_refusals(db, &out, 0);
+            }
+            Err(e) => tracing::error!(error = %e, "scrape: storing exemplars failed"),
+        }
+    }
     cache.tracked = tracked;
     cache.seen = seen;
 

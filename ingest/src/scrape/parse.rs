@@ -37,6 +37,17 @@ pub struct ParsedSample<'a> {
     pub value: f64,
     /// Milliseconds, when the line carries a timestamp.
     pub timestamp: Option<i64>,
+    /// The OpenMetrics exemplar after ` # `, if any.
+    pub exemplar: Option<ParsedExemplar<'a>>,
+}
+
+/// An OpenMetrics exemplar: `# {labels} value [timestamp]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedExemplar<'a> {
+    pub labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub value: f64,
+    /// Milliseconds, when the exemplar carries a timestamp (float seconds in the text).
+    pub timestamp: Option<i64>,
 }
 
 /// `# TYPE`, `# HELP` and `# UNIT` of one metric family.
@@ -378,7 +389,7 @@ fn parse_sample(line: &str, om: bool) -> Result<ParsedSample<'_>, String> {
         }
         t
     };
-    let (sample_part, _exemplar) = if om {
+    let (sample_part, exemplar_text) = if om {
         match rest.find(" # ") {
             Some(i) => (&rest[..i], Some(&rest[i + 3..])),
             None => (rest, None),
@@ -408,8 +419,68 @@ fn parse_sample(line: &str, om: bool) -> Result<ParsedSample<'_>, String> {
     if let Some(extra) = fields.next() {
         return Err(format!("unexpected {extra:?} after the sample"));
     }
+    let exemplar = exemplar_text.map(parse_exemplar).transpose()?;
     Ok(ParsedSample {
         name,
+        labels,
+        value,
+        timestamp,
+        exemplar,
+    })
+}
+
+/// Parses the part after ` # `: `{name="value",…} value [timestamp seconds]`.
+fn parse_exemplar(text: &str) -> Result<ParsedExemplar<'_>, String> {
+    let Some(mut r) = text.strip_prefix('{') else {
+        return Err("exemplar must start with a label set".into());
+    };
+    let mut labels = Vec::new();
+    loop {
+        if let Some(after) = r.strip_prefix('}') {
+            r = after;
+            break;
+        }
+        let (name, after): (Cow<'_, str>, &str) = if let Some(q) = r.strip_prefix('"') {
+            quoted(q)?
+        } else {
+            let l = label_name_len(r);
+            if l == 0 {
+                return Err("invalid exemplar label name".into());
+            }
+            (Cow::Borrowed(&r[..l]), &r[l..])
+        };
+        let Some(v) = after.strip_prefix("=\"") else {
+            return Err("expected '=\"' after exemplar label name".into());
+        };
+        let (value, after) = quoted(v)?;
+        labels.push((name, value));
+        r = after;
+        if let Some(after) = r.strip_prefix(',') {
+            r = after;
+        } else if !r.starts_with('}') {
+            return Err("expected ',' or '}' in exemplar label set".into());
+        }
+    }
+    let Some(r) = r.strip_prefix(' ') else {
+        return Err("expected a space before the exemplar value".into());
+    };
+    let mut fields = r.split(' ');
+    let value_text = fields.next().unwrap_or("");
+    let value =
+        parse_float(value_text).ok_or_else(|| format!("invalid exemplar value {value_text:?}"))?;
+    let timestamp = match fields.next() {
+        None => None,
+        Some(t) => {
+            let secs = parse_float(t)
+                .filter(|s| s.is_finite())
+                .ok_or_else(|| format!("invalid exemplar timestamp {t:?}"))?;
+            Some((secs * 1000.0).round() as i64)
+        }
+    };
+    if let Some(extra) = fields.next() {
+        return Err(format!("unexpected {extra:?} after the exemplar"));
+    }
+    Ok(ParsedExemplar {
         labels,
         value,
         timestamp,
@@ -478,6 +549,35 @@ mod tests {
     }
 
     #[test]
+    fn openmetrics_exemplars() {
+        let body = "a_bucket{le=\"0.5\"} 3 # {trace_id=\"t\\\"q\",\"span.id\"=\"s\"} -0.25\n\
+                    b_total 1 # {} 2e3 17\n\
+                    # EOF\n";
+        let e = parse(body, Format::OpenMetrics).unwrap();
+        let x = e.samples[0].exemplar.as_ref().unwrap();
+        assert_eq!(
+            x.labels[0],
+            (Cow::Borrowed("trace_id"), Cow::Borrowed("t\"q"))
+        );
+        assert_eq!(x.labels[1].0, "span.id");
+        assert_eq!((x.value, x.timestamp), (-0.25, None));
+        let x = e.samples[1].exemplar.as_ref().unwrap();
+        assert_eq!(
+            (x.labels.len(), x.value, x.timestamp),
+            (0, 2000.0, Some(17_000))
+        );
+        for bad in [
+            "a 1 # trace_id=\"x\" 1\n# EOF\n",
+            "a 1 # {trace_id=\"x\"}1\n# EOF\n",
+            "a 1 # {trace_id=\"x\"} one\n# EOF\n",
+            "a 1 # {trace_id=x} 1\n# EOF\n",
+            "a 1 # {trace_id=\"x\"} 1 2 3\n# EOF\n",
+        ] {
+            assert!(parse(bad, Format::OpenMetrics).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn openmetrics() {
         let body = "# TYPE foo counter\n\
                     # UNIT foo seconds\n\
@@ -491,6 +591,15 @@ mod tests {
         assert_eq!(e.samples.len(), 3);
         assert_eq!(e.samples[0].timestamp, Some(1_520_879_607_789));
         assert_eq!(e.samples[0].value, 17.0);
+        assert_eq!(
+            e.samples[0].exemplar,
+            Some(ParsedExemplar {
+                labels: vec![(Cow::Borrowed("trace_id"), Cow::Borrowed("x"))],
+                value: 1.0,
+                timestamp: Some(1_520_879_607_700),
+            })
+        );
+        assert_eq!(e.samples[1].exemplar, None);
         assert_eq!(e.metadata[0].1.unit, "seconds");
         assert_eq!(e.metadata[0].1.help, "A counter.");
         assert_eq!(e.metadata[1].1.metric_type, "stateset");

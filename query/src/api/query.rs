@@ -8,9 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::State;
 use sextant_storage::{Db, FloatHistogram, Labels};
 
-use super::params::{
-    parse_duration, parse_limit, parse_time, parse_time_param, Params, MAX_TIME_MS, MIN_TIME_MS,
-};
+use super::params::{parse_duration, parse_limit, parse_time, parse_time_param, Params};
 use super::response::{
     format_value, write_json_str, write_point, write_timestamp, ApiError, Success,
 };
@@ -106,21 +104,6 @@ impl StatsRequest {
             _ => StatsRequest::Summary,
         }
     }
-}
-
-/// `GET|POST /api/v1/query_exemplars`: parameters are checked; no exemplars are stored yet.
-pub async fn query_exemplars(p: Params) -> Result<Success, ApiError> {
-    let start = parse_time_param(&p, "start", MIN_TIME_MS)
-        .map_err(|e| ApiError::invalid_param("start", e))?;
-    let end =
-        parse_time_param(&p, "end", MAX_TIME_MS).map_err(|e| ApiError::invalid_param("end", e))?;
-    if end < start {
-        return Err(ApiError::bad_data(
-            "end timestamp must not be before start timestamp",
-        ));
-    }
-    parse(p.get("query")).map_err(|e| ApiError::bad_data(e.to_string()))?;
-    Ok(Success::from_json("[]".into()))
 }
 
 /// `GET|POST /api/v1/format_query`: the query, pretty-printed as Prometheus' `Pretty(0)`.

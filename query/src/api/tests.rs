@@ -58,6 +58,23 @@ fn test_db() -> Db {
     if let Err(e) = db.append(&batch) {
         panic!("append failed: {e}");
     }
+    // Exemplars on `up{instance="a"}` (t=1.5s and 30s) and on the counter (t=45.001s).
+    let ex = |trace: &str, value: f64, t: i64| sextant_storage::Exemplar {
+        labels: Labels::from_pairs([("trace_id", trace)]),
+        value,
+        t,
+    };
+    let up_a = batch[0].0.clone();
+    let requests = batch[3].0.clone();
+    let (ex_up, ex_req) = (
+        vec![ex("aa", 1.0, 1_500), ex("bb", 0.25, 30_000)],
+        vec![ex("cc", 1e-7, 45_001)],
+    );
+    if let Err(e) =
+        db.append_exemplars([(&up_a, ex_up.as_slice()), (&requests, ex_req.as_slice())].into_iter())
+    {
+        panic!("append_exemplars failed: {e}");
+    }
     db.set_metadata(
         "up",
         MetricMetadata {

@@ -569,3 +569,125 @@ fn base64_matches_the_standard_alphabet() {
     assert_eq!(base64(b"fo"), "Zm8=");
     assert_eq!(base64(b"foobar"), "Zm9vYmFy");
 }
+
+fn otlp_exemplar(t_ms: u64, value: f64, trace: bool, attrs: Vec<KeyValue>) -> OtlpExemplar {
+    OtlpExemplar {
+        filtered_attributes: attrs,
+        time_unix_nano: t_ms * 1_000_000,
+        span_id: if trace {
+            vec![0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+        } else {
+            vec![]
+        },
+        trace_id: if trace {
+            (0u8..16).map(|i| i * 17).collect()
+        } else {
+            vec![]
+        },
+        value: Some(exemplar::Value::AsDouble(value)),
+    }
+}
+
+/// One series' exemplars as `(series, [(labels, value, t)])`.
+type ExemplarsText = (String, Vec<(String, f64, i64)>);
+
+/// Exemplars read back from storage, as text.
+fn stored_exemplars(db: &sextant_storage::Db) -> Vec<ExemplarsText> {
+    db.select_exemplars(&[vec![]], i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                s.series_labels.to_string(),
+                s.exemplars
+                    .iter()
+                    .map(|e| (e.labels.to_string(), e.value, e.t))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn exemplars_go_to_sums_and_to_the_bucket_holding_their_value() {
+    let mut counter = num(10, 0, 5.0, vec![]);
+    counter.exemplars = vec![
+        otlp_exemplar(9_500, 1.0, true, vec![kv("user", "u1")]),
+        // An integer value and no trace context; recorded before the first one.
+        OtlpExemplar {
+            value: Some(exemplar::Value::AsInt(3)),
+            ..otlp_exemplar(9_000, 0.0, false, vec![])
+        },
+        // No value: dropped and counted.
+        OtlpExemplar {
+            value: None,
+            ..otlp_exemplar(9_700, 0.0, false, vec![])
+        },
+        // Attributes that would exceed 128 characters are left out.
+        otlp_exemplar(9_800, 2.0, true, vec![kv("note", &"n".repeat(70))]),
+    ];
+    let mut hist = hist_point(10, 0, vec![1, 2, 3], vec![0.5, 1.0], 9.0);
+    hist.exemplars = vec![
+        otlp_exemplar(9_100, 0.5, false, vec![]),
+        otlp_exemplar(9_200, 0.75, false, vec![]),
+        otlp_exemplar(9_300, 7.0, false, vec![]),
+    ];
+    let req = request(
+        svc(),
+        vec![
+            metric(
+                "requests",
+                "",
+                sum(vec![counter], true, AggregationTemporality::Cumulative),
+            ),
+            metric(
+                "latency",
+                "s",
+                Data::Histogram(Histogram {
+                    data_points: vec![hist],
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                }),
+            ),
+        ],
+    );
+    let d = DeltaTracker::new(Duration::from_secs(60));
+    let c = convert(&req, &OtlpOptions::default(), &d);
+    assert_eq!(c.invalid_exemplars, 1);
+    let db = sextant_storage::Db::in_memory();
+    let resp = crate::otlp::store(&db, &c).unwrap();
+    assert_eq!(
+        resp.partial_success, None,
+        "exemplars never refuse a request"
+    );
+    let trace = "00112233445566778899aabbccddeeff";
+    let bucket = |le: &str| {
+        format!(r#"latency_seconds_bucket{{instance="i-1", job="shop/api", le="{le}"}}"#)
+    };
+    assert_eq!(
+        stored_exemplars(&db),
+        vec![
+            // Sorted by series labels: "+Inf" sorts before digits.
+            (bucket("+Inf"), vec![("{}".to_string(), 7.0, 9_300)]),
+            (bucket("0.5"), vec![("{}".to_string(), 0.5, 9_100)]),
+            (bucket("1"), vec![("{}".to_string(), 0.75, 9_200)]),
+            (
+                r#"requests_total{instance="i-1", job="shop/api"}"#.to_string(),
+                vec![
+                    ("{}".to_string(), 3.0, 9_000),
+                    (
+                        format!(r#"{{span_id="00f067aa0ba902b7", trace_id="{trace}", user="u1"}}"#),
+                        1.0,
+                        9_500
+                    ),
+                    (
+                        format!(r#"{{span_id="00f067aa0ba902b7", trace_id="{trace}"}}"#),
+                        2.0,
+                        9_800
+                    ),
+                ]
+            ),
+        ]
+    );
+    let key = vec![("reason".to_string(), "invalid".to_string())];
+    assert_eq!(db.metrics().exemplars_rejected.get_or_create(&key).get(), 1);
+}

@@ -145,9 +145,32 @@ async fn exemplars() {
             "Invalid time value for 'start': cannot parse \"x\" to a valid timestamp"
         )
     );
-    // Needs the parser.
-    let (status, body) = post("/api/v1/query_exemplars", "query=up&start=0&end=60").await;
-    assert_eq!((status, body), (StatusCode::OK, success("[]")));
+    let (status, body) = get("/api/v1/query_exemplars?query=up(").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains(r#""errorType":"bad_data""#), "{body}");
+    // Every selector of the expression counts, a series matching any of them is returned,
+    // sorted by series labels; the time range is inclusive.
+    let up_a = r#"{"seriesLabels":{"__name__":"up","instance":"a","job":"api"},"exemplars":[{"labels":{"trace_id":"aa"},"value":"1","timestamp":1.500},{"labels":{"trace_id":"bb"},"value":"0.25","timestamp":30}]}"#;
+    let requests = r#"{"seriesLabels":{"__name__":"http_requests_total","code":"200","job":"api"},"exemplars":[{"labels":{"trace_id":"cc"},"value":"1e-07","timestamp":45.001}]}"#;
+    let (status, body) = post(
+        "/api/v1/query_exemplars",
+        "query=sum(rate(http_requests_total[5m])) / on() group_left count(up{job=~\"api|x\"})&start=0&end=60",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, success(&format!("[{requests},{up_a}]")));
+    let (_, body) = get("/api/v1/query_exemplars?query=up&start=1.5&end=29.999").await;
+    assert_eq!(
+        body,
+        success(
+            r#"[{"seriesLabels":{"__name__":"up","instance":"a","job":"api"},"exemplars":[{"labels":{"trace_id":"aa"},"value":"1","timestamp":1.500}]}]"#
+        )
+    );
+    let (_, body) = get("/api/v1/query_exemplars?query=up%7Binstance%3D%22b%22%7D").await;
+    assert_eq!(body, success("[]"));
+    // No selector at all: `data` is null, as in Prometheus.
+    let (status, body) = get("/api/v1/query_exemplars?query=1%2B1").await;
+    assert_eq!((status, body), (StatusCode::OK, success("null")));
 }
 
 fn state(timeout: Duration) -> Arc<ApiState> {
