@@ -31,6 +31,35 @@ pub struct Config {
     /// The built-in notifier, configured as an Alertmanager (`route`, `receivers`,
     /// `inhibit_rules`, `time_intervals`, …).
     pub notifications: sextant_alerting::notify::NotifyConfig,
+    /// Rule evaluation settings that Prometheus takes as flags.
+    pub rules: RulesConfig,
+}
+
+/// `rules:` — what Prometheus sets with `--rules.*` and `--web.external-url`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Least time between two sends of the same firing alert (`--rules.alert.resend-delay`).
+    pub resend_delay: String,
+    /// `ALERTS_FOR_STATE` older than this is not restored after a restart
+    /// (`--rules.alert.for-outage-tolerance`).
+    pub for_outage_tolerance: String,
+    /// Least time a restored pending alert waits before firing; alerts with a shorter `for`
+    /// are not restored (`--rules.alert.for-grace-period`).
+    pub for_grace_period: String,
+    /// Base of alerts' generator URLs and `$externalURL` (`--web.external-url`).
+    pub external_url: String,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            resend_delay: "1m".into(),
+            for_outage_tolerance: "1h".into(),
+            for_grace_period: "10m".into(),
+            external_url: String::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -263,7 +292,41 @@ impl Config {
         }
         sextant_ingest::scrape::config::resolve(&self.global, &self.scrape_configs)
             .map_err(anyhow::Error::msg)?;
+        self.rule_manager_options()?;
         Ok(())
+    }
+
+    /// Rule evaluation settings from `global` and `rules`.
+    pub fn rule_manager_options(
+        &self,
+    ) -> anyhow::Result<sextant_alerting::rules::manager::ManagerOptions> {
+        use sextant_alerting::rules::eval::EvalOptions;
+        let d = |s: &str, key: &str| parse_duration_or_zero(s).with_context(|| key.to_string());
+        let default_interval = match &self.global.evaluation_interval {
+            Some(s) => d(s, "global.evaluation_interval")?,
+            None => Duration::from_secs(60),
+        };
+        if default_interval.is_zero() {
+            bail!("global.evaluation_interval must be positive");
+        }
+        let default_query_offset = match &self.global.rule_query_offset {
+            Some(s) => d(s, "global.rule_query_offset")?,
+            None => Duration::ZERO,
+        };
+        Ok(sextant_alerting::rules::manager::ManagerOptions {
+            eval: EvalOptions {
+                external_labels: self.global.external_labels.clone(),
+                external_url: self.rules.external_url.clone(),
+                default_interval,
+                default_query_offset,
+                resend_delay: d(&self.rules.resend_delay, "rules.resend_delay")?,
+            },
+            outage_tolerance: d(
+                &self.rules.for_outage_tolerance,
+                "rules.for_outage_tolerance",
+            )?,
+            for_grace_period: d(&self.rules.for_grace_period, "rules.for_grace_period")?,
+        })
     }
 
     /// The storage settings as the storage crate takes them.
@@ -422,6 +485,27 @@ mod tests {
         );
         assert!(Config::parse("otlp:\n  grpc_addr: nope\n").is_err());
         assert!(Config::parse("otlp:\n  translation_strategy: Foo\n").is_err());
+    }
+
+    #[test]
+    fn rule_settings() {
+        let c = Config::parse(
+            "global:\n  evaluation_interval: 30s\n  rule_query_offset: 1m\n  external_labels: {dc: eu}\nrules:\n  resend_delay: 2m\n  for_grace_period: 0s\n",
+        )
+        .unwrap();
+        let o = c.rule_manager_options().unwrap();
+        assert_eq!(o.eval.default_interval, Duration::from_secs(30));
+        assert_eq!(o.eval.default_query_offset, Duration::from_secs(60));
+        assert_eq!(o.eval.resend_delay, Duration::from_secs(120));
+        assert_eq!(
+            o.eval.external_labels.get("dc").map(String::as_str),
+            Some("eu")
+        );
+        assert_eq!(o.for_grace_period, Duration::ZERO);
+        assert_eq!(o.outage_tolerance, Duration::from_secs(3600));
+        let err = Config::parse("rules:\n  resend_delay: soon\n").unwrap_err();
+        assert!(format!("{err:#}").contains("rules.resend_delay"), "{err:#}");
+        assert!(Config::parse("rules:\n  resend_dely: 1m\n").is_err());
     }
 
     #[test]

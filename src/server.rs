@@ -11,6 +11,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use sextant_alerting::rules::manager::{
+    load as rule_load, LogSink, RuleLoader, RuleManager, RuleMetrics,
+};
+use sextant_alerting::AlertSink;
 use sextant_ingest::{OtlpState, RemoteWriteLimits, RemoteWriteState};
 use sextant_query::api::{ApiState, ServerInfo};
 use sextant_query::promql::{Engine, EngineOptions};
@@ -71,7 +75,9 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
                 parse_duration(&config.storage.maintenance_interval)?,
             );
             otlp.set_db(db.clone());
-            let (telemetry, app) = build_app(&config, flags, db.clone())?;
+            // The notifier is connected here once it exists; until then alerts are logged.
+            let sink: Arc<dyn AlertSink> = Arc::new(LogSink);
+            let (telemetry, app) = build_app(&config, flags, db.clone(), sink)?;
             let _ = shared.telemetry.set(telemetry);
             let _ = shared.app.set(app);
             tracing::info!("sextant is ready");
@@ -164,10 +170,14 @@ fn build_app(
     config: &Config,
     flags: BTreeMap<String, String>,
     db: Arc<Db>,
+    alert_sink: Arc<dyn AlertSink>,
 ) -> anyhow::Result<(Arc<Telemetry>, Router)> {
     let mut telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"));
     db.metrics().register(telemetry.registry_mut());
+    let rule_metrics = RuleMetrics::default();
+    rule_metrics.register(telemetry.registry_mut());
     let telemetry = Arc::new(telemetry);
+    let rule_loader = rule_loader(config, &flags);
 
     let engine = Arc::new(Engine::new(EngineOptions {
         lookback_delta_ms: parse_duration(&config.query.lookback_delta)?.as_millis() as i64,
@@ -197,6 +207,17 @@ fn build_app(
         },
         max_points_per_series: config.query.max_points_per_series,
     };
+    let rules = RuleManager::start(
+        db.clone(),
+        engine.clone(),
+        alert_sink,
+        config.rule_manager_options()?,
+        rule_loader,
+        rule_metrics,
+    )
+    .map_err(anyhow::Error::msg)
+    .context("loading rule_files")?;
+    spawn_sighup_reload(rules.clone());
     let api = sextant_query::api::router(Arc::new(ApiState {
         db: db.clone(),
         engine,
@@ -221,6 +242,7 @@ fn build_app(
     };
     let app = Router::new()
         .merge(api)
+        .merge(sextant_alerting::rules::api::router(rules))
         .merge(ingest)
         .merge(sextant_ingest::scrape::router(scrape))
         .layer(axum::middleware::from_fn_with_state(
@@ -228,6 +250,46 @@ fn build_app(
             telemetry::track_http,
         ));
     Ok((telemetry, app))
+}
+
+/// Reads `rule_files` (globs relative to the configuration file's directory) on every call.
+/// On a reload the configuration file is read again for its `rule_files` list (the other
+/// settings keep their start-up values).
+fn rule_loader(config: &Config, flags: &BTreeMap<String, String>) -> RuleLoader {
+    let config_file = flags
+        .get("config.file")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
+    let base = config_file
+        .as_ref()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        .unwrap_or_default();
+    let initial = config.rule_files.clone();
+    let first = std::sync::atomic::AtomicBool::new(true);
+    Arc::new(move || {
+        let patterns = match &config_file {
+            Some(path) if !first.swap(false, std::sync::atomic::Ordering::SeqCst) => {
+                Config::load(path).map_err(|e| format!("{e:#}"))?.rule_files
+            }
+            _ => initial.clone(),
+        };
+        rule_load::load_globs(&base, &patterns)
+    })
+}
+
+/// Reloads the rules on SIGHUP, as Prometheus does.
+fn spawn_sighup_reload(rules: Arc<RuleManager>) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("received SIGHUP; reloading rules");
+            let _ = rules.reload().await;
+        }
+    });
 }
 
 /// Runs storage maintenance (head cuts, compaction, retention) on its own thread, off the async

@@ -15,5 +15,6 @@ pub mod alert;
 pub mod notify;
 pub mod rules;
 pub mod slo;
+pub mod template;
 
 pub use alert::{Alert, AlertSink};

@@ -135,6 +135,11 @@ impl Server {
         assert!(status.success(), "exit status {status}");
     }
 
+    /// The child's process id (for sending signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

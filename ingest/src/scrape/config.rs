@@ -15,12 +15,16 @@ use super::relabel::RelabelConfig;
 pub struct GlobalConfig {
     pub scrape_interval: String,
     pub scrape_timeout: String,
-    /// Accepted for compatibility with Prometheus files; rules are not evaluated yet.
+    /// Interval of rule groups that set none; default 1m.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation_interval: Option<String>,
-    /// Accepted for compatibility. As in Prometheus, external labels are not attached to the
-    /// stored series (they label data leaving the server, which Sextant does not send yet).
+    /// As in Prometheus, external labels are not attached to the stored series; they label
+    /// alerts leaving the server and are available to rule templates as `$externalLabels`.
     pub external_labels: BTreeMap<String, String>,
+    /// Prometheus' `rule_query_offset`: how far in the past rule groups query (and write their
+    /// results) by default; default 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_query_offset: Option<String>,
 }
 
 impl Default for GlobalConfig {
@@ -30,6 +34,7 @@ impl Default for GlobalConfig {
             scrape_timeout: "10s".into(),
             evaluation_interval: None,
             external_labels: BTreeMap::new(),
+            rule_query_offset: None,
         }
     }
 }
