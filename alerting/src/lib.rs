@@ -9,11 +9,13 @@
 //! - [`slo`]: SLO specs (Sloth, OpenSLO) turned into rule groups, and error-budget state.
 //! - [`notify`]: an Alertmanager-compatible routing tree, inhibition, silences, receivers and
 //!   forwarding to external Alertmanagers.
+//! - [`template`]: Go text/template-compatible alert templating with Prometheus' functions.
 //! - [`alert`]: the alert value passed from rules to notifications.
 
 pub mod alert;
 pub mod notify;
 pub mod rules;
 pub mod slo;
+pub mod template;
 
 pub use alert::{Alert, AlertSink};

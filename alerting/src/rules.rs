@@ -1,5 +1,13 @@
 //! Prometheus-compatible recording and alerting rules.
 
+pub mod eval;
 pub mod model;
 
 pub use model::{RuleDef, RuleGroup, RuleKind};
+pub mod file;
+
+pub use file::{
+    duplicate_rules, load_rule_files, load_rule_files_with, parse_duration, parse_rule_file,
+    parse_rule_file_with, DuplicateRule, RuleFileError, RuleFileOptions,
+};
+pub mod unittest;
