@@ -2,6 +2,7 @@
 //! and query together. It holds no logic of its own beyond that wiring.
 
 mod config;
+mod rules_cli;
 mod server;
 mod telemetry;
 mod tsdb_cli;
@@ -30,6 +31,10 @@ enum Command {
     Serve(ServeArgs),
     /// Inspect a data directory offline: `list`, `analyze`, `dump` (like `promtool tsdb`).
     Tsdb(tsdb_cli::TsdbArgs),
+    /// Check configuration files: `check rules FILE…` (like `promtool check rules`).
+    Check(rules_cli::CheckArgs),
+    /// Run unit tests: `test rules FILE…` (like `promtool test rules`).
+    Test(rules_cli::TestArgs),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -136,6 +141,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Tsdb(args) => tsdb_cli::run(args),
+        Command::Check(args) => rules_cli::run_check(args),
+        Command::Test(args) => rules_cli::run_test(args),
         Command::Serve(args) => {
             let config = match args.resolve() {
                 Ok(c) => c,

@@ -9,6 +9,7 @@
 //! - [`slo`]: SLO specs (Sloth, OpenSLO) turned into rule groups, and error-budget state.
 //! - [`notify`]: an Alertmanager-compatible routing tree, inhibition, silences, receivers and
 //!   forwarding to external Alertmanagers.
+//! - [`template`]: Go text/template-compatible alert templating with Prometheus' functions.
 //! - [`alert`]: the alert value passed from rules to notifications.
 
 pub mod alert;

@@ -12,3 +12,4 @@ pub use file::{
     duplicate_rules, load_rule_files, load_rule_files_with, parse_duration, parse_rule_file,
     parse_rule_file_with, DuplicateRule, RuleFileError, RuleFileOptions,
 };
+pub mod unittest;

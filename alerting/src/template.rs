@@ -17,7 +17,7 @@ mod gofmt;
 mod lex;
 mod parse;
 mod printf;
-mod value;
+pub(crate) mod value;
 
 use std::collections::BTreeMap;
 use std::fmt;

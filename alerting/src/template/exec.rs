@@ -12,8 +12,12 @@ use super::{TemplateData, TemplateQuery};
 /// Failure with the template line it happened on.
 pub(crate) type ExecError = (usize, String);
 
-/// How deep `{{template}}` calls may nest (Go's limit).
-const MAX_DEPTH: usize = 100_000;
+/// How deep `{{template}}`/`tmpl` calls may nest. Go allows 100000 on its growable stacks;
+/// ours are fixed, so recursion is cut far earlier (with an error, never a stack overflow).
+const MAX_DEPTH: usize = 64;
+
+/// Largest integer `range` may iterate over.
+const MAX_RANGE_INT: i64 = 1_000_000;
 
 /// Everything functions may need while executing.
 pub(crate) struct Ctx<'a> {
@@ -190,6 +194,12 @@ impl Ctx<'_> {
                 .iter()
                 .map(|(k, x)| (Value::Str(k.clone()), x.clone()))
                 .collect(),
+            Value::Int(n) if *n > MAX_RANGE_INT => {
+                return Err((
+                    line,
+                    format!("range over {n} is too large (limit {MAX_RANGE_INT})"),
+                ));
+            }
             Value::Int(n) => (0..*n).map(|i| (Value::Int(i), Value::Int(i))).collect(),
             Value::Nil => Vec::new(),
             other => {

@@ -88,6 +88,7 @@ pub(crate) fn parse(
         is_func,
         defs: HashMap::new(),
         range_depth: 0,
+        depth: 0,
     };
     p.vars.extend(predeclared.iter().map(|s| s.to_string()));
     let (root, end) = p.list()?;
@@ -106,7 +107,13 @@ struct Parser<'a> {
     is_func: &'a dyn Fn(&str) -> bool,
     defs: HashMap<String, Vec<Node>>,
     range_depth: usize,
+    /// Current nesting of control structures and parentheses.
+    depth: usize,
 }
+
+/// Deepest nesting of control structures and parenthesized pipelines accepted (keeps the
+/// recursive parser and executor far from the stack limit).
+const MAX_NESTING: usize = 100;
 
 /// What ended a list.
 #[allow(clippy::enum_variant_names)]
@@ -252,6 +259,16 @@ impl Parser<'_> {
 
     /// `if`/`range`/`with` after the keyword.
     fn control(&mut self, kw: &str, line: usize) -> PResult<Node> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err((line, format!("nesting deeper than {MAX_NESTING} levels")));
+        }
+        let r = self.control_inner(kw, line);
+        self.depth -= 1;
+        r
+    }
+
+    fn control_inner(&mut self, kw: &str, line: usize) -> PResult<Node> {
         let mark = self.vars.len();
         let pipe = self.pipeline(line, false)?;
         if pipe.cmds.is_empty() {
@@ -483,7 +500,13 @@ impl Parser<'_> {
                 parse_number(&n).ok_or((line, format!("bad number syntax: {n:?}")))?
             }
             TokKind::LParen => {
-                let p = self.pipeline_until(line, true)?;
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err((line, format!("nesting deeper than {MAX_NESTING} levels")));
+                }
+                let p = self.pipeline_until(line, true);
+                self.depth -= 1;
+                let p = p?;
                 let f = self.fields();
                 Arg::Sub(Box::new(p), f)
             }

@@ -262,3 +262,42 @@ fn parse_and_exec_errors() {
     );
     assert_eq!(run_err("{{ humanize \"x\" }}"), "template: __alert:1: error calling humanize: strconv.ParseFloat: parsing \"x\": invalid syntax");
 }
+
+#[test]
+fn runaway_templates_fail_cleanly() {
+    let rec = run_err("{{ define \"r\" }}{{ template \"r\" . }}{{ end }}{{ template \"r\" 1 }}");
+    assert!(rec.contains("exceeded maximum template depth"), "{rec}");
+    let deep = format!(
+        "{}1{}",
+        "{{ if true }}".repeat(150),
+        "{{ end }}".repeat(150)
+    );
+    assert!(run_err(&deep).contains("nesting deeper than 100 levels"));
+    let parens = format!("{{{{ {}1{} }}}}", "(".repeat(150), ")".repeat(150));
+    assert!(run_err(&parens).contains("nesting deeper than 100 levels"));
+    assert!(run_err("{{ range 100000000 }}x{{ end }}").contains("too large"));
+    assert_eq!(run("{{ range 3 }}{{ . }}{{ end }}"), "012");
+}
+
+#[test]
+fn templates_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Template>();
+    assert_send_sync::<TemplateError>();
+}
+
+#[test]
+fn else_with_and_scoping() {
+    assert_eq!(
+        run("{{ with $labels.nope }}a{{ else with $labels.job }}b={{ . }}{{ end }}"),
+        "b=node"
+    );
+    assert_eq!(
+        run_err("{{ if true }}{{ $y := 1 }}{{ end }}{{ $y }}"),
+        "template: __alert:1: undefined variable \"$y\""
+    );
+    assert_eq!(
+        run("{{ range query \"metric\" }}{{ with .Value }}{{ break }}{{ end }}x{{ end }}done"),
+        "done"
+    );
+}

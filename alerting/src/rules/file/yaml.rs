@@ -96,8 +96,26 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, YamlError> {
     Ok(b.doc)
 }
 
+/// Most nodes alias expansion may copy into one document (YAML "billion laughs" guard).
+const MAX_ALIAS_NODES: usize = 1_000_000;
+
+fn node_count(n: &Node) -> usize {
+    match n {
+        Node::Scalar { .. } => 1,
+        Node::Seq { items, .. } => 1 + items.iter().map(node_count).sum::<usize>(),
+        Node::Map { entries, .. } => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| node_count(k) + node_count(v))
+                .sum::<usize>()
+        }
+    }
+}
+
 #[derive(Default)]
 struct Builder {
+    /// Nodes copied by alias expansion so far.
+    alias_nodes: usize,
     /// Open collections: (node under construction, its anchor id, pending key for maps).
     stack: Vec<(Node, usize, Option<Node>)>,
     anchors: HashMap<usize, Node>,
@@ -200,7 +218,23 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Alias(id) => {
                 let node = match self.anchors.get(&id) {
-                    Some(n) => n.clone(),
+                    Some(n) if self.alias_nodes + node_count(n) > MAX_ALIAS_NODES => {
+                        if self.error.is_none() {
+                            self.error = Some(YamlError {
+                                pos,
+                                message: "yaml: document contains excessive aliasing".into(),
+                            });
+                        }
+                        Node::Scalar {
+                            value: String::new(),
+                            plain: true,
+                            pos,
+                        }
+                    }
+                    Some(n) => {
+                        self.alias_nodes += node_count(n);
+                        n.clone()
+                    }
                     None => {
                         if self.error.is_none() {
                             self.error = Some(YamlError {
@@ -290,5 +324,21 @@ mod tests {
         );
         let e = parse("a: [1, 2\n").err();
         assert!(e.is_some());
+    }
+
+    #[test]
+    fn refuses_exponential_alias_expansion() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let p = i - 1;
+            doc.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let e = parse(&doc).err().map(|e| e.message);
+        assert_eq!(
+            e.as_deref(),
+            Some("yaml: document contains excessive aliasing")
+        );
     }
 }
