@@ -167,6 +167,22 @@ fn build_app(
 ) -> anyhow::Result<(Arc<Telemetry>, Router)> {
     let mut telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"));
     db.metrics().register(telemetry.registry_mut());
+    // The built-in notifier (Alertmanager-compatible) and forwarding to external Alertmanagers;
+    // `alert_sink` is where rule evaluation hands its alerts.
+    let notifier = sextant_alerting::notify::Notifier::new(
+        &config.notifications,
+        &config.alerting,
+        sextant_alerting::notify::NotifierOptions {
+            data_dir: Some(config.storage.data_dir.join("notify")),
+            ..Default::default()
+        },
+    )
+    .map_err(anyhow::Error::msg)
+    .context("notifications")?;
+    notifier.metrics().register(telemetry.registry_mut());
+    notifier.spawn();
+    #[allow(unused_variables)]
+    let alert_sink: Arc<dyn sextant_alerting::AlertSink> = notifier.clone();
     let telemetry = Arc::new(telemetry);
 
     let engine = Arc::new(Engine::new(EngineOptions {
@@ -183,7 +199,8 @@ fn build_app(
         build_date: String::new(),
         go_version: format!("rust (sextant {})", env!("CARGO_PKG_VERSION")),
         start_time: SystemTime::now(),
-        config_yaml: serde_yaml::to_string(config).unwrap_or_default(),
+        // Secrets (receiver keys, passwords, tokens, webhook URLs) shown as `<secret>`.
+        config_yaml: sextant_alerting::notify::config::redacted_yaml(config),
         flags,
         data_dir: config.storage.data_dir.display().to_string(),
         storage_retention: match (
@@ -223,6 +240,7 @@ fn build_app(
         .merge(api)
         .merge(ingest)
         .merge(sextant_ingest::scrape::router(scrape))
+        .merge(sextant_alerting::notify::api::router(notifier))
         .layer(axum::middleware::from_fn_with_state(
             telemetry.clone(),
             telemetry::track_http,
