@@ -29,6 +29,20 @@ else
     fi
 fi
 
+# Debian's Alertmanager, used by tests/notify_alertmanager.rs (alerts forwarded as Prometheus does).
+if [ -x /usr/bin/prometheus-alertmanager ]; then
+    echo "install-test-deps: prometheus-alertmanager present"
+else
+    echo "install-test-deps: installing Debian's prometheus-alertmanager package"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get -o DPkg::Lock::Timeout=600 update
+    as_root apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends prometheus-alertmanager
+    if [ ! -x /usr/bin/prometheus-alertmanager ]; then
+        echo "install-test-deps: the prometheus-alertmanager package did not provide /usr/bin/prometheus-alertmanager" >&2
+        exit 1
+    fi
+fi
+
 if command -v rustup >/dev/null 2>&1; then
     installed="$(rustup component list --installed)"
     for component in rustfmt clippy; do

@@ -293,6 +293,8 @@ impl Config {
         sextant_ingest::scrape::config::resolve(&self.global, &self.scrape_configs)
             .map_err(anyhow::Error::msg)?;
         self.rule_manager_options()?;
+        sextant_alerting::notify::validate(&self.notifications, &self.alerting)
+            .map_err(anyhow::Error::msg)?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! then routes the APIs: until replay is done `/-/ready` and every API answer 503.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -11,9 +12,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use sextant_alerting::rules::manager::{
-    load as rule_load, LogSink, RuleLoader, RuleManager, RuleMetrics,
-};
+use parking_lot::RwLock;
+use sextant_alerting::notify::Notifier;
+use sextant_alerting::rules::manager::{load as rule_load, RuleLoader, RuleManager, RuleMetrics};
+use sextant_alerting::slo::api::SloApiState;
+use sextant_alerting::slo::SloSpec;
 use sextant_alerting::AlertSink;
 use sextant_ingest::{OtlpState, RemoteWriteLimits, RemoteWriteState};
 use sextant_query::api::{ApiState, ServerInfo};
@@ -75,9 +78,7 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
                 parse_duration(&config.storage.maintenance_interval)?,
             );
             otlp.set_db(db.clone());
-            // The notifier is connected here once it exists; until then alerts are logged.
-            let sink: Arc<dyn AlertSink> = Arc::new(LogSink);
-            let (telemetry, app) = build_app(&config, flags, db.clone(), sink)?;
+            let (telemetry, app) = build_app(&config, flags, db.clone())?;
             let _ = shared.telemetry.set(telemetry);
             let _ = shared.app.set(app);
             tracing::info!("sextant is ready");
@@ -170,14 +171,29 @@ fn build_app(
     config: &Config,
     flags: BTreeMap<String, String>,
     db: Arc<Db>,
-    alert_sink: Arc<dyn AlertSink>,
 ) -> anyhow::Result<(Arc<Telemetry>, Router)> {
     let mut telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"));
     db.metrics().register(telemetry.registry_mut());
     let rule_metrics = RuleMetrics::default();
     rule_metrics.register(telemetry.registry_mut());
+    // The built-in notifier (Alertmanager-compatible) and forwarding to external Alertmanagers;
+    // `alert_sink` is where rule evaluation hands its alerts.
+    let notifier = sextant_alerting::notify::Notifier::new(
+        &config.notifications,
+        &config.alerting,
+        sextant_alerting::notify::NotifierOptions {
+            data_dir: Some(config.storage.data_dir.join("notify")),
+            ..Default::default()
+        },
+    )
+    .map_err(anyhow::Error::msg)
+    .context("notifications")?;
+    notifier.metrics().register(telemetry.registry_mut());
+    notifier.spawn();
+    let alert_sink: Arc<dyn AlertSink> = notifier.clone();
     let telemetry = Arc::new(telemetry);
-    let rule_loader = rule_loader(config, &flags);
+    let slos = Arc::new(RwLock::new(load_slos(config, &flags)?));
+    let rule_loader = config_loader(config, &flags, notifier.clone(), slos.clone());
 
     let engine = Arc::new(Engine::new(EngineOptions {
         lookback_delta_ms: parse_duration(&config.query.lookback_delta)?.as_millis() as i64,
@@ -193,7 +209,8 @@ fn build_app(
         build_date: String::new(),
         go_version: format!("rust (sextant {})", env!("CARGO_PKG_VERSION")),
         start_time: SystemTime::now(),
-        config_yaml: serde_yaml::to_string(config).unwrap_or_default(),
+        // Secrets (receiver keys, passwords, tokens, webhook URLs) shown as `<secret>`.
+        config_yaml: sextant_alerting::notify::config::redacted_yaml(config),
         flags,
         data_dir: config.storage.data_dir.display().to_string(),
         storage_retention: match (
@@ -218,6 +235,11 @@ fn build_app(
     .map_err(anyhow::Error::msg)
     .context("loading rule_files")?;
     spawn_sighup_reload(rules.clone());
+    let slo_api = sextant_alerting::slo::api::slo_router(SloApiState {
+        db: db.clone(),
+        engine: engine.clone(),
+        slos,
+    });
     let api = sextant_query::api::router(Arc::new(ApiState {
         db: db.clone(),
         engine,
@@ -245,6 +267,8 @@ fn build_app(
         .merge(sextant_alerting::rules::api::router(rules))
         .merge(ingest)
         .merge(sextant_ingest::scrape::router(scrape))
+        .merge(sextant_alerting::notify::api::router(notifier))
+        .merge(slo_api)
         .layer(axum::middleware::from_fn_with_state(
             telemetry.clone(),
             telemetry::track_http,
@@ -252,28 +276,68 @@ fn build_app(
     Ok((telemetry, app))
 }
 
-/// Reads `rule_files` (globs relative to the configuration file's directory) on every call.
-/// On a reload the configuration file is read again for its `rule_files` list (the other
-/// settings keep their start-up values).
-fn rule_loader(config: &Config, flags: &BTreeMap<String, String>) -> RuleLoader {
+/// The directory `rule_files` and `slo_files` are relative to: the configuration file's.
+fn config_base(flags: &BTreeMap<String, String>) -> (Option<PathBuf>, PathBuf) {
     let config_file = flags
         .get("config.file")
         .filter(|p| !p.is_empty())
-        .map(std::path::PathBuf::from);
+        .map(PathBuf::from);
     let base = config_file
         .as_ref()
         .and_then(|p| p.parent().map(|d| d.to_path_buf()))
         .unwrap_or_default();
+    (config_file, base)
+}
+
+/// The SLO specs named by `slo_files` (paths, directories or globs).
+fn load_slos(config: &Config, flags: &BTreeMap<String, String>) -> anyhow::Result<Vec<SloSpec>> {
+    let (_, base) = config_base(flags);
+    slo_specs(&base, &config.slo_files)
+        .map_err(anyhow::Error::msg)
+        .context("slo_files")
+}
+
+fn slo_specs(base: &std::path::Path, patterns: &[String]) -> Result<Vec<SloSpec>, String> {
+    if patterns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let paths = rule_load::expand_globs(base, patterns)?;
+    sextant_alerting::slo::load_slo_files(&paths).map_err(|errs| errs.join("; "))
+}
+
+/// Loads the rule groups: `rule_files` plus the groups generated from the SLOs. The first call
+/// uses the start-up configuration; each later call (a reload: `POST /-/reload`, SIGHUP) reads
+/// the configuration file again, loads rules, SLO specs and the notifier's configuration, and
+/// only when all of them are valid applies the new SLOs and notifier configuration and returns
+/// the new groups (the other settings keep their start-up values).
+fn config_loader(
+    config: &Config,
+    flags: &BTreeMap<String, String>,
+    notifier: Arc<Notifier>,
+    slos: Arc<RwLock<Vec<SloSpec>>>,
+) -> RuleLoader {
+    let (config_file, base) = config_base(flags);
     let initial = config.rule_files.clone();
     let first = std::sync::atomic::AtomicBool::new(true);
     Arc::new(move || {
-        let patterns = match &config_file {
-            Some(path) if !first.swap(false, std::sync::atomic::Ordering::SeqCst) => {
-                Config::load(path).map_err(|e| format!("{e:#}"))?.rule_files
-            }
-            _ => initial.clone(),
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let mut groups = rule_load::load_globs(&base, &initial)?;
+            groups.extend(sextant_alerting::slo::rule_groups(&slos.read()));
+            return Ok(groups);
+        }
+        let Some(path) = &config_file else {
+            let mut groups = rule_load::load_globs(&base, &initial)?;
+            groups.extend(sextant_alerting::slo::rule_groups(&slos.read()));
+            return Ok(groups);
         };
-        rule_load::load_globs(&base, &patterns)
+        let fresh = Config::load(path).map_err(|e| format!("{e:#}"))?;
+        let mut groups = rule_load::load_globs(&base, &fresh.rule_files)?;
+        let specs = slo_specs(&base, &fresh.slo_files)?;
+        sextant_alerting::notify::validate(&fresh.notifications, &fresh.alerting)?;
+        groups.extend(sextant_alerting::slo::rule_groups(&specs));
+        notifier.reload(&fresh.notifications, &fresh.alerting)?;
+        *slos.write() = specs;
+        Ok(groups)
     })
 }
 

@@ -71,11 +71,7 @@ impl Counters {
     fn step(&mut self, t: i64, fraction: f64) -> (i64, f64, f64) {
         let (last_t, e, ok) = self.samples.last().copied().unwrap_or((t, 0.0, 0.0));
         let requests = RPS * (t - last_t) as f64 / 1000.0;
-        let s = (
-            t,
-            e + requests * fraction,
-            ok + requests * (1.0 - fraction),
-        );
+        let s = (t, e + requests * fraction, ok + requests * (1.0 - fraction));
         self.samples.push(s);
         s
     }
@@ -331,10 +327,15 @@ async fn a_slow_burn_raises_only_the_ticket() {
     s.run(quiet_end, burn_end, 0.004).await;
     s.check_against_arithmetic(T0);
     assert!(s.evaluations.iter().all(|e| !e.1), "a 4× burn paged");
-    let ticket = s.first_firing(quiet_end, false).expect("the 4× burn raised a ticket");
+    let ticket = s
+        .first_firing(quiet_end, false)
+        .expect("the 4× burn raised a ticket");
     let after = (ticket - quiet_end) / MIN;
     eprintln!("ticket {after} min into the 4x burn; no page");
-    assert!((50..=75).contains(&after), "ticket {after} min into the burn");
+    assert!(
+        (50..=75).contains(&after),
+        "ticket {after} min into the burn"
+    );
     assert!(s.evaluations.last().is_some_and(|e| e.2));
 }
 
@@ -346,14 +347,13 @@ fn the_expected_alert_labels_are_generated() {
         .iter()
         .flat_map(|g| g.group().rules.iter())
         .filter_map(|r| match &r.kind {
-            sextant_alerting::rules::RuleKind::Alert(name) => Some((
-                r.labels["sloth_severity"].clone(),
-                {
+            sextant_alerting::rules::RuleKind::Alert(name) => {
+                Some((r.labels["sloth_severity"].clone(), {
                     let mut l = r.labels.clone();
                     l.insert("alertname".into(), name.clone());
                     l
-                },
-            )),
+                }))
+            }
             _ => None,
         })
         .collect();
