@@ -18,6 +18,7 @@ mod head;
 pub mod histogram;
 
 pub mod labels;
+pub mod logs;
 pub mod matcher;
 mod metrics;
 mod mmap;
