@@ -172,6 +172,9 @@ fn build_app(
     flags: BTreeMap<String, String>,
     db: Arc<Db>,
 ) -> anyhow::Result<(Arc<Telemetry>, Router)> {
+    let mut config = config.clone();
+    let external_url = fill_external_urls(&mut config);
+    let config = &config;
     let mut telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"));
     db.metrics().register(telemetry.registry_mut());
     let rule_metrics = RuleMetrics::default();
@@ -193,7 +196,7 @@ fn build_app(
     let alert_sink: Arc<dyn AlertSink> = notifier.clone();
     let telemetry = Arc::new(telemetry);
     let slos = Arc::new(RwLock::new(load_slos(config, &flags)?));
-    let rule_loader = config_loader(config, &flags, notifier.clone(), slos.clone());
+    let rule_loader = config_loader(config, &flags, notifier.clone(), slos.clone(), external_url);
 
     let engine = Arc::new(Engine::new(EngineOptions {
         lookback_delta_ms: parse_duration(&config.query.lookback_delta)?.as_millis() as i64,
@@ -276,6 +279,53 @@ fn build_app(
     Ok((telemetry, app))
 }
 
+/// Gives alert links one base: `rules.external_url` (generator URLs, `$externalURL`), else
+/// `notifications.external_url` (notification `externalURL`, SLO links), else Prometheus'
+/// default `http://<host>:<port>` of the HTTP address (the machine's hostname when it listens
+/// on all interfaces). Whichever of the two settings is empty gets it; returns it. Trailing
+/// slashes are dropped.
+fn fill_external_urls(config: &mut Config) -> String {
+    let url = [
+        &config.rules.external_url,
+        &config.notifications.external_url,
+    ]
+    .into_iter()
+    .find(|u| !u.is_empty())
+    .cloned()
+    .unwrap_or_else(|| default_external_url(config.server.http_addr));
+    let url = url.trim_end_matches('/').to_string();
+    for field in [
+        &mut config.rules.external_url,
+        &mut config.notifications.external_url,
+    ] {
+        if field.is_empty() {
+            *field = url.clone();
+        } else {
+            // As Prometheus, without a trailing slash (`$externalURL` + "/path").
+            field.truncate(field.trim_end_matches('/').len());
+        }
+    }
+    url
+}
+
+fn default_external_url(addr: std::net::SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_string())
+    } else {
+        addr.ip().to_string()
+    };
+    match addr {
+        std::net::SocketAddr::V6(a) if !a.ip().is_unspecified() => {
+            format!("http://[{host}]:{}", addr.port())
+        }
+        _ => format!("http://{host}:{}", addr.port()),
+    }
+}
+
 /// The directory `rule_files` and `slo_files` are relative to: the configuration file's.
 fn config_base(flags: &BTreeMap<String, String>) -> (Option<PathBuf>, PathBuf) {
     let config_file = flags
@@ -309,12 +359,15 @@ fn slo_specs(base: &std::path::Path, patterns: &[String]) -> Result<Vec<SloSpec>
 /// uses the start-up configuration; each later call (a reload: `POST /-/reload`, SIGHUP) reads
 /// the configuration file again, loads rules, SLO specs and the notifier's configuration, and
 /// only when all of them are valid applies the new SLOs and notifier configuration and returns
-/// the new groups (the other settings keep their start-up values).
+/// the new groups. Every other setting (including `global` external labels and evaluation
+/// interval, and `rules.*`) keeps its start-up value until a restart; an empty
+/// `notifications.external_url` keeps meaning `external_url` (the rules' link base).
 fn config_loader(
     config: &Config,
     flags: &BTreeMap<String, String>,
     notifier: Arc<Notifier>,
     slos: Arc<RwLock<Vec<SloSpec>>>,
+    external_url: String,
 ) -> RuleLoader {
     let (config_file, base) = config_base(flags);
     let initial = config.rule_files.clone();
@@ -330,7 +383,10 @@ fn config_loader(
             groups.extend(sextant_alerting::slo::rule_groups(&slos.read()));
             return Ok(groups);
         };
-        let fresh = Config::load(path).map_err(|e| format!("{e:#}"))?;
+        let mut fresh = Config::load(path).map_err(|e| format!("{e:#}"))?;
+        if fresh.notifications.external_url.is_empty() {
+            fresh.notifications.external_url = external_url.clone();
+        }
         let mut groups = rule_load::load_globs(&base, &fresh.rule_files)?;
         let specs = slo_specs(&base, &fresh.slo_files)?;
         sextant_alerting::notify::validate(&fresh.notifications, &fresh.alerting)?;
@@ -425,5 +481,36 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("received SIGINT; shutting down"),
         _ = term => tracing::info!("received SIGTERM; shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_links_share_one_external_url() {
+        let mut c = Config::default();
+        c.server.http_addr = "127.0.0.1:9191".parse().unwrap();
+        assert_eq!(fill_external_urls(&mut c), "http://127.0.0.1:9191");
+        assert_eq!(c.notifications.external_url, "http://127.0.0.1:9191");
+
+        let mut c = Config::default();
+        c.rules.external_url = "https://sx.example/prom/".into();
+        assert_eq!(fill_external_urls(&mut c), "https://sx.example/prom");
+        assert_eq!(c.rules.external_url, "https://sx.example/prom");
+        assert_eq!(c.notifications.external_url, "https://sx.example/prom");
+
+        let mut c = Config::default();
+        c.notifications.external_url = "https://am.example".into();
+        assert_eq!(fill_external_urls(&mut c), "https://am.example");
+        assert_eq!(c.rules.external_url, "https://am.example");
+
+        let any = default_external_url("0.0.0.0:9090".parse().unwrap());
+        assert!(any.starts_with("http://") && any.ends_with(":9090") && !any.contains("0.0.0.0"));
+        assert_eq!(
+            default_external_url("[::1]:9090".parse().unwrap()),
+            "http://[::1]:9090"
+        );
     }
 }

@@ -272,7 +272,8 @@ async fn pagerduty_and_slack_trigger_then_resolve() {
     let labels_text = " - alertname = OrdersHighErrorBudgetBurn\n - severity = page\n - sloth_id = orders-requests-availability\n - sloth_service = orders\n - sloth_slo = requests-availability\n";
     let ann_text = " - burn_rate_1h = 20.8x\n - error_budget_remaining = 73.1%\n - runbook_url = https://runbooks.example/orders\n - summary = Orders requests availability is burning its error budget 20.8x too fast\n";
     let instance = format!("Labels:\n{labels_text}Annotations:\n{ann_text}Source: {GEN_URL}\n");
-    let slo_url = "http://sextant.example:9090/api/v1/slos/requests-availability";
+    // The link names the SLO by its unique id, which `/api/v1/slos/{name}` resolves.
+    let slo_url = "http://sextant.example:9090/api/v1/slos/orders-requests-availability";
     let links = json!([
         {"href": slo_url, "text": "SLO requests-availability"},
         {"href": GEN_URL, "text": "Query"},

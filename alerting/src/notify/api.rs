@@ -255,9 +255,12 @@ async fn post_silence(State(n): State<Arc<Notifier>>, body: Bytes) -> Response {
     if p.matchers.is_empty() {
         return unprocessable("matchers in body should have at least 1 items".into());
     }
-    match n.silences().upsert(p, n.now_ms()) {
-        Ok(id) => Json(json!({"silenceID": id})).into_response(),
-        Err(e) => silence_error(e),
+    // The silence file is written and fsynced: off the async workers.
+    let stored = tokio::task::spawn_blocking(move || n.silences().upsert(p, n.now_ms())).await;
+    match stored {
+        Ok(Ok(id)) => Json(json!({"silenceID": id})).into_response(),
+        Ok(Err(e)) => silence_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -269,8 +272,10 @@ async fn get_silence(State(n): State<Arc<Notifier>>, Path(id): Path<String>) -> 
 }
 
 async fn delete_silence(State(n): State<Arc<Notifier>>, Path(id): Path<String>) -> Response {
-    match n.silences().expire(&id, n.now_ms()) {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => silence_error(e),
+    let expired = tokio::task::spawn_blocking(move || n.silences().expire(&id, n.now_ms())).await;
+    match expired {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => silence_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -758,12 +758,25 @@ impl Notifier {
         }
     }
 
-    /// Delivers a group's flush (its integrations concurrently) and records the outcome.
-    pub async fn run_flush(&self, flush: GroupFlush) -> usize {
+    /// Delivers a group's flush (its integrations concurrently) and records the outcome. The
+    /// notification log is written (and fsynced) on a blocking thread, not an async worker.
+    pub async fn run_flush(self: &Arc<Self>, flush: GroupFlush) -> usize {
         let results =
             futures_util::future::join_all(flush.notifications.iter().map(|n| self.deliver(n)))
                 .await;
-        self.complete(&flush, &results);
+        let me = self.clone();
+        let recorded = tokio::task::spawn_blocking(move || {
+            me.complete(&flush, &results);
+            (flush, results)
+        })
+        .await;
+        let (flush, results) = match recorded {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "recording a notification outcome failed");
+                return 0;
+            }
+        };
         flush
             .notifications
             .iter()
@@ -774,7 +787,7 @@ impl Notifier {
 
     /// Plans and delivers everything due now, waiting for it; returns the number of
     /// notifications delivered. Tests call this after moving the clock.
-    pub async fn flush_due(&self) -> usize {
+    pub async fn flush_due(self: &Arc<Self>) -> usize {
         let c = self.compiled();
         let plans = self.plan();
         let mut sent = 0;

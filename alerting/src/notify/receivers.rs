@@ -287,13 +287,16 @@ fn slo_name(labels: &BTreeMap<String, String>) -> Option<&String> {
     labels.get("sloth_slo").or_else(|| labels.get("slo"))
 }
 
+/// `<external URL>/api/v1/slos/<id>` for the group's SLO. The path takes Sloth's `sloth_id`
+/// (unique; the API also accepts a bare SLO name, but only while it is unambiguous), else the
+/// SLO name; percent-encoded as one path segment.
 fn slo_url(data: &NotificationData) -> Option<String> {
     let common = data.common_labels();
-    let name = slo_name(&common)?;
+    let key = common.get("sloth_id").or_else(|| slo_name(&common))?;
     Some(format!(
         "{}/api/v1/slos/{}",
         data.external_url.trim_end_matches('/'),
-        name
+        crate::slo::generate::path_escape(key)
     ))
 }
 

@@ -347,6 +347,7 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
                     "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is over expected.".to_string(),
                 ),
             ]);
+            annotations.extend(budget_annotations(slo, &filter, quick));
             annotations.extend(slo.alerting.annotations.clone());
             annotations.extend(meta.annotations.clone());
             rules.push(RuleDef {
@@ -364,6 +365,98 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
         }
     }
     Ok(groups)
+}
+
+/// Annotations Sextant adds to each generated page/ticket alert (Sloth has none of these), so
+/// a notification shows the budget state: the objective, budget left in the SLO period (as a
+/// ratio and as time of full outage), the burn rates over the severity's quick windows, and
+/// the URL of the SLO's state (`/api/v1/slos/<id>` under `$externalURL`). Values are read with
+/// the template `query` function from the SLI group's own recordings (which exist whenever the
+/// alert's expression has a value), so they are current when the alert is evaluated. The
+/// SLO's own annotations override these.
+pub const BUDGET_ANNOTATIONS: [&str; 5] = [
+    "objective",
+    "error_budget_remaining",
+    "error_budget_remaining_time",
+    "burn_rate",
+    "slo_url",
+];
+
+fn budget_annotations(slo: &SloSpec, filter: &str, quick: &BurnWindow) -> Labels {
+    let budget = num(slo.error_budget_ratio());
+    let period = slo.period.nominal();
+    let remaining = format!("1 - ({}{filter} / {budget})", sli_error_metric(period));
+    let remaining_secs = format!("({remaining}) * {budget} * {}", num(period.as_secs_f64()));
+    let burn = |w: Duration| {
+        format!(
+            "{{{{ with query {} }}}}{{{{ . | first | value | printf \"%.1f\" }}}}×{{{{ else }}}}no data{{{{ end }}}} over {}",
+            go_quote(&format!("{}{filter} / {budget}", sli_error_metric(w))),
+            format_duration(w)
+        )
+    };
+    Labels::from([
+        ("objective".to_string(), format!("{}%", num(slo.objective))),
+        (
+            "error_budget_remaining".to_string(),
+            format!(
+                "{{{{ with query {} }}}}{{{{ . | first | value | humanizePercentage }}}} of the {} budget{{{{ else }}}}no data{{{{ end }}}}",
+                go_quote(&remaining),
+                format_duration(period)
+            ),
+        ),
+        (
+            "error_budget_remaining_time".to_string(),
+            format!(
+                "{{{{ with query {} }}}}{{{{ $s := . | first | value }}}}{{{{ if gt $s 0.0 }}}}{{{{ $s | humanizeDuration }}}} of full outage left{{{{ else }}}}none: budget exhausted{{{{ end }}}}{{{{ else }}}}no data{{{{ end }}}}",
+                go_quote(&remaining_secs)
+            ),
+        ),
+        (
+            "burn_rate".to_string(),
+            format!(
+                "{}, {} (alerts above {}×)",
+                burn(quick.short),
+                burn(quick.long),
+                num(quick.burn_rate)
+            ),
+        ),
+        (
+            "slo_url".to_string(),
+            format!(
+                "{{{{ $externalURL }}}}/api/v1/slos/{}",
+                path_escape(&slo.id())
+            ),
+        ),
+    ])
+}
+
+/// A Go template string literal holding `s`.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (one URL path segment).
+pub fn path_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn unreachable_raw<T>() -> Result<T, String> {
@@ -531,5 +624,88 @@ slos:
         assert_eq!(v.len(), 1);
         // 2 errors in 101 events, not the mean of 1 % and 100 %.
         assert!((v[0].v - 2.0 / 101.0).abs() < 1e-12, "{}", v[0].v);
+    }
+
+    #[test]
+    fn alerts_carry_budget_figures_from_the_sli_recordings() {
+        use crate::rules::eval::{EvalOptions, GroupEvaluator};
+        let slos = load(
+            r#"version: "prometheus/v1"
+service: "my api"
+slos:
+  - name: availability
+    objective: 99.9
+    sli:
+      events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}
+    alerting: {name: Burn, ticket_alert: {disable: true}}
+"#,
+        );
+        let groups = rule_groups(&slos);
+        let Some(alerts) = groups
+            .iter()
+            .find(|g| g.name.starts_with("sloth-slo-alerts-"))
+        else {
+            panic!("no alert group")
+        };
+        let engine = Engine::new(EngineOptions::default());
+        let put = |db: &Db, window: &str, v: f64, t: i64| {
+            let labels = Labels::from_pairs(vec![
+                (
+                    "__name__",
+                    format!("slo:sli_error:ratio_rate{window}").as_str(),
+                ),
+                ("sloth_id", "my api-availability"),
+                ("sloth_service", "my api"),
+                ("sloth_slo", "availability"),
+                ("sloth_window", window),
+            ]);
+            if db.append(&[(labels, vec![Sample { t, v }])]).is_err() {
+                panic!("append");
+            }
+        };
+        let t = 3_600_000;
+        let annotations = |period_ratio: f64| {
+            let db = Db::in_memory();
+            put(&db, "5m", 0.02, t);
+            put(&db, "1h", 0.018, t);
+            put(&db, "30d", period_ratio, t);
+            let opts = EvalOptions {
+                external_url: "http://sx:9090".into(),
+                ..EvalOptions::default()
+            };
+            let mut ev = match GroupEvaluator::new(alerts.clone(), opts) {
+                Ok(ev) => ev,
+                Err(e) => panic!("{e}"),
+            };
+            let out = ev.evaluate(&engine, &db, t);
+            assert_eq!(out.failed_rules, 0);
+            assert_eq!(out.alerts.len(), 1, "the page fires");
+            out.alerts[0].annotations.clone()
+        };
+        // 40 % of the 0.1 % budget spent: 60 % left, i.e. 0.6 × 0.001 × 30d of full outage.
+        let a = annotations(0.0004);
+        assert_eq!(a["objective"], "99.9%");
+        assert_eq!(a["error_budget_remaining"], "60% of the 30d budget");
+        assert_eq!(
+            a["error_budget_remaining_time"],
+            "25m 55s of full outage left"
+        );
+        assert_eq!(
+            a["burn_rate"],
+            "20.0× over 5m, 18.0× over 1h (alerts above 14.4×)"
+        );
+        assert_eq!(
+            a["slo_url"],
+            "http://sx:9090/api/v1/slos/my%20api-availability"
+        );
+        // Sloth's annotations are still there.
+        assert_eq!(
+            a["summary"],
+            "my api availability SLO error budget burn rate is over expected."
+        );
+        // Over budget: the remaining ratio goes negative and the time says so.
+        let a = annotations(0.003);
+        assert_eq!(a["error_budget_remaining"], "-200% of the 30d budget");
+        assert_eq!(a["error_budget_remaining_time"], "none: budget exhausted");
     }
 }

@@ -9,6 +9,8 @@
 //!    compared against our own formula instead.
 //! 2. Extra recordings `slo:sli_error_events:rate<w>`, `slo:sli_total_events:rate<w>` (inputs of
 //!    1.) and `slo:period_error_budget_remaining:seconds` are allowed in addition.
+//! 3. Page/ticket alerts carry the budget annotations (`generate::BUDGET_ANNOTATIONS`) besides
+//!    Sloth's; a spec's own annotation of the same name wins.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::generate::{sli_error_metric, GenerateOptions};
+use super::generate::{sli_error_metric, GenerateOptions, BUDGET_ANNOTATIONS};
 use super::parse::{load_slo_files_with, LoadOptions};
 use super::spec::{format_duration, Sli};
 use super::{rule_groups_with, SloSpec};
@@ -148,10 +150,22 @@ fn compare(label: &str, slos: &[SloSpec], groups: &[RuleGroup], expected: &str) 
                 "{label}: {gname}"
             );
             assert_eq!(r.labels, e.labels, "{label}: {gname}: labels of {name}");
+            // Difference 3: alerts carry the budget annotations too.
+            let (extra, sloths): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                r.annotations.clone().into_iter().partition(|(k, _)| {
+                    BUDGET_ANNOTATIONS.contains(&k.as_str()) && !e.annotations.contains_key(k)
+                });
             assert_eq!(
-                r.annotations, e.annotations,
+                sloths, e.annotations,
                 "{label}: {gname}: annotations of {name}"
             );
+            if matches!(r.kind, RuleKind::Alert(_)) {
+                assert_eq!(
+                    extra.len(),
+                    BUDGET_ANNOTATIONS.len(),
+                    "{label}: {gname}: budget annotations of {name}"
+                );
+            }
             let slo = r.labels.get("sloth_id").and_then(|id| periods.get(id));
             let period_rule = slo.is_some_and(|s| name == &sli_error_metric(s.period.nominal()));
             if period_rule {
