@@ -1,4 +1,6 @@
-//! OTLP ingest cost per sample: protobuf decode + conversion to the Prometheus model + append,
+//! OTLP ingest cost per sample: protobuf decode + conversion to the Prometheus model + append
+//! (`a_decode` / `a2` / `a3`: prost decode and conversion, the OTLP/gRPC path; `a1` and the
+//! ingest benches: the borrowed decode of the OTLP/HTTP path),
 //! comparable with `benches/remote_write.rs` (throughput in samples: float samples plus native
 //! histogram samples the request turns into).
 //!
@@ -19,7 +21,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use sextant_ingest::otlp::{convert, export, DeltaTracker};
+use sextant_ingest::otlp::{convert, export_protobuf, wire, DeltaTracker};
 use sextant_ingest::OtlpOptions;
 use sextant_storage::{Db, DbOptions, FsyncPolicy};
 
@@ -200,7 +202,8 @@ fn request(round: u64) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest { resource_metrics }
 }
 
-/// Times decode + convert + append of fresh rounds; encoding is not timed.
+/// Times decode + convert + append of fresh rounds through the OTLP/HTTP protobuf entry point
+/// (borrowed decode); encoding is not timed.
 fn time_exports(
     db: &Db,
     opts: &OtlpOptions,
@@ -213,8 +216,7 @@ fn time_exports(
         *round += 1;
         let body = request(*round).encode_to_vec();
         let start = Instant::now();
-        let req = ExportMetricsServiceRequest::decode(black_box(body.as_slice())).expect("decode");
-        let resp = export(db, opts, deltas, &req).expect("export");
+        let resp = export_protobuf(db, opts, deltas, black_box(body.as_slice())).expect("export");
         total += start.elapsed();
         assert!(resp.partial_success.is_none(), "{:?}", resp.partial_success);
     }
@@ -231,6 +233,9 @@ fn bench(c: &mut Criterion) {
 
     g.bench_function("a_decode", |b| {
         b.iter(|| ExportMetricsServiceRequest::decode(black_box(body.as_slice())).expect("decode"))
+    });
+    g.bench_function("a1_decode_borrowed", |b| {
+        b.iter(|| wire::decode(black_box(body.as_slice())).expect("decode"))
     });
     let req = request(1);
     g.bench_function("a2_decode_convert", |b| {

@@ -43,6 +43,20 @@ else
     fi
 fi
 
+# tests/scrape_e2e.rs scrapes Debian's node exporter (started by the test on a free port).
+if [ -x /usr/bin/prometheus-node-exporter ]; then
+    echo "install-test-deps: prometheus-node-exporter present"
+else
+    echo "install-test-deps: installing Debian's prometheus-node-exporter package"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get -o DPkg::Lock::Timeout=600 update
+    as_root apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends prometheus-node-exporter
+    if [ ! -x /usr/bin/prometheus-node-exporter ]; then
+        echo "install-test-deps: the package did not provide /usr/bin/prometheus-node-exporter" >&2
+        exit 1
+    fi
+fi
+
 if command -v rustup >/dev/null 2>&1; then
     installed="$(rustup component list --installed)"
     for component in rustfmt clippy; do

@@ -568,3 +568,128 @@ async fn basic_auth_bearer_and_file_sd_reload() {
         .await
         .is_empty());
 }
+
+const NODE_EXPORTER_BIN: &str = "/usr/bin/prometheus-node-exporter";
+
+/// A node exporter started by a test, killed when dropped.
+struct NodeExporter(std::process::Child);
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Debian's node exporter (installed by `scripts/install-test-deps.sh`) on a free loopback
+/// port, with a few collectors whose answers the test can check against `/proc`.
+async fn node_exporter() -> (NodeExporter, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = std::process::Command::new(NODE_EXPORTER_BIN)
+        .args([
+            &format!("--web.listen-address={addr}"),
+            "--collector.disable-defaults",
+            "--collector.cpu",
+            "--collector.meminfo",
+            "--collector.loadavg",
+            "--collector.uname",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{NODE_EXPORTER_BIN}: {e} (run scripts/install-test-deps.sh)"));
+    let exporter = NodeExporter(child);
+    poll(
+        Duration::from_secs(20),
+        "node exporter to listen",
+        || async {
+            reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        },
+    )
+    .await;
+    (exporter, addr)
+}
+
+#[tokio::test]
+async fn debian_node_exporter_is_scraped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_exporter, addr) = node_exporter().await;
+    let scrape = format!(
+        r#"  - job_name: node
+    static_configs: [{{targets: ['{addr}'], labels: {{env: test}}}}]
+    relabel_configs:
+      - {{source_labels: [__address__], regex: '127\.0\.0\.1:(\d+)', target_label: port}}
+    metric_relabel_configs:
+      - {{source_labels: [__name__], regex: 'go_.*|process_.*|promhttp_.*', action: drop}}
+"#
+    );
+    let server = start(tmp.path(), &scrape).await;
+
+    let up = wait_for(&server, r#"up{job="node"}"#, 1).await;
+    assert_eq!(single_value(&up), 1.0);
+    assert_eq!(up[0].0["instance"], addr.to_string());
+    assert_eq!(up[0].0["env"], "test");
+    assert_eq!(up[0].0["port"], addr.port().to_string());
+
+    // MemTotal as /proc/meminfo reports it (kB), in bytes.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let mem_kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let mem = wait_for(
+        &server,
+        r#"node_memory_MemTotal_bytes{job="node",env="test"}"#,
+        1,
+    )
+    .await;
+    assert_eq!(single_value(&mem), mem_kb * 1024.0);
+
+    // One idle counter per CPU line of /proc/stat, with the relabelled target labels.
+    let cpus = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    let idle = wait_for(
+        &server,
+        r#"node_cpu_seconds_total{job="node",mode="idle"}"#,
+        cpus,
+    )
+    .await;
+    assert!(idle
+        .iter()
+        .all(|(l, v)| l["port"] == addr.port().to_string() && *v > 0.0));
+
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let uname = wait_for(&server, r#"node_uname_info{job="node"}"#, 1).await;
+    assert_eq!(uname[0].0["nodename"], hostname.trim());
+    assert_eq!(uname[0].0["sysname"], "Linux");
+    wait_for(&server, r#"node_exporter_build_info{job="node"}"#, 1).await;
+    wait_for(&server, r#"node_load1{job="node"} >= 0"#, 1).await;
+
+    // Dropped by metric relabelling, while the exporter does expose them.
+    let exposition = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(exposition.contains("\ngo_goroutines "));
+    assert!(query(&server, r#"{__name__=~"go_.*|process_.*"}"#)
+        .await
+        .is_empty());
+    let scraped = wait_for(&server, r#"scrape_samples_scraped{job="node"} > 0"#, 1).await;
+    let stored = query(&server, r#"count({job="node",__name__!~"up|scrape_.*"})"#).await;
+    assert!(single_value(&stored) <= single_value(&scraped));
+}

@@ -14,6 +14,8 @@
 pub mod convert;
 pub mod json;
 pub mod translate;
+pub mod view;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -179,6 +181,22 @@ pub fn export(
 ) -> Result<ExportMetricsServiceResponse, OtlpError> {
     let converted = convert(req, options, deltas);
     store(db, &converted)
+}
+
+/// Decodes a protobuf `ExportMetricsServiceRequest` body (borrowing from it, see [`wire`]),
+/// converts and stores it: the work of an OTLP/HTTP protobuf request after decompression.
+pub fn export_protobuf(
+    db: &Db,
+    options: &OtlpOptions,
+    deltas: &DeltaTracker,
+    raw: &[u8],
+) -> Result<ExportMetricsServiceResponse, OtlpError> {
+    let view = wire::decode(raw).map_err(|e| {
+        OtlpError::BadRequest(format!(
+            "body is not a protobuf ExportMetricsServiceRequest: {e}"
+        ))
+    })?;
+    store(db, &convert::convert_view(&view, options, deltas))
 }
 
 /// Appends converted series and metadata to storage and builds the response.
@@ -413,8 +431,13 @@ async fn handle_http(
             }
             body
         };
-        let req = decode_body(&raw, format)?;
-        state.export_blocking(&req)
+        match format {
+            Format::Protobuf => {
+                let db = state.db.get().ok_or(OtlpError::NotReady)?;
+                export_protobuf(db, &state.options, &state.deltas, &raw)
+            }
+            Format::Json => state.export_blocking(&decode_body(&raw, format)?),
+        }
     })
     .await
     .map_err(|e| OtlpError::Internal(format!("OTLP task failed: {e}")))?;

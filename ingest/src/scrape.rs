@@ -11,6 +11,7 @@ pub mod config;
 pub mod parse;
 pub mod relabel;
 mod target;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,7 @@ const FILE_SD_POLL: Duration = Duration::from_secs(1);
 
 const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
 
-/// Every scrape pool (one per job) and the HTTP client they share.
+/// Every scrape pool (one per job; each job has its own HTTP client, for its `tls_config`).
 pub struct ScrapeManager {
     pools: Vec<Arc<Pool>>,
 }
@@ -81,10 +82,11 @@ impl ScrapeManager {
         jobs: &[ScrapeConfig],
     ) -> Result<Arc<ScrapeManager>, String> {
         let settings = config::resolve(global, jobs)?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("Sextant/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("building the scrape HTTP client: {e}"))?;
+        // Every client is built (TLS files read) before any job starts.
+        let clients = settings
+            .iter()
+            .map(tls::job_client)
+            .collect::<Result<Vec<_>, _>>()?;
         let pools: Vec<Arc<Pool>> = settings
             .into_iter()
             .map(|job| {
@@ -94,8 +96,8 @@ impl ScrapeManager {
                 })
             })
             .collect();
-        for pool in &pools {
-            tokio::spawn(discover(pool.clone(), db.clone(), client.clone()));
+        for (pool, client) in pools.iter().zip(clients) {
+            tokio::spawn(discover(pool.clone(), db.clone(), client));
         }
         Ok(Arc::new(ScrapeManager { pools }))
     }

@@ -21,16 +21,15 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
-    AggregationTemporality, Exemplar as OtlpExemplar, ExponentialHistogramDataPoint,
-    HistogramDataPoint, Metric, NumberDataPoint,
+    AggregationTemporality, ExponentialHistogramDataPoint,
 };
 use parking_lot::Mutex;
 use sextant_storage::{
@@ -38,7 +37,13 @@ use sextant_storage::{
     SeriesLabels, Span, MAX_EXEMPLAR_LABEL_CHARS, METRIC_NAME, STALE_NAN_BITS,
 };
 
-use super::translate::{format_float, label_name, metric_name, unit_words, NameKind};
+use super::translate::{
+    format_float, label_name, metric_name, needs_translation, unit_words, NameKind, NameTranslation,
+};
+use super::view::{
+    Attr, AttrValue, BucketsView, DataView, ExemplarView, ExpPoint, HistogramPoint, MetricView,
+    NumberPoint, RequestView,
+};
 use super::OtlpOptions;
 
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
@@ -72,10 +77,36 @@ pub struct Converted<'a> {
     /// Data points refused during conversion, by reason.
     pub rejected: BTreeMap<&'static str, usize>,
     /// Series position by label hash (collisions fall back to a scan).
-    float_index: HashMap<u64, usize>,
-    hist_index: HashMap<u64, usize>,
-    exemplar_index: HashMap<u64, usize>,
+    float_index: HashIndex,
+    hist_index: HashIndex,
+    exemplar_index: HashIndex,
+    scratch: LabelScratch<'a>,
 }
+
+/// Hashes a `u64` key by identity: series hashes are already avalanche-mixed
+/// ([`sextant_storage::SeriesHasher`]), so hashing them again only costs time.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in so the hasher stays correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Series position by series hash.
+type HashIndex = HashMap<u64, usize, BuildHasherDefault<IdentityHasher>>;
 
 impl<'a> Converted<'a> {
     pub fn rejected_points(&self) -> usize {
@@ -133,7 +164,7 @@ impl<'a> Converted<'a> {
     }
 
     /// Converts a point's exemplars, counting the ones without a value.
-    fn convert_exemplars(&mut self, list: &[OtlpExemplar]) -> Vec<Exemplar> {
+    fn convert_exemplars(&mut self, list: &[ExemplarView<'_>]) -> Vec<Exemplar> {
         let mut out = Vec::with_capacity(list.len());
         for e in list {
             match to_exemplar(e) {
@@ -151,7 +182,7 @@ impl<'a> Converted<'a> {
                 e.sort_by_key(|x| x.t);
             }
         }
-        self.exemplar_index = HashMap::new();
+        self.exemplar_index = HashIndex::default();
         for (_, s) in &mut self.floats {
             if !s.is_sorted_by_key(|x| x.t) {
                 s.sort_by_key(|x| x.t);
@@ -162,24 +193,21 @@ impl<'a> Converted<'a> {
                 s.sort_by_key(|x| x.t);
             }
         }
-        self.float_index = HashMap::new();
-        self.hist_index = HashMap::new();
+        self.float_index = HashIndex::default();
+        self.hist_index = HashIndex::default();
     }
 }
 
 /// An OTLP exemplar in Prometheus' form; `None` when it has no value.
-fn to_exemplar(e: &OtlpExemplar) -> Option<Exemplar> {
-    let value = match e.value? {
-        exemplar::Value::AsDouble(v) => v,
-        exemplar::Value::AsInt(v) => v as f64,
-    };
+fn to_exemplar(e: &ExemplarView<'_>) -> Option<Exemplar> {
+    let value = e.value?;
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mut pairs: Vec<(String, String)> = Vec::new();
     if !e.trace_id.is_empty() && e.trace_id.iter().any(|&b| b != 0) {
-        pairs.push(("trace_id".into(), hex(&e.trace_id)));
+        pairs.push(("trace_id".into(), hex(e.trace_id)));
     }
     if !e.span_id.is_empty() && e.span_id.iter().any(|&b| b != 0) {
-        pairs.push(("span_id".into(), hex(&e.span_id)));
+        pairs.push(("span_id".into(), hex(e.span_id)));
     }
     let mut chars: usize = pairs
         .iter()
@@ -188,7 +216,7 @@ fn to_exemplar(e: &OtlpExemplar) -> Option<Exemplar> {
     let attrs: Vec<(String, String)> = e
         .filtered_attributes
         .iter()
-        .map(|kv| (kv.key.clone(), any_value_string(kv.value.as_ref())))
+        .map(|kv| (kv.key.to_string(), attr_string(&kv.value)))
         .collect();
     chars += attrs
         .iter()
@@ -206,7 +234,7 @@ fn to_exemplar(e: &OtlpExemplar) -> Option<Exemplar> {
 
 /// The position of `labels` in `series`, found by hash (a hash collision scans).
 fn find_series<T>(
-    index: &HashMap<u64, usize>,
+    index: &HashIndex,
     series: &[(OtlpLabels<'_>, T)],
     labels: &OtlpLabels<'_>,
 ) -> Option<usize> {
@@ -235,6 +263,19 @@ pub fn any_value_string(v: Option<&AnyValue>) -> String {
         Some(any_value::Value::DoubleValue(d)) => format_float(*d),
         Some(any_value::Value::BytesValue(b)) => base64(b),
         Some(other) => any_to_json(other).to_string(),
+    }
+}
+
+/// An attribute value of a [`RequestView`] as a label value (as [`any_value_string`]).
+pub fn attr_string(v: &AttrValue<'_>) -> String {
+    match v {
+        AttrValue::Absent => String::new(),
+        AttrValue::Str(s) => s.to_string(),
+        AttrValue::Bool(b) => b.to_string(),
+        AttrValue::Int(i) => i.to_string(),
+        AttrValue::Double(d) => format_float(*d),
+        AttrValue::Bytes(b) => base64(b),
+        AttrValue::Complex(c) => any_to_json(c).to_string(),
     }
 }
 
@@ -330,13 +371,27 @@ impl From<String> for Str<'_> {
 }
 
 /// One output series' labels, sorted by name, borrowing from the request where it can (so
-/// storage finds existing series without allocating, as with remote write).
-#[derive(Clone, Debug, PartialEq)]
+/// storage finds existing series without allocating, as with remote write), with their series
+/// hash computed once (storage and the request's de-duplication both use it).
+#[derive(Clone, Debug)]
 pub struct OtlpLabels<'a> {
     pairs: Vec<(Str<'a>, Str<'a>)>,
+    /// `hash_pairs` of `pairs`.
+    hash: u64,
 }
 
-impl OtlpLabels<'_> {
+impl PartialEq for OtlpLabels<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.pairs == other.pairs
+    }
+}
+
+impl<'a> OtlpLabels<'a> {
+    fn new(pairs: Vec<(Str<'a>, Str<'a>)>) -> OtlpLabels<'a> {
+        let hash = Unhashed(&pairs).hash64();
+        OtlpLabels { pairs, hash }
+    }
+
     /// The value of label `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
@@ -346,17 +401,65 @@ impl OtlpLabels<'_> {
     }
 }
 
+/// Sorted pairs whose hash is storage's series hash (the trait's default).
+struct Unhashed<'p, 'a>(&'p [(Str<'a>, Str<'a>)]);
+
+impl SeriesLabels for Unhashed<'_, '_> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (&**n, &**v))
+    }
+}
+
 impl SeriesLabels for OtlpLabels<'_> {
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pairs.iter().map(|(n, v)| (&**n, &**v))
     }
+
+    fn hash64(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// An attribute value as a label value, borrowed when it is a string.
-fn value_str(v: Option<&AnyValue>) -> Str<'_> {
-    match v.and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => Str::Borrowed(s),
-        _ => Str::from(any_value_string(v)),
+fn value_str<'a>(v: &AttrValue<'a>) -> Str<'a> {
+    match v {
+        AttrValue::Str(s) => Str::Borrowed(s),
+        other => Str::from(attr_string(other)),
+    }
+}
+
+/// Reused buffers for building label sets, and translated attribute names of this request.
+#[derive(Debug, Default)]
+struct LabelScratch<'a> {
+    /// (name, value, priority, original key) before sorting; see [`LabelSet::new`].
+    entries: Vec<(Str<'a>, Str<'a>, u8, &'a str)>,
+    /// Attribute keys that need translation, with their label names (a short list: requests
+    /// repeat a few keys on every point).
+    names: Vec<(&'a str, Str<'a>)>,
+}
+
+/// Translated names remembered per request; more distinct keys than this are translated
+/// each time.
+const NAME_CACHE_ENTRIES: usize = 64;
+
+impl<'a> LabelScratch<'a> {
+    /// The label name of attribute key `key`, borrowed when it needs no change.
+    fn label_name(
+        names: &mut Vec<(&'a str, Str<'a>)>,
+        key: &'a str,
+        mode: NameTranslation,
+    ) -> Str<'a> {
+        if !needs_translation(key, mode) {
+            return Str::Borrowed(key);
+        }
+        if let Some((_, n)) = names.iter().find(|(k, _)| *k == key) {
+            return n.clone();
+        }
+        let n = Str::from(label_name(key, mode));
+        if names.len() < NAME_CACHE_ENTRIES {
+            names.push((key, n.clone()));
+        }
+        n
     }
 }
 
@@ -370,21 +473,27 @@ impl<'a> LabelSet<'a> {
     /// `base` (promoted resource attributes) first, then the attributes (which win over
     /// `base`; attributes whose names collide after translation are joined with `;` in key
     /// order), then `job` and `instance` (which win over both). Empty values are dropped.
-    fn new(
+    fn new<'v>(
         base: &LabelSet<'a>,
-        attrs: impl Iterator<Item = &'a KeyValue>,
+        attrs: impl Iterator<Item = &'v Attr<'a>>,
         job: &Str<'a>,
         instance: &Str<'a>,
         opts: &OtlpOptions,
-    ) -> LabelSet<'a> {
-        let mut e: Vec<(Str<'a>, Str<'a>, u8, &'a str)> = Vec::with_capacity(base.pairs.len() + 8);
+        scratch: &mut LabelScratch<'a>,
+    ) -> LabelSet<'a>
+    where
+        'a: 'v,
+    {
+        let LabelScratch { entries: e, names } = scratch;
+        e.clear();
         for (n, v) in &base.pairs {
             e.push((n.clone(), v.clone(), 0, ""));
         }
         for kv in attrs {
-            let v = value_str(kv.value.as_ref());
+            let v = value_str(&kv.value);
             if !v.is_empty() {
-                e.push((label_name(&kv.key, opts.translation).into(), v, 1, &kv.key));
+                let n = LabelScratch::label_name(names, kv.key, opts.translation);
+                e.push((n, v, 1, kv.key));
             }
         }
         for (n, v) in [("job", job), ("instance", instance)] {
@@ -392,10 +501,14 @@ impl<'a> LabelSet<'a> {
                 e.push((Str::Borrowed(n), v.clone(), 2, ""));
             }
         }
-        e.sort_unstable_by(|a, b| (*a.0).cmp(&*b.0).then(a.2.cmp(&b.2)).then(a.3.cmp(b.3)));
-        let mut pairs: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(e.len());
+        let order = |a: &(Str<'a>, Str<'a>, u8, &'a str), b: &(Str<'a>, Str<'a>, u8, &'a str)| {
+            (*a.0).cmp(&*b.0).then(a.2.cmp(&b.2)).then(a.3.cmp(b.3))
+        };
+        e.sort_unstable_by(order);
+        // Room for the metric name and an extra pair (`le`, `quantile`).
+        let mut pairs: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(e.len() + 2);
         let mut last_prio = 0;
-        for (n, v, prio, _) in e {
+        for (n, v, prio, _) in e.drain(..) {
             match pairs.last_mut() {
                 Some(last) if *last.0 == *n => {
                     last.1 = if prio == 1 && last_prio == 1 {
@@ -416,19 +529,39 @@ impl<'a> LabelSet<'a> {
     fn build(&self, name: &Str<'a>, extra: Option<(&'static str, Str<'a>)>) -> OtlpLabels<'a> {
         let mut v: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(self.pairs.len() + 2);
         let extra_name = extra.as_ref().map(|e| e.0);
+        let mut name = Some(name.clone());
+        let mut extra = extra;
         for (n, val) in &self.pairs {
-            if &**n != METRIC_NAME && Some(&**n) != extra_name {
+            let ns: &str = n;
+            if let Some(m) = name.take_if(|_| ns >= METRIC_NAME) {
+                v.push((Str::Borrowed(METRIC_NAME), m));
+            }
+            if let Some((en, ev)) = extra.take_if(|(en, _)| ns >= *en) {
+                v.push((Str::Borrowed(en), ev));
+            }
+            if ns != METRIC_NAME && Some(ns) != extra_name {
                 v.push((n.clone(), val.clone()));
             }
         }
-        // `v` is sorted (a filtered copy of sorted pairs): insert in place.
-        let at = v.partition_point(|p| *p.0 < *METRIC_NAME);
-        v.insert(at, (Str::Borrowed(METRIC_NAME), name.clone()));
-        if let Some((n, val)) = extra {
-            let at = v.partition_point(|p| *p.0 < *n);
-            v.insert(at, (Str::Borrowed(n), val));
+        if let Some(m) = name {
+            v.push((Str::Borrowed(METRIC_NAME), m));
         }
-        OtlpLabels { pairs: v }
+        if let Some((en, ev)) = extra {
+            v.push((Str::Borrowed(en), ev));
+        }
+        OtlpLabels::new(v)
+    }
+
+    /// [`LabelSet::build`] without an extra pair, reusing this set's buffer.
+    fn into_labels(mut self, name: &Str<'a>) -> OtlpLabels<'a> {
+        let at = self.pairs.partition_point(|p| *p.0 < *METRIC_NAME);
+        match self.pairs.get_mut(at) {
+            Some(p) if *p.0 == *METRIC_NAME => p.1 = name.clone(),
+            _ => self
+                .pairs
+                .insert(at, (Str::Borrowed(METRIC_NAME), name.clone())),
+        }
+        OtlpLabels::new(self.pairs)
     }
 }
 
@@ -545,10 +678,10 @@ impl DeltaTracker {
     }
 
     /// Adds a delta classic histogram; returns the cumulative `(counts, sum, count)`.
-    fn buckets(&self, key: u64, dp: &HistogramDataPoint, sum: f64) -> Option<(Vec<u64>, f64, u64)> {
+    fn buckets(&self, key: u64, dp: &HistogramPoint<'_>, sum: f64) -> Option<(Vec<u64>, f64, u64)> {
         let mut map = self.streams.lock();
         let stream = map.get(&key);
-        let mut out = (dp.bucket_counts.clone(), sum, dp.count);
+        let mut out = (dp.bucket_counts.to_vec(), sum, dp.count);
         if let (
             Accepted::Add,
             Some(Stream {
@@ -566,7 +699,7 @@ impl DeltaTracker {
             stream,
         ) {
             // A change of bucket layout restarts the total.
-            if *bounds == dp.explicit_bounds && counts.len() == out.0.len() {
+            if **bounds == *dp.explicit_bounds && counts.len() == out.0.len() {
                 for (o, c) in out.0.iter_mut().zip(counts) {
                     *o = o.saturating_add(*c);
                 }
@@ -580,7 +713,7 @@ impl DeltaTracker {
                 last_time: dp.time_unix_nano,
                 seen: Instant::now(),
                 value: Running::Buckets {
-                    bounds: dp.explicit_bounds.clone(),
+                    bounds: dp.explicit_bounds.to_vec(),
                     counts: out.0.clone(),
                     sum: out.1,
                     count: out.2,
@@ -645,46 +778,50 @@ fn is_delta(temporality: i32) -> Option<bool> {
     }
 }
 
-fn number_value(dp: &NumberDataPoint) -> Option<f64> {
-    match dp.value? {
-        number_data_point::Value::AsDouble(v) => Some(v),
-        number_data_point::Value::AsInt(v) => Some(v as f64),
-    }
-}
-
-/// Converts a request. Delta streams update `deltas`.
+/// Converts a decoded request. Delta streams update `deltas`.
 pub fn convert<'a>(
     req: &'a ExportMetricsServiceRequest,
+    opts: &OtlpOptions,
+    deltas: &DeltaTracker,
+) -> Converted<'a> {
+    convert_view(&RequestView::from_proto(req), opts, deltas)
+}
+
+/// Converts a request view (see [`super::wire::decode`]); the result borrows what the view
+/// borrows, not the view. Delta streams update `deltas`.
+pub fn convert_view<'a>(
+    req: &RequestView<'a>,
     opts: &OtlpOptions,
     deltas: &DeltaTracker,
 ) -> Converted<'a> {
     deltas.sweep();
     let mut out = Converted::default();
     let none = Str::Borrowed("");
-    for rm in &req.resource_metrics {
-        let attrs: &[KeyValue] = rm.resource.as_ref().map_or(&[], |r| &r.attributes[..]);
+    for rm in &req.resources {
+        let attrs: &[Attr<'a>] = &rm.attributes;
         let find = |k: &str| attrs.iter().find(|kv| kv.key == k);
         // Promoted resource attributes; data point attributes win over them.
         let base = LabelSet::new(
             &LabelSet::default(),
             attrs
                 .iter()
-                .filter(|kv| opts.promote_resource_attributes.contains(&kv.key)),
+                .filter(|kv| opts.promote_resource_attributes.iter().any(|p| p == kv.key)),
             &none,
             &none,
             opts,
+            &mut out.scratch,
         );
         let job = match (find(SERVICE_NAME), find(SERVICE_NAMESPACE)) {
             (Some(name), Some(ns)) => Str::from(format!(
                 "{}/{}",
-                any_value_string(ns.value.as_ref()),
-                any_value_string(name.value.as_ref())
+                attr_string(&ns.value),
+                attr_string(&name.value)
             )),
-            (Some(name), None) => value_str(name.value.as_ref()),
+            (Some(name), None) => value_str(&name.value),
             _ => Str::Borrowed(""),
         };
         let instance = find(SERVICE_INSTANCE_ID)
-            .map(|kv| value_str(kv.value.as_ref()))
+            .map(|kv| value_str(&kv.value))
             .unwrap_or(Str::Borrowed(""));
         let resource = Resource {
             base,
@@ -693,17 +830,15 @@ pub fn convert<'a>(
         };
 
         let mut newest: Option<i64> = None;
-        for sm in &rm.scope_metrics {
-            for metric in &sm.metrics {
-                let t = convert_metric(metric, &resource, opts, deltas, &mut out);
-                newest = newest.max(t);
-            }
+        for metric in &rm.metrics {
+            let t = convert_metric(metric, &resource, opts, deltas, &mut out);
+            newest = newest.max(t);
         }
 
         // target_info: the non-identifying resource attributes, at the resource's newest time.
         let mut info_attrs = attrs.iter().filter(|kv| {
             !matches!(
-                kv.key.as_str(),
+                kv.key,
                 SERVICE_NAME | SERVICE_NAMESPACE | SERVICE_INSTANCE_ID
             )
         });
@@ -714,6 +849,7 @@ pub fn convert<'a>(
                 &resource.job,
                 &resource.instance,
                 opts,
+                &mut out.scratch,
             );
             out.push_float(set.build(&Str::Borrowed("target_info"), None), t, 1.0);
         }
@@ -760,7 +896,7 @@ struct Names<'a> {
 
 /// Converts one metric; returns the newest timestamp (ms) it produced samples for.
 fn convert_metric<'a>(
-    metric: &'a Metric,
+    metric: &MetricView<'a>,
     res: &Resource<'a>,
     opts: &OtlpOptions,
     deltas: &DeltaTracker,
@@ -769,53 +905,36 @@ fn convert_metric<'a>(
     let Some(data) = &metric.data else {
         return None;
     };
-    let points = match data {
-        Data::Gauge(g) => g.data_points.len(),
-        Data::Sum(s) => s.data_points.len(),
-        Data::Histogram(h) => h.data_points.len(),
-        Data::ExponentialHistogram(h) => h.data_points.len(),
-        Data::Summary(s) => s.data_points.len(),
-    };
+    let points = data.len();
     out.points += points;
     if metric.name.is_empty() {
         out.reject(reason::INVALID_METRIC, points);
         return None;
     }
     let (kind, prom_type, temporality) = match data {
-        Data::Gauge(_) => (NameKind::Gauge, "gauge", Some(false)),
-        Data::Sum(s) if s.is_monotonic => (
-            NameKind::Counter,
-            "counter",
-            is_delta(s.aggregation_temporality),
-        ),
-        Data::Sum(s) => (
-            NameKind::Gauge,
-            "gauge",
-            is_delta(s.aggregation_temporality),
-        ),
-        Data::Histogram(h) => (
-            NameKind::Other,
-            "histogram",
-            is_delta(h.aggregation_temporality),
-        ),
-        Data::ExponentialHistogram(h) => (
-            NameKind::Other,
-            "histogram",
-            is_delta(h.aggregation_temporality),
-        ),
-        Data::Summary(_) => (NameKind::Other, "summary", Some(false)),
+        DataView::Gauge(_) => (NameKind::Gauge, "gauge", Some(false)),
+        DataView::Sum {
+            monotonic: true,
+            temporality,
+            ..
+        } => (NameKind::Counter, "counter", is_delta(*temporality)),
+        DataView::Sum { temporality, .. } => (NameKind::Gauge, "gauge", is_delta(*temporality)),
+        DataView::Histogram { temporality, .. } | DataView::Exponential { temporality, .. } => {
+            (NameKind::Other, "histogram", is_delta(*temporality))
+        }
+        DataView::Summary(_) => (NameKind::Other, "summary", Some(false)),
     };
     let Some(delta) = temporality else {
         out.reject(reason::UNSPECIFIED_TEMPORALITY, points);
         return None;
     };
-    let name = metric_name(&metric.name, &metric.unit, kind, opts.translation);
+    let name = metric_name(metric.name, metric.unit, kind, opts.translation);
     out.metadata.push((
         name.to_string(),
         MetricMetadata {
             metric_type: prom_type.to_string(),
-            help: metric.description.clone(),
-            unit: unit_words(&metric.unit).0,
+            help: metric.description.to_string(),
+            unit: unit_words(metric.unit).0,
         },
     ));
 
@@ -826,33 +945,41 @@ fn convert_metric<'a>(
         count: suffixed("_count"),
         base: Str::from(name),
     };
-    let labels_for = |attrs: &'a [KeyValue]| -> LabelSet<'a> {
-        LabelSet::new(&res.base, attrs.iter(), &res.job, &res.instance, opts)
+    let labels_for = |attrs: &[Attr<'a>], out: &mut Converted<'a>| -> LabelSet<'a> {
+        LabelSet::new(
+            &res.base,
+            attrs.iter(),
+            &res.job,
+            &res.instance,
+            opts,
+            &mut out.scratch,
+        )
     };
     let mut newest: Option<i64> = None;
     match data {
-        Data::Gauge(g) => {
-            for dp in &g.data_points {
-                let set = labels_for(&dp.attributes);
-                newest = newest.max(number_point(dp, &set, &names.base, false, deltas, out));
+        DataView::Gauge(points) => {
+            for dp in points {
+                let labels = labels_for(&dp.attributes, out).into_labels(&names.base);
+                newest = newest.max(number_point(dp, labels, false, deltas, out));
             }
         }
-        Data::Sum(s) => {
-            for dp in &s.data_points {
-                let set = labels_for(&dp.attributes);
-                let t = number_point(dp, &set, &names.base, delta, deltas, out);
-                if t.is_some() && !dp.exemplars.is_empty() {
+        DataView::Sum { points, .. } => {
+            for dp in points {
+                let labels = labels_for(&dp.attributes, out).into_labels(&names.base);
+                let for_exemplars = (!dp.exemplars.is_empty()).then(|| labels.clone());
+                let t = number_point(dp, labels, delta, deltas, out);
+                if let (Some(_), Some(labels)) = (t, for_exemplars) {
                     for e in out.convert_exemplars(&dp.exemplars) {
-                        out.push_exemplar(set.build(&names.base, None), e);
+                        out.push_exemplar(labels.clone(), e);
                     }
                 }
                 newest = newest.max(t);
             }
         }
-        Data::Histogram(h) => {
+        DataView::Histogram { points, .. } => {
             let mut les = LeCache::default();
-            for dp in &h.data_points {
-                let set = labels_for(&dp.attributes);
+            for dp in points {
+                let set = labels_for(&dp.attributes, out);
                 let t = classic_point(dp, &set, &names, &mut les, delta, deltas, out);
                 if t.is_some() && !dp.exemplars.is_empty() {
                     bucket_exemplars(dp, &set, &names, &mut les, out);
@@ -860,30 +987,31 @@ fn convert_metric<'a>(
                 newest = newest.max(t);
             }
         }
-        Data::ExponentialHistogram(h) => {
-            for dp in &h.data_points {
-                let set = labels_for(&dp.attributes);
-                let t = native_point(dp, &set, &names.base, delta, deltas, out);
-                if t.is_some() && !dp.exemplars.is_empty() {
+        DataView::Exponential { points, .. } => {
+            for dp in points {
+                let labels = labels_for(&dp.attributes, out).into_labels(&names.base);
+                let for_exemplars = (!dp.exemplars.is_empty()).then(|| labels.clone());
+                let t = native_point(dp, labels, delta, deltas, out);
+                if let (Some(_), Some(labels)) = (t, for_exemplars) {
                     for e in out.convert_exemplars(&dp.exemplars) {
-                        out.push_exemplar(set.build(&names.base, None), e);
+                        out.push_exemplar(labels.clone(), e);
                     }
                 }
                 newest = newest.max(t);
             }
         }
-        Data::Summary(s) => {
-            for dp in &s.data_points {
-                let set = labels_for(&dp.attributes);
+        DataView::Summary(points) => {
+            for dp in points {
+                let set = labels_for(&dp.attributes, out);
                 let t = ns_to_ms(dp.time_unix_nano);
                 let no_value = dp.flags & FLAG_NO_RECORDED_VALUE != 0;
                 let val = |v: f64| if no_value { stale() } else { v };
-                for q in &dp.quantile_values {
-                    let qs = Str::from(format_float(q.quantile));
+                for &(quantile, value) in &dp.quantiles {
+                    let qs = Str::from(format_float(quantile));
                     out.push_float(
                         set.build(&names.base, Some(("quantile", qs))),
                         t,
-                        val(q.value),
+                        val(value),
                     );
                 }
                 out.push_float(set.build(&names.sum, None), t, val(dp.sum));
@@ -912,19 +1040,17 @@ fn no_recorded_value<'a>(
 }
 
 fn number_point<'a>(
-    dp: &NumberDataPoint,
-    set: &LabelSet<'a>,
-    name: &Str<'a>,
+    dp: &NumberPoint<'_>,
+    labels: OtlpLabels<'a>,
     delta: bool,
     deltas: &DeltaTracker,
     out: &mut Converted<'a>,
 ) -> Option<i64> {
-    let labels = set.build(name, None);
     let t = ns_to_ms(dp.time_unix_nano);
     if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
         return Some(no_recorded_value(labels, t, delta, deltas, out));
     }
-    let Some(v) = number_value(dp) else {
+    let Some(v) = dp.value else {
         out.reject(reason::MISSING_VALUE, 1);
         return None;
     };
@@ -945,7 +1071,7 @@ fn number_point<'a>(
 }
 
 fn classic_point<'a>(
-    dp: &HistogramDataPoint,
+    dp: &HistogramPoint<'_>,
     set: &LabelSet<'a>,
     names: &Names<'a>,
     les: &mut LeCache,
@@ -989,7 +1115,7 @@ fn classic_point<'a>(
             }
         }
     } else {
-        (dp.bucket_counts.as_slice(), sum, dp.count)
+        (&dp.bucket_counts[..], sum, dp.count)
     };
     if !counts.is_empty() {
         let mut cumulative: u64 = 0;
@@ -1014,7 +1140,7 @@ fn classic_point<'a>(
 /// `+Inf` last) whose bound is at or above the exemplar's value; NaN values match no bucket
 /// and are dropped as invalid, as Prometheus' translator drops them.
 fn bucket_exemplars<'a>(
-    dp: &HistogramDataPoint,
+    dp: &HistogramPoint<'_>,
     set: &LabelSet<'a>,
     names: &Names<'a>,
     les: &mut LeCache,
@@ -1042,19 +1168,17 @@ fn bucket_exemplars<'a>(
 }
 
 fn native_point<'a>(
-    dp: &ExponentialHistogramDataPoint,
-    set: &LabelSet<'a>,
-    name: &Str<'a>,
+    dp: &ExpPoint<'_>,
+    labels: OtlpLabels<'a>,
     delta: bool,
     deltas: &DeltaTracker,
     out: &mut Converted<'a>,
 ) -> Option<i64> {
-    let labels = set.build(name, None);
     let t = ns_to_ms(dp.time_unix_nano);
     if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
         return Some(no_recorded_value(labels, t, delta, deltas, out));
     }
-    let h = match exponential_to_native(dp) {
+    let h = match native_histogram(dp) {
         Ok(h) => h,
         Err(r) => {
             out.reject(r, 1);
@@ -1081,6 +1205,10 @@ fn native_point<'a>(
 pub fn exponential_to_native(
     dp: &ExponentialHistogramDataPoint,
 ) -> Result<FloatHistogram, &'static str> {
+    native_histogram(&ExpPoint::from_proto(dp))
+}
+
+fn native_histogram(dp: &ExpPoint<'_>) -> Result<FloatHistogram, &'static str> {
     const MAX_SCALE: i32 = 8;
     const MIN_SCALE: i32 = -4;
     if dp.scale < MIN_SCALE {
@@ -1118,7 +1246,7 @@ pub fn exponential_to_native(
 /// `2^shift` neighbouring buckets when downscaling. Runs of more than two empty buckets
 /// split spans.
 fn buckets_to_spans(
-    b: Option<&Buckets>,
+    b: Option<&BucketsView<'_>>,
     shift: u32,
 ) -> Result<(Vec<Span>, Vec<f64>), &'static str> {
     let mut spans: Vec<Span> = Vec::new();

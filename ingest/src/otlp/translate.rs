@@ -165,10 +165,15 @@ fn is_label_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// True when [`label_name`] would change `key`.
+pub fn needs_translation(key: &str, mode: NameTranslation) -> bool {
+    !(mode == NameTranslation::NoTranslation || key.is_empty() || is_plain_label(key))
+}
+
 /// The Prometheus label name for an OTLP attribute key: invalid characters become `_`, a
 /// leading digit gets a `key_` prefix and a single leading `_` a `key` prefix.
 pub fn label_name(key: &str, mode: NameTranslation) -> Cow<'_, str> {
-    if mode == NameTranslation::NoTranslation || key.is_empty() || is_plain_label(key) {
+    if !needs_translation(key, mode) {
         return Cow::Borrowed(key);
     }
     let mut out: String = key

@@ -75,6 +75,9 @@ pub struct ScrapeConfig {
     pub bearer_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,
+    /// TLS settings for `https` targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
     #[serde(default)]
@@ -116,6 +119,25 @@ pub struct BasicAuth {
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+}
+
+/// `tls_config:` as in Prometheus: the CA that signs the targets' certificates (default: the
+/// system's CA bundle), a client certificate and key for targets that ask for one, the name
+/// to verify the target's certificate against (default: the target's host), and
+/// `insecure_skip_verify` (no certificate verification at all).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 /// `authorization: {type: Bearer, credentials: …}` (Prometheus' newer spelling of bearer tokens).
@@ -172,6 +194,8 @@ pub struct JobSettings {
     pub honor_timestamps: bool,
     pub sample_limit: u64,
     pub auth: Auth,
+    /// The job's `tls_config` (defaults when absent).
+    pub tls: TlsConfig,
     pub static_configs: Vec<StaticConfig>,
     pub file_sd: Vec<(Vec<String>, Duration)>,
     pub relabel: Vec<super::relabel::Relabel>,
@@ -328,6 +352,21 @@ pub fn resolve(global: &GlobalConfig, jobs: &[ScrapeConfig]) -> Result<Vec<JobSe
                 "at most one of basic_auth, authorization and bearer_token(_file) may be configured",
             ));
         }
+        if let Some(tls) = &job.tls_config {
+            match (&tls.cert_file, &tls.key_file) {
+                (Some(c), None) => {
+                    return Err(ctx(&format!(
+                        "tls_config: client cert file {c:?} specified without client key file"
+                    )))
+                }
+                (None, Some(k)) => {
+                    return Err(ctx(&format!(
+                        "tls_config: client key file {k:?} specified without client cert file"
+                    )))
+                }
+                _ => {}
+            }
+        }
         let mut file_sd = Vec::new();
         for f in &job.file_sd_configs {
             let refresh = match &f.refresh_interval {
@@ -362,6 +401,7 @@ pub fn resolve(global: &GlobalConfig, jobs: &[ScrapeConfig]) -> Result<Vec<JobSe
             honor_timestamps: job.honor_timestamps,
             sample_limit: job.sample_limit,
             auth,
+            tls: job.tls_config.clone().unwrap_or_default(),
             static_configs: job.static_configs.clone(),
             file_sd,
             relabel: compile(&job.relabel_configs, "relabel_configs")?,

@@ -2,8 +2,10 @@ use super::*;
 use crate::otlp::translate::NameTranslation;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value as AV, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    summary_data_point::ValueAtQuantile, ExponentialHistogram, Gauge, Histogram, ResourceMetrics,
-    ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    summary_data_point::ValueAtQuantile, Exemplar as OtlpExemplar, ExponentialHistogram, Gauge,
+    Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    Summary, SummaryDataPoint,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use sextant_storage::Labels;
@@ -690,4 +692,59 @@ fn exemplars_go_to_sums_and_to_the_bucket_holding_their_value() {
     );
     let key = vec![("reason".to_string(), "invalid".to_string())];
     assert_eq!(db.metrics().exemplars_rejected.get_or_create(&key).get(), 1);
+}
+
+#[test]
+fn cached_series_hashes_are_storage_hashes() {
+    // Translated, promoted and colliding names, classic buckets: every output label set's
+    // cached hash must be the one storage computes from the labels, or storage would create a
+    // second series for labels it already has (from remote write, say).
+    let mut res = svc();
+    res.push(kv("cloud.region", "eu"));
+    let attrs = vec![kv("http.method", "GET"), kv("http_method", "POST")];
+    let req = request(
+        res,
+        vec![
+            metric(
+                "http.requests",
+                "{request}",
+                sum(
+                    vec![num(10, 1, 5.0, attrs.clone())],
+                    true,
+                    AggregationTemporality::Cumulative,
+                ),
+            ),
+            metric(
+                "latency",
+                "s",
+                Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        attributes: attrs,
+                        ..hist_point(10, 1, vec![1, 2, 3], vec![0.1, 1.0], 4.5)
+                    }],
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                }),
+            ),
+        ],
+    );
+    let opts = OtlpOptions {
+        promote_resource_attributes: vec!["cloud.region".into()],
+        ..OtlpOptions::default()
+    };
+    let d = DeltaTracker::new(Duration::from_secs(60));
+    let c = convert(&req, &opts, &d);
+    assert!(c.floats.len() >= 7, "{}", c.floats.len());
+    for (l, _) in &c.floats {
+        assert_eq!(l.hash64(), l.to_labels().hash64(), "{:?}", l.to_labels());
+    }
+    let body = prost::Message::encode_to_vec(&req);
+    let view = crate::otlp::wire::decode(&body).unwrap();
+    let w = convert_view(&view, &opts, &DeltaTracker::new(Duration::from_secs(60)));
+    let labels = |c: &Converted<'_>| -> Vec<String> {
+        c.floats
+            .iter()
+            .map(|(l, _)| l.to_labels().to_string())
+            .collect()
+    };
+    assert_eq!(labels(&w), labels(&c));
 }
