@@ -1,5 +1,5 @@
 //! Service level objectives: specs (Sloth `prometheus/v1`, Sloth's Kubernetes
-//! `PrometheusServiceLevel`, OpenSLO `v1alpha`/`v1`) turned into SLI recording rules and
+//! `PrometheusServiceLevel`, OpenSLO `v1alpha`/`v1`/`v2alpha`) turned into SLI recording rules and
 //! multi-window multi-burn-rate alerts, and the error-budget state served by `/api/v1/slos`.
 //!
 //! # Inputs
@@ -8,10 +8,27 @@
 //! as Sloth does), a `sloth.slok.dev/v1` `PrometheusServiceLevel` (camelCase), a Sloth
 //! `AlertWindows` document (custom windows for its `sloPeriod`, applied to every SLO of that
 //! period in the same load), an OpenSLO `v1alpha` `SLO` (`ratioMetrics` with prometheus
-//! `good`/`bad` + `total`), or OpenSLO `v1` `SLO` (+ `SLI` via `indicatorRef`) with a
-//! `ratioMetric` whose `metricSource.type` is Prometheus. Only the `Occurrences` budgeting
-//! method is accepted. OpenSLO SLOs are named `<metadata.name>-<objective index>` and have no
-//! alerts, like Sloth.
+//! `good`/`bad` + `total`), or an OpenSLO `v1` / `openslo.com/v2alpha` object of any kind
+//! (`openslo.rs`: `SLO`, `SLI` via `indicatorRef`, `DataSource` resolving `metricSourceRef`,
+//! `Service`; `AlertPolicy`, `AlertCondition`, `AlertNotificationTarget` are accepted and
+//! reported as not used). OpenSLO SLOs are named `<metadata.name>-<objective index>` and have
+//! no alerts, like Sloth. An SLO that cannot be evaluated (non-Prometheus source, unresolved
+//! data source, `thresholdMetric`) is loaded with [`Sli::Unsupported`]: a load warning, the
+//! reason in `/api/v1/slos`, no rules. [`load_slo_files_detailed`] returns the warnings.
+//!
+//! # Budgeting methods
+//! `Occurrences` (Sloth's only one): bad events / all events. OpenSLO `Timeslices`: the period
+//! is cut into `timeSliceWindow` slices aligned to multiples of the slice since the epoch; a
+//! slice is bad when its good ratio is below `timeSliceTarget`; the error ratio of a window is
+//! the fraction of bad slices among slices with traffic (idle slices do not count).
+//! `RatioTimeslices`: the mean of the slices' error ratios. Rules: a group
+//! `sextant-slo-timeslice-recordings-<id>` with `interval` = the slice records
+//! `slo:timeslice_error:ratio` (0/1, or the slice ratio), and each `slo:sli_error:ratio_rate<w>`
+//! is `avg_over_time` of it over `w`; burn rates and alerts follow unchanged. `budget.rs`
+//! computes the same from raw data with a subquery stepping at the slice. The API's slices end
+//! at multiples of the slice since the epoch; the recorded ones end at the group's evaluation
+//! times, which (as in Prometheus) are shifted by a per-group offset within the interval, so
+//! the two can differ by where slice boundaries fall, not by how slices are counted.
 //!
 //! # Sextant extensions (on Sloth and `PrometheusServiceLevel` SLOs)
 //! ```yaml
@@ -68,17 +85,23 @@ pub mod api;
 pub mod budget;
 pub mod calendar;
 pub mod generate;
+mod openslo;
 pub mod parse;
 pub mod spec;
 
 #[cfg(test)]
 mod sloth_conformance;
 
+#[cfg(test)]
+mod openslo_conformance;
+
 use std::path::PathBuf;
 
 pub use generate::{rule_groups, rule_groups_with, GenerateOptions};
-pub use parse::{load_slo_files_with, LoadOptions};
-pub use spec::{AlertWindows, BurnWindow, CalendarUnit, Period, Sli, SloSpec, SpecKind};
+pub use parse::{load_slo_files_detailed, load_slo_files_with, LoadOptions, Loaded};
+pub use spec::{
+    AlertWindows, BudgetingMethod, BurnWindow, CalendarUnit, Period, Sli, SloSpec, SpecKind,
+};
 
 /// Loads SLO specs from files or directories with default options (30d period, duplicates
 /// refused). Errors are messages naming file, document and SLO.

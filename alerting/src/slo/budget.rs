@@ -18,9 +18,9 @@ use serde::Serialize;
 use sextant_query::promql::{parse, Engine, Value};
 use sextant_storage::SeriesSource;
 
-use super::calendar::period_bounds;
-use super::generate::sli_ratio_expr;
-use super::spec::{format_duration, Period, Sli, SloSpec};
+use super::calendar::bounds;
+use super::generate::window_error_expr;
+use super::spec::{format_duration, BudgetingMethod, CalendarUnit, Period, Sli, SloSpec};
 
 /// The period the budget is computed over.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -29,7 +29,7 @@ pub struct WindowState {
     /// `rolling` or `calendar`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// `30d`, `month`, `quarter`.
+    /// `30d`, `month`, `quarter`, `year`, or the length of an anchored calendar window (`1w`).
     pub period: String,
     /// Start and end of the period, seconds since the epoch (rolling: now − P and now).
     pub start: f64,
@@ -90,6 +90,13 @@ pub struct SloState {
     pub time_to_exhaustion: Option<f64>,
     pub alerts: Vec<SloAlert>,
     pub warnings: Vec<String>,
+    /// `Occurrences`, `Timeslices` or `RatioTimeslices` (OpenSLO's names). With time slices,
+    /// error ratios and burn rates are of slices: the fraction of bad slices (`Timeslices`) or
+    /// the mean slice error ratio (`RatioTimeslices`).
+    pub budgeting_method: &'static str,
+    /// Why the SLO cannot be evaluated (then every figure is `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
 }
 
 /// Evaluates `expr` at `now_ms` and returns the first sample's value (a scalar, or the first
@@ -145,6 +152,11 @@ pub fn slo_state(
 ) -> Result<SloState, String> {
     let budget = slo.error_budget_ratio();
     let mut warnings = Vec::new();
+    let method = match slo.budgeting {
+        BudgetingMethod::Occurrences => "Occurrences",
+        BudgetingMethod::Timeslices { .. } => "Timeslices",
+        BudgetingMethod::RatioTimeslices { .. } => "RatioTimeslices",
+    };
     let (window, elapsed) = match &slo.period {
         Period::Rolling(p) => {
             let secs = p.as_secs_f64();
@@ -160,15 +172,26 @@ pub fn slo_state(
                 *p,
             )
         }
-        Period::Calendar { unit, time_zone } => {
-            let (start, end) = period_bounds(*unit, time_zone, now_ms)?;
+        Period::Calendar { time_zone, .. } | Period::Aligned { time_zone, .. } => {
+            let (start, end) = bounds(&slo.period, now_ms)?.unwrap_or((now_ms, now_ms + 1000));
             let elapsed_ms = u64::try_from((now_ms - start).max(1000)).unwrap_or(1000);
             (
                 WindowState {
                     kind: "calendar",
-                    period: match unit {
-                        super::spec::CalendarUnit::Month => "month".into(),
-                        super::spec::CalendarUnit::Quarter => "quarter".into(),
+                    period: match &slo.period {
+                        Period::Calendar {
+                            unit: CalendarUnit::Month,
+                            ..
+                        } => "month".into(),
+                        Period::Calendar {
+                            unit: CalendarUnit::Quarter,
+                            ..
+                        } => "quarter".into(),
+                        Period::Calendar {
+                            unit: CalendarUnit::Year,
+                            ..
+                        } => "year".into(),
+                        other => format_duration(other.nominal()),
                     },
                     start: start as f64 / 1000.0,
                     end: end as f64 / 1000.0,
@@ -181,6 +204,32 @@ pub fn slo_state(
         }
     };
 
+    if let Some(reason) = slo.unsupported() {
+        return Ok(SloState {
+            id: slo.id(),
+            name: slo.name.clone(),
+            service: slo.service.clone(),
+            description: slo.description.clone(),
+            file: slo.file.clone(),
+            objective: slo.objective_ratio(),
+            sli: None,
+            error_ratio: None,
+            window,
+            budget: BudgetFigures {
+                total: budget,
+                consumed: None,
+                remaining: None,
+                remaining_time: None,
+                remaining_time_human: None,
+            },
+            burn_rates: BTreeMap::new(),
+            time_to_exhaustion: None,
+            alerts: Vec::new(),
+            warnings: vec![format!("the SLO cannot be evaluated: {reason}")],
+            budgeting_method: method,
+            unsupported: Some(reason.to_string()),
+        });
+    }
     let mut burn_rates = BTreeMap::new();
     let mut windows = slo.windows.windows();
     if let Period::Rolling(p) = slo.period {
@@ -189,15 +238,15 @@ pub fn slo_state(
     let current_window = slo.windows.page_quick.short;
     let mut current = None;
     for w in windows {
-        let ratio = scalar_of(engine, src, &sli_ratio_expr(&slo.sli, w)?, now_ms)?;
+        let ratio = scalar_of(engine, src, &window_error_expr(slo, w)?, now_ms)?;
         if w == current_window {
             current = ratio;
         }
         burn_rates.insert(format_duration(w), ratio.map(|r| r / budget));
     }
     // The period (or, for calendar periods, its elapsed part).
-    let period_ratio = scalar_of(engine, src, &sli_ratio_expr(&slo.sli, elapsed)?, now_ms)?;
-    if matches!(slo.period, Period::Calendar { .. }) {
+    let period_ratio = scalar_of(engine, src, &window_error_expr(slo, elapsed)?, now_ms)?;
+    if !matches!(slo.period, Period::Rolling(_)) {
         burn_rates.insert(window.period.clone(), period_ratio.map(|r| r / budget));
     }
     let fraction = elapsed.as_secs_f64() / window.seconds;
@@ -266,6 +315,8 @@ pub fn slo_state(
         time_to_exhaustion,
         alerts,
         warnings,
+        budgeting_method: method,
+        unsupported: None,
     })
 }
 
@@ -597,5 +648,156 @@ slos:
             "{:?}",
             st.burn_rates
         );
+    }
+
+    /// An OpenSLO v1 SLO on `req_total` (bad/total, 99 % over a rolling day) with `method`.
+    fn timeslice_slo(method: &str) -> SloSpec {
+        let dir = tempfile::tempdir().ok();
+        let Some(dir) = dir else { panic!("tempdir") };
+        let path = dir.path().join("ts.yaml");
+        let text = format!(
+            r#"apiVersion: openslo/v1
+kind: SLO
+metadata: {{name: api}}
+spec:
+  service: shop
+  indicator:
+    metadata: {{name: errors}}
+    spec:
+      ratioMetric:
+        bad: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(rate(req_total{{code="500"}}[{{{{.window}}}}]))'}}}}}}
+        total: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(rate(req_total[{{{{.window}}}}]))'}}}}}}
+  timeWindow: [{{duration: 1d, isRolling: true}}]
+  budgetingMethod: {method}
+  objectives: [{{target: 0.99, timeSliceTarget: 0.95, timeSliceWindow: 1m}}]
+"#
+        );
+        if std::fs::write(&path, text).is_err() {
+            panic!("write spec");
+        }
+        match load_slo_files_with(&[path], &LoadOptions::default()) {
+            Ok(mut v) if v.len() == 1 => v.remove(0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// One day of 10 s samples ending at NOW, 1 request/s: 6 minutes at 10 % errors
+    /// (25–31 min ago), an hour of minutes with one error in 60 requests (2–3 h ago, 2 %
+    /// of what a 1m rate sees), four idle hours (6–10 h ago), no errors otherwise. Counters
+    /// start high so `rate` extrapolates both series alike.
+    fn timeslice_day(db: &Db) {
+        const S: i64 = 10_000;
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        let (mut ok_c, mut bad_c) = (1e7, 1e6);
+        let mut t = NOW - DAY;
+        while t <= NOW {
+            let idle = t > NOW - 600 * MIN && t <= NOW - 360 * MIN;
+            let burst = t > NOW - 31 * MIN && t <= NOW - 25 * MIN;
+            let trickle = t > NOW - 180 * MIN && t <= NOW - 120 * MIN && t % MIN == 30_000;
+            let errors = if !idle && (burst || trickle) {
+                1.0
+            } else {
+                0.0
+            };
+            if !idle {
+                bad_c += errors;
+                ok_c += 10.0 - errors;
+            }
+            ok.push(Sample { t, v: ok_c });
+            bad.push(Sample { t, v: bad_c });
+            t += S;
+        }
+        let batch = vec![
+            (
+                Labels::from_pairs([("__name__", "req_total"), ("code", "200")]),
+                ok,
+            ),
+            (
+                Labels::from_pairs([("__name__", "req_total"), ("code", "500")]),
+                bad,
+            ),
+        ];
+        if let Err(e) = db.append(&batch) {
+            panic!("append: {e}");
+        }
+    }
+
+    #[test]
+    fn timeslices_budget_is_the_fraction_of_bad_slices() {
+        let db = Db::in_memory();
+        timeslice_day(&db);
+        let engine = Engine::new(EngineOptions::default());
+        let s = timeslice_slo("Timeslices");
+        let st = match slo_state(&engine, &db, &s, NOW) {
+            Ok(st) => st,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(st.budgeting_method, "Timeslices");
+        // 1440 slices, 240 idle (not counted), 6 bad (10 % > 5 %); the 2 % minutes are good.
+        // 6/1200 = 0.5 % bad slices against a 1 % budget: half of it spent.
+        assert!(close(st.budget.consumed, 0.5, 1e-9), "{:?}", st.budget);
+        assert!(close(st.budget.remaining, 0.5, 1e-9));
+        // Half the budget is 0.5 % of a day: 432 s of full outage.
+        assert!(close(st.budget.remaining_time, 432.0, 1e-9));
+        // Over the last hour 6 of 60 slices are bad: burn rate 10; none in the last 5m.
+        assert!(close(
+            st.burn_rates.get("1h").copied().flatten(),
+            10.0,
+            1e-9
+        ));
+        assert_eq!(st.burn_rates.get("5m"), Some(&Some(0.0)));
+        assert_eq!(st.error_ratio, Some(0.0));
+
+        // The generated rules give the same period ratio: record the per-slice indicator at
+        // each slice end as its 1m group would, then evaluate the period recording.
+        let groups = crate::slo::rule_groups(std::slice::from_ref(&s));
+        let rule = |name: &str| {
+            groups
+                .iter()
+                .flat_map(|g| g.rules.iter())
+                .find(|r| r.kind == crate::rules::RuleKind::Record(name.into()))
+                .map(|r| (r.expr.clone(), r.labels.clone()))
+        };
+        let Some((ind, labels)) = rule("slo:timeslice_error:ratio") else {
+            panic!("no indicator rule")
+        };
+        let mut samples = Vec::new();
+        let mut t = NOW - DAY + MIN;
+        while t <= NOW {
+            let v = scalar_of(&engine, &db, &ind, t).unwrap_or_else(|e| panic!("{e}"));
+            if let Some(v) = v {
+                samples.push(Sample { t, v });
+            }
+            t += MIN;
+        }
+        assert_eq!(samples.len(), 1200);
+        assert_eq!(samples.iter().filter(|s| s.v == 1.0).count(), 6);
+        let mut pairs: Vec<(&str, &str)> = vec![("__name__", "slo:timeslice_error:ratio")];
+        pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Err(e) = db.append(&[(Labels::from_pairs(pairs), samples)]) {
+            panic!("append: {e}");
+        }
+        let Some((period_expr, _)) = rule("slo:sli_error:ratio_rate1d") else {
+            panic!("no period rule")
+        };
+        let recorded = scalar_of(&engine, &db, &period_expr, NOW).unwrap_or_else(|e| panic!("{e}"));
+        assert!(close(recorded, 0.005, 1e-9), "{recorded:?}");
+    }
+
+    #[test]
+    fn ratio_timeslices_budget_is_the_mean_slice_error_ratio() {
+        let db = Db::in_memory();
+        timeslice_day(&db);
+        let engine = Engine::new(EngineOptions::default());
+        let s = timeslice_slo("RatioTimeslices");
+        let st = match slo_state(&engine, &db, &s, NOW) {
+            Ok(st) => st,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(st.budgeting_method, "RatioTimeslices");
+        // (6 × 10 % + 60 × 2 %) / 1200 slices = 0.15 % against 1 %: 15 % spent.
+        assert!(close(st.budget.consumed, 0.15, 1e-9), "{:?}", st.budget);
+        // Last hour: 6 × 10 % / 60 = 1 %, burn 1.
+        assert!(close(st.burn_rates.get("1h").copied().flatten(), 1.0, 1e-9));
     }
 }

@@ -15,7 +15,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::spec::{format_duration, render_window, BurnWindow, Period, Sli, SloSpec};
+use super::spec::{
+    format_duration, render_window, BudgetingMethod, BurnWindow, Period, Sli, SloSpec,
+};
 use crate::rules::{RuleDef, RuleGroup, RuleKind};
 
 type Labels = BTreeMap<String, String>;
@@ -47,6 +49,45 @@ impl Default for GenerateOptions {
 /// Name of the SLI error-ratio recording over `w`.
 pub fn sli_error_metric(w: Duration) -> String {
     format!("slo:sli_error:ratio_rate{}", format_duration(w))
+}
+
+/// Name of the per-slice error indicator of a time-slice SLO (Sextant addition): for
+/// `Timeslices` 1 when the slice is bad, 0 when good; for `RatioTimeslices` the slice's error
+/// ratio. Recorded once per slice (its group's interval is the slice); slices without traffic
+/// record nothing and so do not count.
+pub const TIMESLICE_METRIC: &str = "slo:timeslice_error:ratio";
+
+/// The per-slice indicator of a time-slice SLO (see [`TIMESLICE_METRIC`]) evaluated at the end
+/// of a slice; `None` for `Occurrences`. NaN ratios (no traffic) are dropped by `>= 0`.
+pub fn timeslice_indicator_expr(slo: &SloSpec) -> Result<Option<String>, String> {
+    let (slice, target) = match slo.budgeting {
+        BudgetingMethod::Occurrences => return Ok(None),
+        BudgetingMethod::Timeslices {
+            slice,
+            slice_target,
+        } => (slice, Some(slice_target)),
+        BudgetingMethod::RatioTimeslices { slice } => (slice, None),
+    };
+    let ratio = sli_ratio_expr(&slo.sli, slice)?;
+    Ok(Some(match target {
+        // Good when the slice's good ratio reaches the target.
+        Some(t) => format!("(1 - (\n{}\n) >= 0) < bool {}", ratio.trim(), num(t)),
+        None => format!("(\n{}\n) >= 0", ratio.trim()),
+    }))
+}
+
+/// The error ratio of `slo` over `w` computed from the SLI's own queries (no recordings): for
+/// `Occurrences` [`sli_ratio_expr`]; for time slices the mean of the per-slice indicator over
+/// the slices ending in `w` (a subquery stepping at the slice, aligned like the rule group).
+pub fn window_error_expr(slo: &SloSpec, w: Duration) -> Result<String, String> {
+    match (timeslice_indicator_expr(slo)?, slo.budgeting.slice()) {
+        (Some(ind), Some(slice)) => Ok(format!(
+            "avg_over_time((\n{ind}\n)[{}:{}])",
+            format_duration(w),
+            format_duration(slice)
+        )),
+        _ => sli_ratio_expr(&slo.sli, w),
+    }
 }
 
 /// Name of the recorded error-event rate over `w` (Sextant addition).
@@ -113,6 +154,7 @@ pub fn sli_ratio_expr(sli: &Sli, w: Duration) -> Result<String, String> {
             render_window(total_query, &win)?.trim()
         ),
         Sli::Raw { error_ratio_query } => format!("({})", render_window(error_ratio_query, &win)?),
+        Sli::Unsupported { reason } => return Err(reason.clone()),
     })
 }
 
@@ -167,6 +209,10 @@ fn group(name: String, file: &str, rules: Vec<RuleDef>) -> RuleGroup {
 }
 
 fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, String> {
+    if slo.unsupported().is_some() {
+        // Reported at load and by the API; there is nothing to evaluate.
+        return Ok(Vec::new());
+    }
     let id = slo.id();
     let filter = id_filter(slo);
     let period = slo.period.nominal();
@@ -188,7 +234,27 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
         windows.dedup();
         let events_window = slo.windows.page_quick.short;
         let mut rules = Vec::new();
+        if let (Some(ind), Some(slice)) = (timeslice_indicator_expr(slo)?, slo.budgeting.slice()) {
+            let mut g = group(
+                format!("sextant-slo-timeslice-recordings-{id}"),
+                &slo.file,
+                vec![record(TIMESLICE_METRIC.into(), ind, with_window(slice))],
+            );
+            g.interval = Some(slice);
+            groups.push(g);
+        }
         for w in windows {
+            if slo.budgeting.slice().is_some() {
+                rules.push(record(
+                    sli_error_metric(w),
+                    format!(
+                        "avg_over_time({TIMESLICE_METRIC}{filter}[{}])",
+                        format_duration(w)
+                    ),
+                    with_window(w),
+                ));
+                continue;
+            }
             if w != period {
                 rules.push(record(
                     sli_error_metric(w),
@@ -198,7 +264,7 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
                 continue;
             }
             let expr = match &slo.sli {
-                Sli::Raw { .. } => sli_ratio_expr(&slo.sli, w)?,
+                Sli::Raw { .. } | Sli::Unsupported { .. } => sli_ratio_expr(&slo.sli, w)?,
                 Sli::Events { .. } | Sli::GoodTotal { .. } => {
                     let ew = format_duration(events_window);
                     let (errors, total) = match &slo.sli {
@@ -223,7 +289,7 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
                                 total,
                             )
                         }
-                        Sli::Raw { .. } => unreachable_raw()?,
+                        Sli::Raw { .. } | Sli::Unsupported { .. } => unreachable_raw()?,
                     };
                     rules.push(record(
                         error_events_metric(events_window),
@@ -492,7 +558,7 @@ fn condition(slo: &SloSpec, filter: &str, w: &BurnWindow) -> Result<String, Stri
 /// Whether the SLO period is calendar-aligned (its period rules use the nominal length; the
 /// API computes exact calendar figures).
 pub fn is_calendar(slo: &SloSpec) -> bool {
-    matches!(slo.period, Period::Calendar { .. })
+    matches!(slo.period, Period::Calendar { .. } | Period::Aligned { .. })
 }
 
 #[cfg(test)]

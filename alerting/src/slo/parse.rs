@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use super::openslo::{budgeting, object, period as openslo_period, resolve, Object};
 use super::spec::{
-    format_duration, parse_duration, render_window, AlertMeta, AlertWindows, Alerting, BurnWindow,
-    CalendarUnit, Period, Sli, SloSpec, SpecKind,
+    format_duration, parse_duration, render_window, AlertMeta, AlertWindows, Alerting,
+    BudgetingMethod, BurnWindow, CalendarUnit, Period, Sli, SloSpec, SpecKind,
 };
 
 /// Loader settings.
@@ -274,6 +275,8 @@ struct OsV1AlphaSpec {
 struct OsV1AlphaObjective {
     ratio_metrics: Option<OsV1AlphaRatio>,
     target: f64,
+    time_slice_target: Option<f64>,
+    time_slice_window: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -310,78 +313,7 @@ fn yes() -> bool {
 struct OsCalendar {
     #[serde(default = "utc")]
     time_zone: String,
-}
-
-#[derive(Deserialize)]
-struct OsV1Doc {
-    metadata: OsMetadata,
-    spec: OsV1Spec,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OsV1Spec {
-    service: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    budgeting_method: String,
-    indicator: Option<OsV1Sli>,
-    indicator_ref: Option<String>,
-    objectives: Vec<OsV1Objective>,
-    #[serde(default)]
-    time_window: Vec<OsV1Window>,
-}
-
-#[derive(Deserialize, Clone)]
-struct OsV1Sli {
-    spec: OsV1SliSpec,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct OsV1SliSpec {
-    ratio_metric: Option<OsV1Ratio>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct OsV1Ratio {
-    good: Option<OsV1Metric>,
-    bad: Option<OsV1Metric>,
-    raw: Option<OsV1Metric>,
-    total: Option<OsV1Metric>,
-    #[serde(default)]
-    raw_type: String,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct OsV1Metric {
-    metric_source: OsV1Source,
-}
-
-#[derive(Deserialize, Clone)]
-struct OsV1Source {
-    #[serde(rename = "type", default)]
-    kind: String,
-    spec: BTreeMap<String, Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OsV1Objective {
-    target: Option<f64>,
-    target_percent: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OsV1Window {
-    duration: String,
-    #[serde(default = "yes")]
-    is_rolling: bool,
-    calendar: Option<OsCalendar>,
+    start_time: Option<String>,
 }
 
 /// Sloth's `AlertWindows` document: custom windows for one SLO period.
@@ -416,18 +348,37 @@ struct AwWindow {
 enum Doc {
     Slos(Vec<SloSpec>),
     Windows(Duration, AlertWindows),
-    /// An OpenSLO `SLI` (referenced by `indicatorRef`).
-    Sli(String, OsV1Sli),
-    /// An SLO whose indicator is an `indicatorRef`, resolved once all files are read.
-    PendingV1(String, OsV1Doc),
+    /// An OpenSLO v1/v2alpha object, resolved once all files are read.
+    OpenSlo(Object),
+}
+
+/// What a load produced: the SLOs and what the operator should know about (SLOs that cannot
+/// be evaluated, OpenSLO objects that are accepted but not used).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub slos: Vec<SloSpec>,
+    pub warnings: Vec<String>,
 }
 
 /// Reads SLO specs from files or directories (searched recursively for `.yml`/`.yaml`).
-/// Every error is collected (prefixed with the file) so one run reports them all.
+/// Every error is collected (prefixed with the file) so one run reports them all; warnings
+/// (see [`Loaded`]) are logged.
 pub fn load_slo_files_with(
     paths: &[PathBuf],
     opts: &LoadOptions,
 ) -> Result<Vec<SloSpec>, Vec<String>> {
+    let loaded = load_slo_files_detailed(paths, opts)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(loaded.slos)
+}
+
+/// [`load_slo_files_with`], returning the warnings instead of logging them.
+pub fn load_slo_files_detailed(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+) -> Result<Loaded, Vec<String>> {
     let mut errors = Vec::new();
     let mut files = Vec::new();
     for p in paths {
@@ -448,9 +399,8 @@ pub fn load_slo_files_with(
             Err(e) => errors.extend(e),
         }
     }
-    // Custom windows and SLIs apply to every file of the load.
+    // Custom windows and OpenSLO references apply to every file of the load.
     let mut windows: HashMap<Duration, AlertWindows> = HashMap::new();
-    let mut slis: HashMap<String, OsV1Sli> = HashMap::new();
     for (file, d) in &docs {
         if let Doc::Windows(p, w) = d {
             if windows.insert(*p, w.clone()).is_some() {
@@ -460,32 +410,26 @@ pub fn load_slo_files_with(
                 ));
             }
         }
-        if let Doc::Sli(n, s) = d {
-            slis.insert(n.clone(), s.clone());
-        }
     }
     let mut out = Vec::new();
-    for (file, d) in docs {
+    let mut objects = Vec::new();
+    for (_, d) in docs {
         match d {
             Doc::Slos(s) => out.extend(s),
-            Doc::PendingV1(name, doc) => {
-                let sli = doc
-                    .spec
-                    .indicator_ref
-                    .as_ref()
-                    .and_then(|r| slis.get(r).cloned());
-                match sli {
-                    Some(sli) => match openslo_v1(&file, doc, &sli, opts) {
-                        Ok(s) => out.extend(s),
-                        Err(e) => errors.push(e),
-                    },
-                    None => errors.push(format!(
-                        "{file}: SLO {name:?}: indicatorRef {:?} names no SLI document of this load",
-                        doc.spec.indicator_ref.unwrap_or_default()
-                    )),
-                }
-            }
-            _ => {}
+            Doc::OpenSlo(o) => objects.push(o),
+            Doc::Windows(..) => {}
+        }
+    }
+    let resolved = resolve(objects, opts);
+    out.extend(resolved.slos);
+    errors.extend(resolved.errors);
+    let mut warnings = resolved.warnings;
+    for s in &out {
+        if let (SpecKind::OpenSloV1Alpha, Some(r)) = (s.kind, s.unsupported()) {
+            warnings.push(format!(
+                "{}: SLO {:?} is loaded but cannot be evaluated: {r}",
+                s.file, s.name
+            ));
         }
     }
     for slo in &mut out {
@@ -513,7 +457,10 @@ pub fn load_slo_files_with(
         errors.push("no SLO spec files found".into());
     }
     if errors.is_empty() {
-        Ok(out)
+        Ok(Loaded {
+            slos: out,
+            warnings,
+        })
     } else {
         Err(errors)
     }
@@ -601,24 +548,11 @@ fn parse_object(file: &str, v: Value, opts: &LoadOptions) -> Result<Option<Doc>,
             let d: OsV1AlphaDoc = serde_yaml::from_value(v).map_err(de)?;
             openslo_v1alpha(file, d, opts).map(|s| Some(Doc::Slos(s)))
         }
-        (None, Some("openslo/v1"), "SLO") => {
-            let d: OsV1Doc = serde_yaml::from_value(v).map_err(de)?;
-            match d.spec.indicator.clone() {
-                Some(sli) => openslo_v1(file, d, &sli, opts).map(|s| Some(Doc::Slos(s))),
-                None => Ok(Some(Doc::PendingV1(d.metadata.name.clone(), d))),
-            }
+        (None, Some(a @ ("openslo/v1" | "openslo.com/v2alpha")), k) => {
+            object(file, a, k, v).map(|o| Some(Doc::OpenSlo(o)))
         }
-        (None, Some("openslo/v1"), "SLI") => {
-            let name = v
-                .get("metadata")
-                .and_then(|m| str_field(m, "name"))
-                .unwrap_or("")
-                .to_owned();
-            let d: OsV1Sli = serde_yaml::from_value(v).map_err(de)?;
-            Ok(Some(Doc::Sli(name, d)))
-        }
-        // Other OpenSLO kinds (Service, DataSource, AlertPolicy…) carry nothing we evaluate.
-        (None, Some(a), _) if a.starts_with("openslo/") => Ok(None),
+        // Other v1alpha kinds (Service) carry nothing we evaluate.
+        (None, Some("openslo/v1alpha"), "Service") => Ok(None),
         (None, Some(a), k) => Err(format!("unsupported document apiVersion {a:?} kind {k:?}")),
         (None, None, _) => Err("document has neither `version` nor `apiVersion`".into()),
     }
@@ -830,6 +764,7 @@ fn sloth_prom(file: &str, d: PromDoc, opts: &LoadOptions) -> Result<Vec<SloSpec>
                 ticket: meta(s.alerting.ticket_alert),
             },
             min_events: s.ext.min_events.unwrap_or(0.0),
+            budgeting: BudgetingMethod::Occurrences,
         });
     }
     Ok(out)
@@ -866,23 +801,15 @@ fn sloth_k8s(file: &str, d: K8sDoc, opts: &LoadOptions) -> Result<Vec<SloSpec>, 
                 ticket: meta(s.alerting.ticket_alert),
             },
             min_events: s.ext.min_events.unwrap_or(0.0),
+            budgeting: BudgetingMethod::Occurrences,
         });
     }
     Ok(out)
 }
 
-fn check_budgeting(method: &str) -> Result<(), String> {
-    match method {
-        "" | "Occurrences" => Ok(()),
-        m => Err(format!(
-            "budgetingMethod {m:?} is not supported (only Occurrences)"
-        )),
-    }
-}
-
 /// OpenSLO SLOs have no alerting block: both alerts disabled, like Sloth.
 #[allow(clippy::too_many_arguments)] // one call per OpenSLO version; a struct adds nothing
-fn openslo_spec(
+pub(super) fn openslo_spec(
     file: &str,
     kind: SpecKind,
     service: &str,
@@ -891,6 +818,7 @@ fn openslo_spec(
     objective: f64,
     sli: Sli,
     period: Period,
+    budgeting: BudgetingMethod,
 ) -> SloSpec {
     let windows = AlertWindows::defaults_for(period.nominal());
     let off = AlertMeta {
@@ -914,6 +842,7 @@ fn openslo_spec(
             ..Alerting::default()
         },
         min_events: 0.0,
+        budgeting,
     }
 }
 
@@ -931,74 +860,65 @@ fn good_or_bad(good: Option<String>, bad: Option<String>, total: String) -> Resu
     }
 }
 
-fn openslo_period(
-    count: u64,
-    unit: &str,
-    rolling: bool,
-    tz: Option<&OsCalendar>,
-    opts: &LoadOptions,
-) -> Result<Period, String> {
-    let tz = || tz.map(|c| c.time_zone.clone()).unwrap_or_else(utc);
-    let unit_secs = match unit {
-        "Second" | "s" => 1,
-        "Minute" | "m" => 60,
-        "Hour" | "h" => 3600,
-        "Day" | "d" => 86_400,
-        "Week" | "w" => 7 * 86_400,
-        "Month" | "M" if !rolling && count == 1 => {
-            return Ok(Period::Calendar {
-                unit: CalendarUnit::Month,
-                time_zone: tz(),
-            })
-        }
-        "Quarter" | "Q" if !rolling && count == 1 => {
-            return Ok(Period::Calendar {
-                unit: CalendarUnit::Quarter,
-                time_zone: tz(),
-            })
-        }
-        "" => return Ok(Period::Rolling(opts.default_period)),
-        u => return Err(format!("time window unit {u:?} is not supported")),
-    };
-    if !rolling {
-        return Err("calendar-aligned windows must be 1 Month or 1 Quarter".into());
-    }
-    Ok(Period::Rolling(Duration::from_secs(count * unit_secs)))
-}
-
 fn openslo_v1alpha(
     file: &str,
     d: OsV1AlphaDoc,
     opts: &LoadOptions,
 ) -> Result<Vec<SloSpec>, String> {
-    check_budgeting(&d.spec.budgeting_method)?;
+    let slo_name = d.metadata.name.clone();
+    let ctx = |e: String| format!("SLO {slo_name:?}: {e}");
     let period = match d.spec.time_windows.first() {
-        Some(w) => openslo_period(w.count, &w.unit, w.is_rolling, w.calendar.as_ref(), opts)?,
+        Some(w) => {
+            let cal = w.calendar.as_ref();
+            let count = u32::try_from(w.count).map_err(|_| ctx("time window too long".into()))?;
+            openslo_period(
+                count,
+                &w.unit,
+                w.is_rolling,
+                cal.map(|c| c.time_zone.as_str()),
+                cal.and_then(|c| c.start_time.as_deref()),
+                opts,
+            )
+            .map_err(ctx)?
+        }
         None => Period::Rolling(opts.default_period),
     };
     let mut out = Vec::new();
     for (i, o) in d.spec.objectives.into_iter().enumerate() {
         let name = format!("{}-{i}", d.metadata.name);
-        let r = o
-            .ratio_metrics
-            .ok_or_else(|| format!("SLO {name:?}: only ratioMetrics objectives are supported"))?;
-        for q in [&r.good, &r.bad, &Some(r.total.clone_query())]
-            .into_iter()
-            .flatten()
-        {
-            if !q.source.is_empty() && !q.source.eq_ignore_ascii_case("prometheus") {
-                return Err(format!(
-                    "SLO {name:?}: source {:?} is not prometheus",
-                    q.source
-                ));
-            }
-        }
-        let sli = good_or_bad(
-            r.good.map(|q| q.query),
-            r.bad.map(|q| q.query),
-            r.total.query,
+        let budgeting = budgeting(
+            &d.spec.budgeting_method,
+            o.time_slice_target,
+            o.time_slice_window.as_deref(),
         )
         .map_err(|e| format!("SLO {name:?}: {e}"))?;
+        let sli = match o.ratio_metrics {
+            None => Sli::Unsupported {
+                reason: "only ratioMetrics objectives can be evaluated (thresholdMetric is not \
+                         supported)"
+                    .into(),
+            },
+            Some(r) => {
+                let foreign = [r.good.as_ref(), r.bad.as_ref(), Some(&r.total)]
+                    .into_iter()
+                    .flatten()
+                    .find(|q| !q.source.is_empty() && !q.source.eq_ignore_ascii_case("prometheus"));
+                match foreign {
+                    Some(q) => Sli::Unsupported {
+                        reason: format!(
+                            "metric source {:?} is not Prometheus (Sextant evaluates PromQL only)",
+                            q.source
+                        ),
+                    },
+                    None => good_or_bad(
+                        r.good.map(|q| q.query),
+                        r.bad.map(|q| q.query),
+                        r.total.query,
+                    )
+                    .map_err(|e| format!("SLO {name:?}: {e}"))?,
+                }
+            }
+        };
         out.push(openslo_spec(
             file,
             SpecKind::OpenSloV1Alpha,
@@ -1008,103 +928,7 @@ fn openslo_v1alpha(
             o.target * 100.0,
             sli,
             period.clone(),
-        ));
-    }
-    Ok(out)
-}
-
-impl OsV1AlphaQuery {
-    fn clone_query(&self) -> OsV1AlphaQuery {
-        OsV1AlphaQuery {
-            source: self.source.clone(),
-            query: self.query.clone(),
-        }
-    }
-}
-
-fn v1_query(m: &Option<OsV1Metric>) -> Result<Option<String>, String> {
-    let Some(m) = m else { return Ok(None) };
-    if !m.metric_source.kind.eq_ignore_ascii_case("prometheus") {
-        return Err(format!(
-            "metricSource type {:?} is not Prometheus",
-            m.metric_source.kind
-        ));
-    }
-    match m.metric_source.spec.get("query").and_then(Value::as_str) {
-        Some(q) => Ok(Some(q.to_string())),
-        None => Err("metricSource spec has no `query`".into()),
-    }
-}
-
-fn openslo_v1(
-    file: &str,
-    d: OsV1Doc,
-    sli: &OsV1Sli,
-    opts: &LoadOptions,
-) -> Result<Vec<SloSpec>, String> {
-    let slo_name = d.metadata.name.clone();
-    let ctx = |e: String| format!("SLO {slo_name:?}: {e}");
-    check_budgeting(&d.spec.budgeting_method).map_err(ctx)?;
-    let r = sli
-        .spec
-        .ratio_metric
-        .as_ref()
-        .ok_or_else(|| ctx("only ratioMetric indicators are supported".into()))?;
-    let parsed = if let Some(raw) = v1_query(&r.raw).map_err(ctx)? {
-        match r.raw_type.as_str() {
-            "failure" | "" => Sli::Raw {
-                error_ratio_query: raw,
-            },
-            "success" => Sli::Raw {
-                error_ratio_query: format!("1 - ({raw})"),
-            },
-            t => return Err(ctx(format!("rawType {t:?} is not success or failure"))),
-        }
-    } else {
-        let total = v1_query(&r.total)
-            .map_err(ctx)?
-            .ok_or_else(|| ctx("ratioMetric needs `total`".into()))?;
-        good_or_bad(
-            v1_query(&r.good).map_err(ctx)?,
-            v1_query(&r.bad).map_err(ctx)?,
-            total,
-        )
-        .map_err(ctx)?
-    };
-    let period = match d.spec.time_window.first() {
-        Some(w) => {
-            let dur = w.duration.trim();
-            let split = dur.find(|c: char| !c.is_ascii_digit()).unwrap_or(dur.len());
-            let count: u64 = dur[..split]
-                .parse()
-                .map_err(|_| ctx(format!("invalid timeWindow duration {dur:?}")))?;
-            openslo_period(
-                count,
-                &dur[split..],
-                w.is_rolling,
-                w.calendar.as_ref(),
-                opts,
-            )
-            .map_err(ctx)?
-        }
-        None => Period::Rolling(opts.default_period),
-    };
-    let mut out = Vec::new();
-    for (i, o) in d.spec.objectives.iter().enumerate() {
-        let objective = match (o.target, o.target_percent) {
-            (Some(t), _) => t * 100.0,
-            (None, Some(p)) => p,
-            (None, None) => return Err(ctx("objective needs `target` or `targetPercent`".into())),
-        };
-        out.push(openslo_spec(
-            file,
-            SpecKind::OpenSloV1,
-            &d.spec.service,
-            format!("{slo_name}-{i}"),
-            &d.spec.description,
-            objective,
-            parsed.clone(),
-            period.clone(),
+            budgeting,
         ));
     }
     Ok(out)
@@ -1165,7 +989,19 @@ pub fn validate(s: &SloSpec) -> Result<(), String> {
             total_query,
         } => vec![good_query, total_query],
         Sli::Raw { error_ratio_query } => vec![error_ratio_query],
+        Sli::Unsupported { .. } => vec![],
     };
+    if let Some(slice) = s.budgeting.slice() {
+        if slice.is_zero() {
+            return Err("timeSliceWindow must be positive".into());
+        }
+        if slice > s.period.nominal() {
+            return Err(format!(
+                "timeSliceWindow {} is longer than the SLO period",
+                format_duration(slice)
+            ));
+        }
+    }
     for q in queries {
         let rendered = render_window(q, "5m")?;
         sextant_query::promql::parse(&rendered)

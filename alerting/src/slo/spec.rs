@@ -17,6 +17,8 @@ pub enum SpecKind {
     OpenSloV1Alpha,
     /// `apiVersion: openslo/v1`, `kind: SLO`.
     OpenSloV1,
+    /// `apiVersion: openslo.com/v2alpha`, `kind: SLO`.
+    OpenSloV2Alpha,
 }
 
 impl SpecKind {
@@ -27,6 +29,7 @@ impl SpecKind {
             SpecKind::SlothK8s => "sloth.slok.dev/v1",
             SpecKind::OpenSloV1Alpha => "openslo/v1alpha",
             SpecKind::OpenSloV1 => "openslo/v1",
+            SpecKind::OpenSloV2Alpha => "openslo.com/v2alpha",
         }
     }
 
@@ -35,7 +38,9 @@ impl SpecKind {
         match self {
             SpecKind::PrometheusV1 => "cli-gen-prom",
             SpecKind::SlothK8s => "cli-gen-k8s",
-            SpecKind::OpenSloV1Alpha | SpecKind::OpenSloV1 => "cli-gen-openslo",
+            SpecKind::OpenSloV1Alpha | SpecKind::OpenSloV1 | SpecKind::OpenSloV2Alpha => {
+                "cli-gen-openslo"
+            }
         }
     }
 }
@@ -55,6 +60,10 @@ pub enum Sli {
     },
     /// Sloth `raw.error_ratio_query` (or OpenSLO `raw`): the error ratio itself, no event counts.
     Raw { error_ratio_query: String },
+    /// An SLI Sextant cannot evaluate (a non-Prometheus metric source, an OpenSLO
+    /// `thresholdMetric`…): the SLO is loaded and listed, but no rules are generated for it and
+    /// its budget state carries `reason` instead of figures.
+    Unsupported { reason: String },
 }
 
 impl Sli {
@@ -64,7 +73,32 @@ impl Sli {
             Sli::Events { total_query, .. } | Sli::GoodTotal { total_query, .. } => {
                 Some(total_query)
             }
-            Sli::Raw { .. } => None,
+            Sli::Raw { .. } | Sli::Unsupported { .. } => None,
+        }
+    }
+}
+
+/// How the error budget is counted (OpenSLO `budgetingMethod`; Sloth specs are `Occurrences`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum BudgetingMethod {
+    /// Bad events over all events in the window.
+    Occurrences,
+    /// The window is cut into slices of `slice` (see the `slo` module docs for their alignment);
+    /// a slice is bad when its good ratio is below `slice_target` (a ratio, 0.95). The error
+    /// ratio is the fraction of bad slices among the slices with traffic.
+    Timeslices { slice: Duration, slice_target: f64 },
+    /// Slices of `slice` as above; the error ratio is the mean of the slices' error ratios
+    /// (every slice with traffic weighs the same, however busy).
+    RatioTimeslices { slice: Duration },
+}
+
+impl BudgetingMethod {
+    /// The slice length of a time-slice method.
+    pub fn slice(&self) -> Option<Duration> {
+        match self {
+            BudgetingMethod::Occurrences => None,
+            BudgetingMethod::Timeslices { slice, .. }
+            | BudgetingMethod::RatioTimeslices { slice } => Some(*slice),
         }
     }
 }
@@ -74,6 +108,29 @@ impl Sli {
 pub enum CalendarUnit {
     Month,
     Quarter,
+    Year,
+}
+
+/// Unit of an [`Period::Aligned`] window: minutes and hours are fixed lengths, days and weeks
+/// are civil (a DST day is 23h or 25h long).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlignedUnit {
+    Minute,
+    Hour,
+    Day,
+    Week,
+}
+
+impl AlignedUnit {
+    /// Nominal length in seconds.
+    pub fn seconds(self) -> u64 {
+        match self {
+            AlignedUnit::Minute => 60,
+            AlignedUnit::Hour => 3600,
+            AlignedUnit::Day => 86_400,
+            AlignedUnit::Week => 7 * 86_400,
+        }
+    }
 }
 
 /// The window an error budget is spent over.
@@ -87,11 +144,20 @@ pub enum Period {
         unit: CalendarUnit,
         time_zone: String,
     },
+    /// OpenSLO calendar windows of `count` × `unit` (`1w`, `7d`): consecutive windows starting
+    /// at `anchor` (a civil date-time, `2022-01-01T12:00:00`) in `time_zone`; the budget resets
+    /// at each window boundary.
+    Aligned {
+        count: u32,
+        unit: AlignedUnit,
+        anchor: String,
+        time_zone: String,
+    },
 }
 
 impl Period {
     /// The nominal length used for burn-rate factors and `slo:time_period:days`: the rolling
-    /// length, or 30d for a month and 90d for a quarter.
+    /// length, 30d for a month, 90d for a quarter, 365d for a year, `count × unit` when aligned.
     pub fn nominal(&self) -> Duration {
         match self {
             Period::Rolling(d) => *d,
@@ -103,6 +169,13 @@ impl Period {
                 unit: CalendarUnit::Quarter,
                 ..
             } => Duration::from_secs(90 * 86_400),
+            Period::Calendar {
+                unit: CalendarUnit::Year,
+                ..
+            } => Duration::from_secs(365 * 86_400),
+            Period::Aligned { count, unit, .. } => {
+                Duration::from_secs(u64::from(*count) * unit.seconds())
+            }
         }
     }
 }
@@ -216,6 +289,8 @@ pub struct SloSpec {
     /// Low-traffic guard: a burn alert may fire only when the SLI's total events over the
     /// alert's long window reach this count (0 = no guard, Sloth's behaviour).
     pub min_events: f64,
+    /// Occurrences (Sloth, default) or one of OpenSLO's time-slice methods.
+    pub budgeting: BudgetingMethod,
 }
 
 impl SloSpec {
@@ -232,6 +307,14 @@ impl SloSpec {
     /// The objective as a ratio (`objective / 100`).
     pub fn objective_ratio(&self) -> f64 {
         self.objective / 100.0
+    }
+
+    /// Why Sextant cannot evaluate this SLO, when it cannot (see [`Sli::Unsupported`]).
+    pub fn unsupported(&self) -> Option<&str> {
+        match &self.sli {
+            Sli::Unsupported { reason } => Some(reason),
+            _ => None,
+        }
     }
 }
 
