@@ -109,7 +109,7 @@ impl Block {
         let meta_bytes = std::fs::read(&meta_path).map_err(|e| StorageError::io(&meta_path, e))?;
         let meta: BlockMeta = serde_json::from_slice(&meta_bytes)
             .map_err(|e| corrupt(&meta_path, 0, e.to_string()))?;
-        if meta.version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&meta.version) {
             return Err(corrupt(
                 &meta_path,
                 0,
@@ -465,13 +465,28 @@ impl Block {
             }
             cache.offset = Some(c.page_offset);
         }
+        // Format 3 pages: `u32` chunk-area length, the chunks, then the low-plane stream.
+        let (area, lo_stream) = if self.meta.version >= 3 {
+            let area_len = u32_at(&cache.data, 0) as usize;
+            let end = PAGE_PREFIX
+                .checked_add(area_len)
+                .filter(|&e| e <= cache.data.len())
+                .ok_or_else(|| {
+                    corrupt(&path(), c.page_offset, "page prefix out of range".into())
+                })?;
+            (&cache.data[..end], Some(&cache.data[end..]))
+        } else {
+            (&cache.data[..], None)
+        };
         let start = c.offset_in_page as usize;
-        let data = cache
-            .data
+        let data = area
             .get(start..start + c.len as usize)
+            .filter(|_| lo_stream.is_none() || start >= PAGE_PREFIX)
             .ok_or_else(|| corrupt(&path(), c.page_offset, "chunk outside its page".into()))?;
         let decoded = if hcodec::is_histogram_chunk(data) {
             hcodec::decode(data, &mut out.hists)
+        } else if let Some(lo) = lo_stream {
+            codec::decode_split(data, lo, &mut out.floats)
         } else {
             codec::decode(data, &mut out.floats)
         };
@@ -554,5 +569,7 @@ pub(crate) fn new_block_id() -> String {
     )
 }
 
+#[cfg(test)]
+mod probe;
 #[cfg(test)]
 mod tests;

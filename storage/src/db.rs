@@ -450,10 +450,15 @@ impl Db {
             created: bool,
             last: Last,
         }
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut position: HashMap<u32, usize, BuildHasherDefault<IdHasher>> = HashMap::default();
+        // Sized up front (by the upper bound: callers filter): growing these per request (5000
+        // series) cost rehashes and copies.
+        let (lower, upper) = batch.size_hint();
+        let hint = upper.unwrap_or(lower).min(1 << 16);
+        let mut entries: Vec<Entry> = Vec::with_capacity(hint);
+        let mut position: HashMap<u32, usize, BuildHasherDefault<IdHasher>> =
+            HashMap::with_capacity_and_hasher(hint, Default::default());
         // Accepted samples by series id, in batch order; what the WAL logs and the head applies.
-        let mut accepted: Vec<(u32, Sample)> = Vec::new();
+        let mut accepted: Vec<(u32, Sample)> = Vec::with_capacity(hint);
         for (labels, samples) in batch {
             let (id, series, created) = self.head.get_or_create(labels);
             let at = match position.get(&id) {

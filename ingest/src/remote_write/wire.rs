@@ -72,6 +72,22 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub fn varint(&mut self) -> Result<u64, WireError> {
+        // Tags, lengths and most values in remote write fit one or two bytes.
+        match *self.buf {
+            [b0, ref rest @ ..] if b0 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0))
+            }
+            [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
+            }
+            _ => self.varint_slow(),
+        }
+    }
+
+    #[cold]
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let mut out = 0u64;
         for (i, &b) in self.buf.iter().take(10).enumerate() {
             out |= u64::from(b & 0x7f) << (7 * i);

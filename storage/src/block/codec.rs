@@ -2,21 +2,30 @@
 //! series as two columns, timestamps then values.
 //!
 //! Each column stores its first value and first delta as varints, then the remaining residuals
-//! (deltas or deltas of deltas, whichever needs fewer bytes) as *byte planes*: all low bytes,
-//! then all second bytes, and so on. Scrape data has small, similar residuals, so the planes
-//! hold long runs that zstd (applied over whole pages by the block writer) squeezes well.
+//! (deltas or deltas of deltas, whichever is cheaper, divided by their greatest common divisor
+//! when it exceeds 1) as *byte planes*: all low bytes, then all second bytes, and so on. Scrape
+//! data has small, similar residuals, so the planes hold long runs that zstd (applied over whole
+//! pages by the block writer) squeezes well.
 //!
 //! Values are stored as decimal-scaled integers when every value of the chunk is `m / 10^e`
 //! for one small `e` and round-trips bit-exactly (counters in centiseconds, byte gauges,
-//! ratios with few digits); otherwise as XOR of consecutive IEEE-754 bit patterns. Either way
-//! every float, NaN payloads, −0 and the staleness marker included, reads back bit-exactly.
-//! The byte layout is specified in `storage/FORMAT.md`.
+//! ratios with few digits); otherwise as their IEEE-754 bit patterns, either XORed with the
+//! previous one or as an integer column of the patterns (float counters grow steadily, so
+//! their patterns' deltas are small). Every float, NaN payloads, −0 and the staleness marker
+//! included, reads back bit-exactly.
+//!
+//! A *split* chunk (block format 3) sends every column's lower byte planes to a separate
+//! low-plane stream of the page (`Dst::lo`), so that the nearly random low bytes of all
+//! chunks sit together and the compressible headers and top planes sit together: zstd's
+//! per-block entropy tables then fit each. The byte layout is specified in `storage/FORMAT.md`.
 
 use crate::varint::{read_uvarint, unzigzag, write_uvarint, zigzag};
 use crate::Sample;
 
 /// Value kind byte for XOR-encoded floats; kinds 0..=MAX_DECIMAL_EXPONENT are decimal exponents.
 const KIND_XOR: u8 = 255;
+/// Value kind byte for floats stored as their bit patterns (read as i64) in an integer column.
+const KIND_BITS: u8 = 254;
 const MAX_DECIMAL_EXPONENT: u8 = 15;
 /// Integers beyond this lose precision as f64, so decimal scaling stops there.
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
@@ -26,24 +35,63 @@ pub(crate) const MAX_CHUNK_SAMPLES: usize = 1 << 16;
 
 const MODE_DELTA: u8 = 1;
 const MODE_DOD: u8 = 2;
+/// As `MODE_DELTA` / `MODE_DOD`, with a uvarint common divisor (≥ 2) before the planes.
+const MODE_DELTA_SCALED: u8 = 3;
+const MODE_DOD_SCALED: u8 = 4;
 
-/// Encodes samples (sorted by time, at least one) into `out`.
+/// Where encoded bytes go: everything to `hi`, except, when `lo` is given, each byte-plane
+/// column's planes below its top one.
+pub(crate) struct Dst<'a> {
+    pub(crate) hi: &'a mut Vec<u8>,
+    pub(crate) lo: Option<&'a mut Vec<u8>>,
+}
+
+/// The read side of [`Dst`]: cursors over the chunk's bytes and, for split chunks, over its
+/// part of the page's low-plane stream.
+struct Src<'a> {
+    hi: &'a [u8],
+    lo: Option<&'a [u8]>,
+}
+
+/// Encodes samples (sorted by time, at least one) into `out` as one unsplit chunk.
 pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
-    write_uvarint(out, samples.len() as u64);
+    encode_into(samples, &mut Dst { hi: out, lo: None });
+}
+
+/// Encodes samples (sorted by time, at least one) as a split chunk: the chunk itself goes to
+/// `hi`, its lower byte planes to the end of `lo_stream` (the page's low-plane stream), and the
+/// chunk records where in that stream they start.
+pub(crate) fn encode_split(samples: &[Sample], hi: &mut Vec<u8>, lo_stream: &mut Vec<u8>) {
+    write_uvarint(hi, samples.len() as u64);
+    write_uvarint(hi, lo_stream.len() as u64);
+    encode_columns(
+        samples,
+        &mut Dst {
+            hi,
+            lo: Some(lo_stream),
+        },
+    );
+}
+
+fn encode_into(samples: &[Sample], out: &mut Dst<'_>) {
+    write_uvarint(out.hi, samples.len() as u64);
+    encode_columns(samples, out);
+}
+
+fn encode_columns(samples: &[Sample], out: &mut Dst<'_>) {
     let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
-    encode_ints(&ts, out);
+    encode_ints_to(&ts, out);
     match decimal_exponent(samples) {
         Some(e) => {
-            out.push(e);
+            out.hi.push(e);
             let scale = POW10[e as usize];
             let ms: Vec<i64> = samples
                 .iter()
                 .map(|s| (s.v * scale).round() as i64)
                 .collect();
-            encode_ints(&ms, out);
+            encode_ints_to(&ms, out);
         }
         None => {
-            out.push(KIND_XOR);
             let mut prev = 0u64;
             let xors: Vec<u64> = samples
                 .iter()
@@ -54,14 +102,45 @@ pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
                     x
                 })
                 .collect();
-            write_planes(&xors, out);
+            let bits: Vec<i64> = samples.iter().map(|s| s.v.to_bits() as i64).collect();
+            match (bits.len() >= 3).then(|| plan_ints(&bits)) {
+                Some(plan) if plan.cost < bit_cost(xors.iter().skip(2).copied()) => {
+                    out.hi.push(KIND_BITS);
+                    write_uvarint(out.hi, zigzag(bits[0]));
+                    write_uvarint(out.hi, zigzag(bits[1].wrapping_sub(bits[0])));
+                    plan.write(out);
+                }
+                _ => {
+                    out.hi.push(KIND_XOR);
+                    write_planes_to(&xors, out);
+                }
+            }
         }
     }
 }
 
-/// Decodes one chunk, appending to `out`. `None` means the bytes are not a valid chunk.
+/// Decodes one unsplit chunk, appending to `out`. `None` means the bytes are not a valid chunk.
 pub fn decode(mut data: &[u8], out: &mut Vec<Sample>) -> Option<()> {
     let n = usize::try_from(read_uvarint(&mut data)?).ok()?;
+    decode_columns(Src { hi: data, lo: None }, n, out)
+}
+
+/// Decodes one split chunk whose low planes are in `lo_stream` (the page's low-plane stream).
+pub(crate) fn decode_split(mut data: &[u8], lo_stream: &[u8], out: &mut Vec<Sample>) -> Option<()> {
+    let n = usize::try_from(read_uvarint(&mut data)?).ok()?;
+    let lo_at = usize::try_from(read_uvarint(&mut data)?).ok()?;
+    let lo = lo_stream.get(lo_at..)?;
+    decode_columns(
+        Src {
+            hi: data,
+            lo: Some(lo),
+        },
+        n,
+        out,
+    )
+}
+
+fn decode_columns(mut src: Src<'_>, n: usize, out: &mut Vec<Sample>) -> Option<()> {
     if n > MAX_CHUNK_SAMPLES {
         return None;
     }
@@ -69,35 +148,46 @@ pub fn decode(mut data: &[u8], out: &mut Vec<Sample>) -> Option<()> {
     out.reserve(n);
     // Timestamps go straight into the output (values filled in below), so decoding allocates
     // nothing beyond `out` itself.
-    let ok = for_each_int(&mut data, n, |t| out.push(Sample { t, v: 0.0 })).and_then(|()| {
-        let (&kind, rest) = data.split_first()?;
-        data = rest;
-        let decoded = &mut out[start..];
-        if kind == KIND_XOR {
-            let mut bits = 0u64;
-            let mut it = decoded.iter_mut();
-            for_each_plane_value(&mut data, n, |x| {
-                bits ^= x;
+    let ok = src
+        .for_each_int(n, |t| out.push(Sample { t, v: 0.0 }))
+        .and_then(|()| {
+            let (&kind, rest) = src.hi.split_first()?;
+            src.hi = rest;
+            let mut it = out[start..].iter_mut();
+            let mut set = |v: f64| {
                 if let Some(s) = it.next() {
-                    s.v = f64::from_bits(bits);
+                    s.v = v;
                 }
-            })
-        } else if kind <= MAX_DECIMAL_EXPONENT {
-            let mut it = decoded.iter_mut();
-            for_each_int(&mut data, n, |m| {
-                if let Some(s) = it.next() {
-                    s.v = from_decimal(m, kind);
-                }
-            })
-        } else {
-            None
-        }
-    });
-    if ok.is_none() || out.len() - start != n || !data.is_empty() {
+            };
+            if kind == KIND_XOR {
+                let mut bits = 0u64;
+                src.for_each_plane_value(n, |x| {
+                    bits ^= x;
+                    set(f64::from_bits(bits));
+                })
+            } else if kind == KIND_BITS {
+                src.for_each_int(n, |b| set(f64::from_bits(b as u64)))
+            } else if kind <= MAX_DECIMAL_EXPONENT {
+                src.for_each_int(n, |m| set(from_decimal(m, kind)))
+            } else {
+                None
+            }
+        });
+    if ok.is_none() || out.len() - start != n || !src.hi.is_empty() {
         out.truncate(start);
         return None;
     }
     Some(())
+}
+
+/// Whether an encoded unsplit chunk stores its values as XOR floats (measurement tools).
+#[cfg(test)]
+pub(crate) fn is_xor_chunk(mut data: &[u8]) -> bool {
+    let Some(n) = read_uvarint(&mut data).and_then(|n| usize::try_from(n).ok()) else {
+        return false;
+    };
+    let mut src = Src { hi: data, lo: None };
+    src.for_each_int(n, |_| ()).is_some() && src.hi.first() == Some(&KIND_XOR)
 }
 
 const POW10: [f64; 16] = [
@@ -134,153 +224,233 @@ fn decimal_exponent(samples: &[Sample]) -> Option<u8> {
     Some(e)
 }
 
-/// First value and first delta as varints, then residuals of the cheaper mode as planes.
+/// First value and first delta as varints, then the residuals of the cheapest mode as planes.
 pub(crate) fn encode_ints(xs: &[i64], out: &mut Vec<u8>) {
+    encode_ints_to(xs, &mut Dst { hi: out, lo: None });
+}
+
+fn encode_ints_to(xs: &[i64], out: &mut Dst<'_>) {
     let Some(&first) = xs.first() else {
         return;
     };
-    write_uvarint(out, zigzag(first));
+    write_uvarint(out.hi, zigzag(first));
     if xs.len() < 2 {
         return;
     }
-    let first_delta = xs[1].wrapping_sub(xs[0]);
-    write_uvarint(out, zigzag(first_delta));
+    write_uvarint(out.hi, zigzag(xs[1].wrapping_sub(xs[0])));
     if xs.len() < 3 {
         return;
     }
-    let deltas: Vec<u64> = xs
+    plan_ints(xs).write(out);
+}
+
+/// How the residuals (values 2..n) of an integer column are stored.
+struct IntPlan {
+    mode: u8,
+    /// Common divisor of the residuals (1: none).
+    divisor: u64,
+    /// zigzag(residual / divisor).
+    planes: Vec<u64>,
+    /// Estimated size: the significant bits of every stored residual.
+    cost: u64,
+}
+
+impl IntPlan {
+    fn write(&self, out: &mut Dst<'_>) {
+        out.hi.push(self.mode);
+        if self.divisor > 1 {
+            write_uvarint(out.hi, self.divisor);
+        }
+        write_planes_to(&self.planes, out);
+    }
+}
+
+/// Significant bits of all values: a proxy for their size once byte planes are compressed.
+fn bit_cost(values: impl Iterator<Item = u64>) -> u64 {
+    values.map(|v| u64::from(64 - v.leading_zeros())).sum()
+}
+
+/// Picks, for a column of at least three values, the cheaper of deltas and delta-of-deltas,
+/// each divided by the greatest common divisor of its residuals when that exceeds 1 (byte
+/// counts in multiples of 4096, frequencies in whole MHz, ...). Ties keep delta-of-deltas.
+fn plan_ints(xs: &[i64]) -> IntPlan {
+    let first_delta = xs[1].wrapping_sub(xs[0]);
+    let deltas: Vec<i64> = xs
         .windows(2)
         .skip(1)
-        .map(|w| zigzag(w[1].wrapping_sub(w[0])))
+        .map(|w| w[1].wrapping_sub(w[0]))
         .collect();
-    let mut prev_delta = first_delta;
-    let dods: Vec<u64> = xs
-        .windows(2)
-        .skip(1)
-        .map(|w| {
-            let d = w[1].wrapping_sub(w[0]);
-            let dod = d.wrapping_sub(prev_delta);
-            prev_delta = d;
-            zigzag(dod)
+    let mut prev = first_delta;
+    let dods: Vec<i64> = deltas
+        .iter()
+        .map(|&d| {
+            let dod = d.wrapping_sub(prev);
+            prev = d;
+            dod
         })
         .collect();
-    let width = |v: &[u64]| v.iter().fold(0u64, |acc, x| acc | x);
-    if width(&dods) <= width(&deltas) {
-        out.push(MODE_DOD);
-        write_planes(&dods, out);
+    let dod = scaled_plan(&dods, MODE_DOD, MODE_DOD_SCALED);
+    let delta = scaled_plan(&deltas, MODE_DELTA, MODE_DELTA_SCALED);
+    if dod.cost <= delta.cost {
+        dod
     } else {
-        out.push(MODE_DELTA);
-        write_planes(&deltas, out);
+        delta
     }
+}
+
+fn scaled_plan(residuals: &[i64], mode: u8, scaled_mode: u8) -> IntPlan {
+    let mut g = 0u64;
+    for r in residuals {
+        g = gcd(g, r.unsigned_abs());
+        if g == 1 {
+            break;
+        }
+    }
+    // A divisor must fit an i64 (2^63 does not: the residual is then i64::MIN alone).
+    let divisor = match i64::try_from(g) {
+        Ok(d) if d > 1 => d,
+        _ => 1,
+    };
+    let planes: Vec<u64> = residuals.iter().map(|r| zigzag(r / divisor)).collect();
+    IntPlan {
+        mode: if divisor > 1 { scaled_mode } else { mode },
+        divisor: divisor as u64,
+        cost: bit_cost(planes.iter().copied()),
+        planes,
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 pub(crate) fn decode_ints(data: &mut &[u8], n: usize) -> Option<Vec<i64>> {
     let mut out = Vec::with_capacity(n);
-    for_each_int(data, n, |v| out.push(v))?;
+    let mut src = Src { hi: data, lo: None };
+    src.for_each_int(n, |v| out.push(v))?;
+    *data = src.hi;
     Some(out)
 }
 
-/// Decodes a column of `n` integers written by `encode_ints`, handing each to `f` in order.
-/// On `None` (invalid bytes) `f` may have seen a prefix of the column.
-pub(crate) fn for_each_int(data: &mut &[u8], n: usize, mut f: impl FnMut(i64)) -> Option<()> {
-    if n == 0 {
-        return Some(());
-    }
-    let first = unzigzag(read_uvarint(data)?);
-    f(first);
-    if n == 1 {
-        return Some(());
-    }
-    let first_delta = unzigzag(read_uvarint(data)?);
-    let mut prev = first.wrapping_add(first_delta);
-    f(prev);
-    if n == 2 {
-        return Some(());
-    }
-    let (&mode, rest) = data.split_first()?;
-    *data = rest;
-    let mut delta = first_delta;
-    match mode {
-        MODE_DELTA => for_each_plane_value(data, n - 2, |r| {
-            delta = unzigzag(r);
-            prev = prev.wrapping_add(delta);
-            f(prev);
-        }),
-        MODE_DOD => for_each_plane_value(data, n - 2, |r| {
-            delta = delta.wrapping_add(unzigzag(r));
-            prev = prev.wrapping_add(delta);
-            f(prev);
-        }),
-        _ => None,
-    }
-}
-
-/// Reads `n` values stored by `write_planes`, handing each to `f` in order, without an
-/// intermediate buffer: value `i` gathers byte `i` of every plane.
-pub(crate) fn for_each_plane_value(
-    data: &mut &[u8],
-    n: usize,
-    mut f: impl FnMut(u64),
-) -> Option<()> {
-    let (&width, rest) = data.split_first()?;
-    let width = usize::from(width);
-    if width > 8 {
-        return None;
-    }
-    let bytes = rest.get(..width.checked_mul(n)?)?;
-    *data = rest.get(width * n..)?;
-    if n == 0 {
-        return Some(());
-    }
-    match width {
-        0 => (0..n).for_each(|_| f(0)),
-        1 => bytes.iter().for_each(|&b| f(u64::from(b))),
-        2 => {
-            let (lo, hi) = bytes.split_at(n);
-            for (&a, &b) in lo.iter().zip(hi) {
-                f(u64::from(a) | u64::from(b) << 8);
-            }
+impl<'a> Src<'a> {
+    /// Decodes a column of `n` integers written by `encode_ints_to`, handing each to `f` in
+    /// order. On `None` (invalid bytes) `f` may have seen a prefix of the column.
+    fn for_each_int(&mut self, n: usize, mut f: impl FnMut(i64)) -> Option<()> {
+        if n == 0 {
+            return Some(());
         }
-        _ => {
-            let planes: Vec<&[u8]> = bytes.chunks_exact(n).collect();
-            for i in 0..n {
-                let mut v = 0u64;
-                for (p, plane) in planes.iter().enumerate() {
-                    v |= u64::from(plane[i]) << (8 * p);
+        let first = unzigzag(read_uvarint(&mut self.hi)?);
+        f(first);
+        if n == 1 {
+            return Some(());
+        }
+        let first_delta = unzigzag(read_uvarint(&mut self.hi)?);
+        let mut prev = first.wrapping_add(first_delta);
+        f(prev);
+        if n == 2 {
+            return Some(());
+        }
+        let (&mode, rest) = self.hi.split_first()?;
+        self.hi = rest;
+        let divisor = match mode {
+            MODE_DELTA | MODE_DOD => 1,
+            MODE_DELTA_SCALED | MODE_DOD_SCALED => {
+                let d = i64::try_from(read_uvarint(&mut self.hi)?).ok()?;
+                if d < 2 {
+                    return None;
                 }
-                f(v);
+                d
             }
+            _ => return None,
+        };
+        let mut delta = first_delta;
+        if mode == MODE_DELTA || mode == MODE_DELTA_SCALED {
+            self.for_each_plane_value(n - 2, |r| {
+                delta = unzigzag(r).wrapping_mul(divisor);
+                prev = prev.wrapping_add(delta);
+                f(prev);
+            })
+        } else {
+            self.for_each_plane_value(n - 2, |r| {
+                delta = delta.wrapping_add(unzigzag(r).wrapping_mul(divisor));
+                prev = prev.wrapping_add(delta);
+                f(prev);
+            })
         }
     }
-    Some(())
+
+    /// Reads `n` values stored by `write_planes_to`, handing each to `f` in order, without an
+    /// intermediate buffer: value `i` gathers byte `i` of every plane.
+    fn for_each_plane_value(&mut self, n: usize, mut f: impl FnMut(u64)) -> Option<()> {
+        let (&width, rest) = self.hi.split_first()?;
+        self.hi = rest;
+        let width = usize::from(width);
+        if width > 8 {
+            return None;
+        }
+        let mut planes: [&[u8]; 8] = [&[]; 8];
+        for (p, plane) in planes.iter_mut().enumerate().take(width) {
+            let from_lo = p + 1 < width && self.lo.is_some();
+            let cursor = match (from_lo, self.lo.as_mut()) {
+                (true, Some(lo)) => lo,
+                _ => &mut self.hi,
+            };
+            *plane = cursor.get(..n)?;
+            *cursor = cursor.get(n..)?;
+        }
+        if n == 0 {
+            return Some(());
+        }
+        match width {
+            0 => (0..n).for_each(|_| f(0)),
+            1 => planes[0].iter().for_each(|&b| f(u64::from(b))),
+            2 => {
+                for (&a, &b) in planes[0].iter().zip(planes[1]) {
+                    f(u64::from(a) | u64::from(b) << 8);
+                }
+            }
+            _ => {
+                for i in 0..n {
+                    let mut v = 0u64;
+                    for (p, plane) in planes.iter().enumerate().take(width) {
+                        v |= u64::from(plane[i]) << (8 * p);
+                    }
+                    f(v);
+                }
+            }
+        }
+        Some(())
+    }
 }
 
 /// `width` (bytes per value, 0..=8) followed by `width` planes of `values.len()` bytes.
 pub(crate) fn write_planes(values: &[u64], out: &mut Vec<u8>) {
+    write_planes_to(values, &mut Dst { hi: out, lo: None });
+}
+
+/// As [`write_planes`]; with a low-plane stream, the planes below the top one go there.
+fn write_planes_to(values: &[u64], out: &mut Dst<'_>) {
     let all = values.iter().fold(0u64, |acc, v| acc | v);
     let width = (64 - all.leading_zeros()).div_ceil(8) as usize;
-    out.push(width as u8);
+    out.hi.push(width as u8);
     for plane in 0..width {
         let shift = plane * 8;
-        out.extend(values.iter().map(|v| (v >> shift) as u8));
+        let dest = match out.lo.as_deref_mut() {
+            Some(lo) if plane + 1 < width => lo,
+            _ => &mut *out.hi,
+        };
+        dest.extend(values.iter().map(|v| (v >> shift) as u8));
     }
 }
 
 pub(crate) fn read_planes(data: &mut &[u8], n: usize) -> Option<Vec<u64>> {
-    let (&width, rest) = data.split_first()?;
-    let width = usize::from(width);
-    if width > 8 {
-        return None;
-    }
-    let bytes = rest.get(..width.checked_mul(n)?)?;
-    *data = rest.get(width * n..)?;
-    let mut values = vec![0u64; n];
-    for (plane, chunk) in bytes.chunks_exact(n.max(1)).take(width).enumerate() {
-        let shift = plane * 8;
-        for (v, b) in values.iter_mut().zip(chunk) {
-            *v |= u64::from(*b) << shift;
-        }
-    }
+    let mut values = Vec::with_capacity(n);
+    let mut src = Src { hi: data, lo: None };
+    src.for_each_plane_value(n, |v| values.push(v))?;
+    *data = src.hi;
     Some(values)
 }
 
@@ -377,7 +547,145 @@ mod tests {
         assert!(decode(&[0xff; 12], &mut out).is_none());
     }
 
+    /// Encodes each piece as a split chunk into one shared page (chunks after a 3-byte prefix,
+    /// low planes after 5 unrelated bytes) and decodes them back.
+    fn split_roundtrip(pieces: &[Vec<Sample>]) -> (usize, usize) {
+        let mut hi = vec![9u8; 3];
+        let mut lo = vec![7u8; 5];
+        let mut spans = Vec::new();
+        for p in pieces {
+            let at = hi.len();
+            encode_split(p, &mut hi, &mut lo);
+            spans.push(at..hi.len());
+        }
+        for (p, span) in pieces.iter().zip(&spans) {
+            let mut got = Vec::new();
+            assert!(decode_split(&hi[span.clone()], &lo, &mut got).is_some());
+            assert_eq!(got.len(), p.len());
+            for (a, b) in got.iter().zip(p) {
+                assert_eq!((a.t, a.v.to_bits()), (b.t, b.v.to_bits()));
+            }
+        }
+        (hi.len(), lo.len())
+    }
+
+    #[test]
+    fn common_divisors_are_divided_out() {
+        // Frequencies in whole MHz and byte gauges in pages: residuals share a large divisor.
+        let mut f = 2.4e9;
+        let mut m = 5_000_000i64;
+        let freqs: Vec<f64> = (0..480i64)
+            .map(|i| {
+                f += ((i * 7919 % 401) - 200) as f64 * 1e6;
+                f
+            })
+            .collect();
+        let pages: Vec<f64> = (0..480i64)
+            .map(|i| {
+                m += (i * 104_729 % 2001) - 1000;
+                (m * 4096) as f64
+            })
+            .collect();
+        // Without the divisor the MHz residuals need 4 bytes each and the page counts 3.
+        assert!(roundtrip(&series(&freqs)) < 480 * 2 + 64);
+        assert!(roundtrip(&series(&pages)) < 480 * 2 + 64);
+    }
+
+    #[test]
+    fn float_counters_store_bit_pattern_deltas() {
+        // A float counter with full-precision increments: XOR would cost about 7 bytes a sample.
+        let mut v = 1234.5678f64;
+        let values: Vec<f64> = (0..480)
+            .map(|i| {
+                v += 0.25 + f64::from(i % 17) * 0.001_234_567_89;
+                v
+            })
+            .collect();
+        let mut buf = Vec::new();
+        encode(&series(&values), &mut buf);
+        assert!(!is_xor_chunk(&buf));
+        assert!(roundtrip(&series(&values)) < 480 * 6, "{}", buf.len());
+    }
+
+    #[test]
+    fn split_chunks_put_low_planes_apart() {
+        let random: Vec<f64> = (0..300u64)
+            .map(|i| {
+                f64::from_bits(
+                    0x3f50_0000_0000_0000 | (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 12),
+                )
+            })
+            .collect();
+        let mut c = 0i64;
+        let counter: Vec<f64> = (0..300i64)
+            .map(|i| {
+                c += 1000 + i * 37 % 500;
+                c as f64 / 100.0
+            })
+            .collect();
+        let (hi, lo) = split_roundtrip(&[series(&random), series(&counter), series(&[1.0])]);
+        // Six of the seven XOR planes and the counter's low plane go to the low stream.
+        assert!(lo >= 5 + 298 * 6 + 298, "{lo}");
+        assert!(hi < 300 * 2 + 300 + 64, "{hi}");
+    }
+
+    #[test]
+    fn split_chunk_with_bad_low_stream_is_rejected() {
+        let values: Vec<f64> = (0..50).map(|i| f64::from(i) * 0.1 + 1e-3).collect();
+        let (mut hi, mut lo) = (Vec::new(), Vec::new());
+        encode_split(&series(&values), &mut hi, &mut lo);
+        assert!(!lo.is_empty());
+        for cut in 0..lo.len() {
+            let mut out = Vec::new();
+            assert!(
+                decode_split(&hi, &lo[..cut], &mut out).is_none(),
+                "cut {cut}"
+            );
+            assert!(out.is_empty());
+        }
+        for cut in 0..hi.len() {
+            assert!(decode_split(&hi[..cut], &lo, &mut Vec::new()).is_none());
+        }
+        // A divisor below 2 is not a valid encoding.
+        let mut buf = Vec::new();
+        encode_ints(&[0, 4, 8, 20], &mut buf);
+        let mode_at = buf
+            .iter()
+            .position(|&b| b == MODE_DOD_SCALED || b == MODE_DELTA_SCALED);
+        let mode_at = mode_at.expect("scaled mode");
+        buf[mode_at + 1] = 1;
+        assert!(decode_ints(&mut buf.as_slice(), 4).is_none());
+    }
+
     proptest! {
+        #[test]
+        fn split_and_scaled_roundtrip(
+            bits in proptest::collection::vec(any::<u64>(), 1..200),
+            start in -1_000_000i64..1_000_000,
+            steps in proptest::collection::vec(-50i64..50, 1..200),
+            unit in prop_oneof![Just(1i64), Just(7), Just(4096), Just(1_000_000), Just(1 << 40)],
+            e in 0u32..4,
+        ) {
+            let floats: Vec<Sample> = bits.iter().enumerate().map(|(i, b)| Sample { t: i as i64 * 15_000, v: f64::from_bits(*b) }).collect();
+            let mut m = start;
+            let scale = 10f64.powi(e as i32);
+            let scaled: Vec<Sample> = steps.iter().enumerate().map(|(i, d)| { m += d; Sample { t: i as i64 * 15_000 + i as i64 % 3, v: (m * unit) as f64 / scale } }).collect();
+            let counter: Vec<Sample> = steps.iter().enumerate().map(|(i, d)| Sample { t: i as i64, v: 1e3 + (i as f64) * 0.37 + (*d as f64) * 1e-9 }).collect();
+            roundtrip(&floats);
+            roundtrip(&scaled);
+            roundtrip(&counter);
+            split_roundtrip(&[floats, scaled, counter]);
+        }
+
+        #[test]
+        fn extreme_integer_columns_roundtrip(xs in proptest::collection::vec(prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), Just(0)], 3..40)) {
+            let mut buf = Vec::new();
+            encode_ints(&xs, &mut buf);
+            let mut data = buf.as_slice();
+            prop_assert_eq!(decode_ints(&mut data, xs.len()), Some(xs));
+            prop_assert!(data.is_empty());
+        }
+
         #[test]
         fn random_floats_roundtrip(
             deltas in proptest::collection::vec(1i64..100_000, 1..300),

@@ -5,7 +5,12 @@ pub(crate) const INDEX_MAGIC: &[u8; 8] = b"SXTIDX01";
 pub(crate) const META_FILE: &str = "meta.json";
 pub(crate) const INDEX_FILE: &str = "index";
 pub(crate) const CHUNKS_FILE: &str = "chunks";
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// Version written into new blocks' `meta.json`. Version 3 added integer-column modes with a
+/// common divisor and float bit-pattern columns; version 2 blocks use a subset of it and are
+/// read by the same code.
+pub(crate) const FORMAT_VERSION: u32 = 3;
+/// Oldest block format version that can still be read.
+pub(crate) const OLDEST_READABLE_VERSION: u32 = 2;
 /// zstd level for the compressed index sections (small, written once, read often).
 pub(crate) const INDEX_ZSTD_LEVEL: i32 = 9;
 /// Upper bound on an inflated index section; larger claimed sizes mean corruption.
@@ -13,6 +18,9 @@ pub(crate) const MAX_SECTION_BYTES: u64 = 1 << 34;
 
 /// `[u32 compressed len][u32 raw len][u32 crc32 of compressed bytes]` before each page.
 pub(crate) const PAGE_HEADER: usize = 12;
+/// Format 3 raw pages start with the `u32` length of their chunk area; the low-plane stream of
+/// split chunks follows that area.
+pub(crate) const PAGE_PREFIX: usize = 4;
 /// Encoded chunks are gathered into pages of about this size before zstd compression. Larger
 /// pages compress better (1 MiB: 2% smaller than 256 KiB on the benchmark data) at the cost
 /// of decompressing more to read one series.

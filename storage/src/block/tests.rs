@@ -181,3 +181,115 @@ fn empty_input_writes_no_block() {
     assert!(meta.is_none());
     assert!(!tmp.path().join("E").exists() && !tmp.path().join("E.tmp").exists());
 }
+
+/// Full-precision random gauges (scrape durations) and float counters, beside decimal ones.
+fn noisy_dataset() -> Vec<(Labels, Vec<Sample>)> {
+    let mut out = dataset();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for host in 0..20 {
+        let labels = Labels::from_pairs([
+            ("__name__", "scrape_duration_seconds"),
+            ("instance", &format!("host-{host:03}") as &str),
+        ]);
+        let mut sum = 0.0;
+        let samples = (0..480)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = 0.01 * (1.0 + (x >> 11) as f64 / (1u64 << 53) as f64);
+                sum += v;
+                Sample {
+                    t: i * 15_000,
+                    v: if host % 2 == 0 { v } else { sum },
+                }
+            })
+            .collect();
+        out.push((labels, samples));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn format_2_blocks_still_read_and_format_3_is_smaller() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = noisy_dataset();
+    let labels: Vec<Labels> = data.iter().map(|d| d.0.clone()).collect();
+    let fetch = |i: usize, out: &mut SeriesSamples| {
+        out.floats.extend_from_slice(&data[i].1);
+        Ok(())
+    };
+    let old = super::writer::write_legacy_block(tmp.path(), &plan("V2"), &labels, fetch)
+        .unwrap()
+        .unwrap();
+    let new = write_block(tmp.path(), &plan("V3"), &labels, fetch)
+        .unwrap()
+        .unwrap();
+    assert_eq!((old.version, new.version), (2, FORMAT_VERSION));
+    let v2 = Block::open(&tmp.path().join("V2")).unwrap();
+    let v3 = Block::open(&tmp.path().join("V3")).unwrap();
+    for block in [&v2, &v3] {
+        let all = read_all(block, &[]);
+        assert_eq!(all.len(), data.len());
+        for ((l1, s1), (l2, s2)) in all.iter().zip(&data) {
+            assert_eq!(l1, l2);
+            let a: Vec<(i64, u64)> = s1.iter().map(|s| (s.t, s.v.to_bits())).collect();
+            let b: Vec<(i64, u64)> = s2.iter().map(|s| (s.t, s.v.to_bits())).collect();
+            assert_eq!(a, b);
+        }
+    }
+    let size = |id: &str| {
+        std::fs::metadata(tmp.path().join(id).join(CHUNKS_FILE))
+            .unwrap()
+            .len()
+    };
+    assert!(size("V3") < size("V2"), "{} vs {}", size("V3"), size("V2"));
+
+    // A version this code does not know is refused as corruption (and so quarantined).
+    let meta_path = tmp.path().join("V3").join(META_FILE);
+    let text = std::fs::read_to_string(&meta_path).unwrap();
+    let future = text.replace(&format!("\"version\": {FORMAT_VERSION}"), "\"version\": 99");
+    assert_ne!(text, future);
+    std::fs::write(&meta_path, future).unwrap();
+    assert!(matches!(
+        Block::open(&tmp.path().join("V3")),
+        Err(StorageError::Corruption { .. })
+    ));
+}
+
+#[test]
+fn corrupt_page_prefix_is_detected() {
+    // A page whose chunk-area length points past its end must be reported, not read.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = noisy_dataset();
+    write(tmp.path(), &data);
+    let dir = tmp.path().join("B1");
+    let chunks_path = dir.join(CHUNKS_FILE);
+    let bytes = std::fs::read(&chunks_path).unwrap();
+    // Rewrite the first page with a bad prefix and a matching CRC.
+    let at = CHUNKS_MAGIC.len();
+    let clen = u32_at(&bytes, at) as usize;
+    let body = &bytes[at + PAGE_HEADER..at + PAGE_HEADER + clen];
+    let mut raw = zstd::stream::decode_all(body).unwrap();
+    raw[..PAGE_PREFIX].copy_from_slice(&u32::MAX.to_le_bytes());
+    let packed = zstd::bulk::compress(&raw, 3).unwrap();
+    let mut page = Vec::new();
+    page.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+    page.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    page.extend_from_slice(&crc32fast::hash(&packed).to_le_bytes());
+    page.extend_from_slice(&packed);
+    let mut rewritten = bytes[..at].to_vec();
+    rewritten.extend_from_slice(&page);
+    std::fs::write(&chunks_path, &rewritten).unwrap();
+    let block = Block::open(&dir).unwrap();
+    let (_, cs) = block.series(0).unwrap();
+    let err = block
+        .read_chunk(
+            &cs[0],
+            &mut PageCache::default(),
+            &mut SeriesSamples::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Corruption { .. }), "{err}");
+}

@@ -35,14 +35,35 @@ pub(crate) fn write_block(
     blocks_dir: &Path,
     plan: &BlockPlan,
     labels: &[Labels],
+    fetch: impl FnMut(usize, &mut SeriesSamples) -> Result<(), StorageError>,
+) -> Result<Option<BlockMeta>, StorageError> {
+    write_block_version(blocks_dir, plan, labels, fetch, FORMAT_VERSION)
+}
+
+/// [`write_block`] in an older layout, so that tests can check old blocks still read.
+#[cfg(test)]
+pub(crate) fn write_legacy_block(
+    blocks_dir: &Path,
+    plan: &BlockPlan,
+    labels: &[Labels],
+    fetch: impl FnMut(usize, &mut SeriesSamples) -> Result<(), StorageError>,
+) -> Result<Option<BlockMeta>, StorageError> {
+    write_block_version(blocks_dir, plan, labels, fetch, 2)
+}
+
+fn write_block_version(
+    blocks_dir: &Path,
+    plan: &BlockPlan,
+    labels: &[Labels],
     mut fetch: impl FnMut(usize, &mut SeriesSamples) -> Result<(), StorageError>,
+    version: u32,
 ) -> Result<Option<BlockMeta>, StorageError> {
     let tmp = blocks_dir.join(format!("{}.tmp", plan.id));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
     }
     fs::create_dir_all(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
-    let result = write_into(&tmp, plan, labels, &mut fetch);
+    let result = write_into(&tmp, plan, labels, &mut fetch, version);
     match result {
         Ok(Some(meta)) => {
             let dest = blocks_dir.join(&plan.id);
@@ -69,7 +90,12 @@ struct ChunkWriter {
     out: BufWriter<File>,
     /// Bytes written to the file so far; the pending page starts here.
     written: u64,
+    /// Format 2 pages have no prefix and unsplit chunks (written only by tests now).
+    split: bool,
+    /// The raw page being filled: `u32` length of the chunk area (patched when the page is
+    /// flushed), then the chunks. Split chunks' low planes collect in `lo`, appended at flush.
     page: Vec<u8>,
+    lo: Vec<u8>,
     compressed: Vec<u8>,
     zstd_level: i32,
 }
@@ -90,15 +116,29 @@ impl ChunkWriter {
         write_uvarint(entry, offset_in_page as u64);
         write_uvarint(entry, len as u64);
         write_uvarint(entry, n as u64);
-        if self.page.len() >= PAGE_TARGET_BYTES {
+        if self.page.len() + self.lo.len() >= PAGE_TARGET_BYTES {
             self.flush_page()?;
         }
         Ok(())
     }
 
+    fn prefix(&self) -> usize {
+        if self.split {
+            PAGE_PREFIX
+        } else {
+            0
+        }
+    }
+
     fn flush_page(&mut self) -> Result<(), StorageError> {
-        if self.page.is_empty() {
+        let prefix = self.prefix();
+        if self.page.len() <= prefix {
             return Ok(());
+        }
+        if self.split {
+            let chunk_area = (self.page.len() - PAGE_PREFIX) as u32;
+            self.page[..PAGE_PREFIX].copy_from_slice(&chunk_area.to_le_bytes());
+            self.page.append(&mut self.lo);
         }
         self.compressed.clear();
         zstd::stream::copy_encode(self.page.as_slice(), &mut self.compressed, self.zstd_level)
@@ -113,6 +153,7 @@ impl ChunkWriter {
             .map_err(|e| StorageError::io(&self.path, e))?;
         self.written += (PAGE_HEADER + self.compressed.len()) as u64;
         self.page.clear();
+        self.page.resize(prefix, 0);
         Ok(())
     }
 }
@@ -122,6 +163,7 @@ fn write_into(
     plan: &BlockPlan,
     labels: &[Labels],
     fetch: &mut impl FnMut(usize, &mut SeriesSamples) -> Result<(), StorageError>,
+    version: u32,
 ) -> Result<Option<BlockMeta>, StorageError> {
     // Symbols are sorted, so symbol order is string order and postings sort by it directly.
     let strings: BTreeSet<&str> = labels
@@ -141,10 +183,13 @@ fn write_into(
         path: chunks_path.clone(),
         out: BufWriter::with_capacity(1 << 20, file),
         written: CHUNKS_MAGIC.len() as u64,
+        split: version >= 3,
         page: Vec::with_capacity(PAGE_TARGET_BYTES + 64 * 1024),
+        lo: Vec::with_capacity(PAGE_TARGET_BYTES),
         compressed: Vec::new(),
         zstd_level: plan.zstd_level,
     };
+    chunks.page.resize(chunks.prefix(), 0);
     chunks
         .out
         .write_all(CHUNKS_MAGIC)
@@ -182,7 +227,11 @@ fn write_into(
         );
         for piece in float_pieces {
             let offset_in_page = chunks.page.len();
-            codec::encode(piece, &mut chunks.page);
+            if chunks.split {
+                codec::encode_split(piece, &mut chunks.page, &mut chunks.lo);
+            } else {
+                codec::encode(piece, &mut chunks.page);
+            }
             let span = (piece[0].t, piece[piece.len() - 1].t, piece.len());
             chunks.finish_chunk(&mut series_entries, offset_in_page, span)?;
             num_chunks += 1;
@@ -231,7 +280,7 @@ fn write_into(
             sources: plan.sources.clone(),
             parents: plan.parents.clone(),
         },
-        version: FORMAT_VERSION,
+        version,
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| StorageError::io(dir, e.into()))?;
     write_synced(&dir.join(META_FILE), &json)?;

@@ -112,9 +112,19 @@ impl Db {
                 report.blocks_cut += 1;
             }
             self.truncate_head(&dir, end)?;
+            // Windows the cut just closed are merged now, so that a long backlog of cuts
+            // (a burst of old data) does not keep compaction waiting behind it.
+            self.compact_closed(&dir, &mut report);
         }
+        self.compact_closed(&dir, &mut report);
+        report.blocks_deleted = self.apply_retention()?;
+        Ok(report)
+    }
+
+    /// Runs every compaction that is due; a failure is logged and left for the next pass.
+    fn compact_closed(&self, dir: &Path, report: &mut MaintenanceReport) {
         while let Some(group) = self.plan_compaction() {
-            match self.compact(&dir, &group) {
+            match self.compact(dir, &group) {
                 Ok(()) => report.blocks_compacted += group.len(),
                 // The corrupt block is out of the way now; plan again without it.
                 Err(e) if self.quarantine_corrupt(&e) => continue,
@@ -125,8 +135,6 @@ impl Db {
                 }
             }
         }
-        report.blocks_deleted = self.apply_retention()?;
-        Ok(report)
     }
 
     /// If `err` is corruption inside a loaded block, moves that block to `<data>/quarantine/`
