@@ -91,3 +91,17 @@ pub trait LogSource: Send + Sync {
         end_ns: i64,
     ) -> Result<Vec<String>, StorageError>;
 }
+
+mod bloom;
+mod codec;
+mod segment;
+mod store;
+#[cfg(test)]
+mod tests;
+mod tokens;
+mod wal;
+
+pub use store::{
+    LogAppendOutcome, LogRejectReason, LogRejection, LogStats, LogStore, LogStoreOptions,
+    LogStoreSizes,
+};
