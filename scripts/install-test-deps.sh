@@ -74,7 +74,7 @@ fi
 
 # tests/promql_differential.rs uses the same /usr/bin/prometheus, started with
 # --web.enable-remote-write-receiver (Prometheus >= 2.33; Debian ships 2.42): nothing more to install.
-# --- OTLP client test (tests/otlp_client.rs) -------------------------------------------------
+# --- OTLP client tests (tests/otlp_client.rs, tests/otlp_logs.rs) ---------------------------
 # Python's OpenTelemetry SDK with the OTLP gRPC and HTTP exporters, pinned, in a virtualenv under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/sextant-venv (the test finds it there). Reinstalled only when
 # the pinned version changes or the venv is broken.

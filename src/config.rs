@@ -33,6 +33,8 @@ pub struct Config {
     pub notifications: sextant_alerting::notify::NotifyConfig,
     /// Rule evaluation settings that Prometheus takes as flags.
     pub rules: RulesConfig,
+    /// The log store, Loki push limits and OTLP log mapping (`src/logs.rs`).
+    pub logs: crate::logs::LogsConfig,
 }
 
 /// `rules:` — what Prometheus sets with `--rules.*` and `--web.external-url`.
@@ -287,6 +289,7 @@ impl Config {
         self.otlp.grpc_listen()?;
         self.otlp.http_listen()?;
         self.otlp.options()?;
+        self.logs.validate()?;
         if self.query.max_points_per_series <= 0 {
             bail!("query.max_points_per_series must be positive");
         }

@@ -2,6 +2,7 @@
 //! and query together. It holds no logic of its own beyond that wiring.
 
 mod config;
+mod logs;
 mod rules_cli;
 mod server;
 mod telemetry;

@@ -59,6 +59,8 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
     let otlp = OtlpState::new(config.otlp.options()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let otlp_tasks = start_otlp(&config, otlp.clone(), stop_rx).await?;
+    // Loki push answers 503 until the log store is attached below.
+    let loki_push = sextant_ingest::loki::LokiPushState::new(config.logs.push_options()?);
 
     let front = Router::new()
         .route("/-/healthy", get(|| async { "Sextant is Healthy.\n" }))
@@ -67,6 +69,11 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
         .fallback(forward)
         .with_state(shared.clone())
         .merge(sextant_ingest::otlp::http_router(otlp.clone()));
+    let front = if config.logs.enabled {
+        front.merge(sextant_ingest::loki::router(loki_push.clone()))
+    } else {
+        front
+    };
 
     let opener = {
         let shared = shared.clone();
@@ -78,11 +85,22 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
                 parse_duration(&config.storage.maintenance_interval)?,
             );
             otlp.set_db(db.clone());
-            let (telemetry, app) = build_app(&config, flags, db.clone())?;
+            let logs = crate::logs::open_store(&config).await?;
+            if let Some(store) = &logs {
+                loki_push.set_sink(store.clone());
+                otlp.set_logs(loki_push.clone(), config.logs.otlp_options());
+            }
+            let (telemetry, app) = build_app(
+                &config,
+                flags,
+                db.clone(),
+                logs.clone(),
+                loki_push.metrics(),
+            )?;
             let _ = shared.telemetry.set(telemetry);
             let _ = shared.app.set(app);
             tracing::info!("sextant is ready");
-            anyhow::Ok(db)
+            anyhow::Ok((db, logs))
         })
     };
 
@@ -99,7 +117,13 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
         }
     }
     tracing::info!("HTTP server stopped; flushing storage");
-    let db = opener.await.context("storage task")??;
+    let (db, logs) = opener.await.context("storage task")??;
+    if let Some(store) = logs {
+        // Head → segment, so the next start replays no log WAL.
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .context("log flush task")??;
+    }
     let db_for_sync = db.clone();
     tokio::task::spawn_blocking(move || db_for_sync.sync())
         .await
@@ -171,12 +195,15 @@ fn build_app(
     config: &Config,
     flags: BTreeMap<String, String>,
     db: Arc<Db>,
+    logs: Option<Arc<sextant_storage::logs::LogStore>>,
+    log_push_metrics: &sextant_ingest::loki::PushMetrics,
 ) -> anyhow::Result<(Arc<Telemetry>, Router)> {
     let mut config = config.clone();
     let external_url = fill_external_urls(&mut config);
     let config = &config;
     let mut telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"));
     db.metrics().register(telemetry.registry_mut());
+    log_push_metrics.register(telemetry.registry_mut());
     let rule_metrics = RuleMetrics::default();
     rule_metrics.register(telemetry.registry_mut());
     // The built-in notifier (Alertmanager-compatible) and forwarding to external Alertmanagers;
@@ -272,6 +299,7 @@ fn build_app(
         .merge(sextant_ingest::scrape::router(scrape))
         .merge(sextant_alerting::notify::api::router(notifier))
         .merge(slo_api)
+        .merge(crate::logs::query_router(config, logs)?)
         .layer(axum::middleware::from_fn_with_state(
             telemetry.clone(),
             telemetry::track_http,

@@ -6,13 +6,15 @@
 //! were refused; the others are stored); 400 for undecodable bodies; 415 for other content
 //! types or encodings; 413 for oversized bodies; 503 (gRPC `UNAVAILABLE`) with `Retry-After`
 //! until storage is open; 429 (gRPC `RESOURCE_EXHAUSTED`) with `Retry-After` when too many
-//! requests are in flight. Logs and traces answer 501 (gRPC `UNIMPLEMENTED`: the services are
-//! not registered) until their stores exist.
+//! requests are in flight. Logs (`/v1/logs`, gRPC `LogsService`) are stored once a log store is
+//! attached ([`OtlpState::set_logs`]; mapping in [`logs`]) and answer 501 / `UNIMPLEMENTED`
+//! without one; traces answer 501 (the gRPC service is not registered).
 //!
 //! The conversion to the Prometheus model is in [`convert`], names in [`translate`].
 
 pub mod convert;
 pub mod json;
+pub mod logs;
 pub mod translate;
 pub mod view;
 pub mod wire;
@@ -29,6 +31,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -37,6 +45,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use prost::Message;
 use sextant_storage::Db;
+
+use crate::loki::{LokiPushState, PushError};
+pub use logs::OtlpLogsOptions;
 use tokio::sync::Semaphore;
 
 pub use convert::{convert, Converted, DeltaTracker};
@@ -80,6 +91,13 @@ pub struct OtlpState {
     options: OtlpOptions,
     deltas: DeltaTracker,
     inflight: Semaphore,
+    logs: OnceLock<LogsBackend>,
+}
+
+/// Where OTLP logs go: through the Loki push path (same validation, rate limit and store).
+struct LogsBackend {
+    push: Arc<LokiPushState>,
+    options: OtlpLogsOptions,
 }
 
 impl OtlpState {
@@ -88,6 +106,7 @@ impl OtlpState {
             db: OnceLock::new(),
             deltas: DeltaTracker::new(options.delta_stream_ttl),
             inflight: Semaphore::new(options.max_concurrent_requests.max(1)),
+            logs: OnceLock::new(),
             options,
         })
     }
@@ -102,6 +121,62 @@ impl OtlpState {
     /// Attaches storage; requests are served from now on.
     pub fn set_db(&self, db: Arc<Db>) {
         let _ = self.db.set(db);
+    }
+
+    /// Attaches the log store (through the Loki push state, whose validation and rate limit
+    /// OTLP logs share); `/v1/logs` and the gRPC logs service are served from now on.
+    pub fn set_logs(&self, push: Arc<LokiPushState>, options: OtlpLogsOptions) {
+        let _ = self.logs.set(LogsBackend { push, options });
+    }
+
+    /// Converts and stores decoded logs. Blocking (WAL I/O).
+    pub fn export_logs_blocking(
+        &self,
+        req: &ExportLogsServiceRequest,
+    ) -> Result<ExportLogsServiceResponse, OtlpError> {
+        let backend = self.logs_backend()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64);
+        let (streams, records) = logs::convert_logs(req, &backend.options, now);
+        let refusals = backend.push.push_blocking(streams).map_err(|e| match e {
+            PushError::NotReady => OtlpError::NotReady,
+            PushError::RateLimited(m) => OtlpError::RateLimited(m),
+            PushError::BadRequest(m) | PushError::UnsupportedEncoding(m) => {
+                OtlpError::BadRequest(m)
+            }
+            PushError::TooLarge(m) => OtlpError::TooLarge(m),
+            PushError::Internal(m) => OtlpError::Internal(m),
+        })?;
+        if refusals.is_empty() {
+            return Ok(ExportLogsServiceResponse {
+                partial_success: None,
+            });
+        }
+        let rejected: usize = refusals.iter().map(|r| r.entries).sum();
+        let reasons: Vec<String> = refusals
+            .iter()
+            .map(|r| format!("{}: {} ({})", r.reason, r.entries, r.message))
+            .collect();
+        Ok(ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected.min(records) as i64,
+                error_message: format!(
+                    "rejected {rejected} of {records} log records: {}; the others were stored",
+                    reasons.join("; ")
+                ),
+            }),
+        })
+    }
+
+    fn logs_backend(&self) -> Result<&LogsBackend, OtlpError> {
+        match self.logs.get() {
+            Some(b) => Ok(b),
+            None if self.db.get().is_none() => Err(OtlpError::NotReady),
+            None => Err(OtlpError::Unimplemented(
+                "Sextant has no log store configured; logs are not accepted".into(),
+            )),
+        }
     }
 
     pub fn options(&self) -> &OtlpOptions {
@@ -124,6 +199,10 @@ impl OtlpState {
 pub enum OtlpError {
     NotReady,
     Overloaded,
+    /// The log ingestion rate limit (shared with Loki push) was hit.
+    RateLimited(String),
+    /// The signal has no store.
+    Unimplemented(String),
     BadRequest(String),
     UnsupportedMediaType(String),
     TooLarge(String),
@@ -134,7 +213,8 @@ impl OtlpError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             OtlpError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            OtlpError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            OtlpError::Overloaded | OtlpError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            OtlpError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
             OtlpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             OtlpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             OtlpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -147,6 +227,8 @@ impl OtlpError {
             OtlpError::NotReady => "storage is not ready yet; retry later".into(),
             OtlpError::Overloaded => "too many OTLP requests in flight; retry later".into(),
             OtlpError::BadRequest(m)
+            | OtlpError::RateLimited(m)
+            | OtlpError::Unimplemented(m)
             | OtlpError::UnsupportedMediaType(m)
             | OtlpError::TooLarge(m)
             | OtlpError::Internal(m) => m.clone(),
@@ -157,7 +239,10 @@ impl OtlpError {
         let m = self.message();
         match self {
             OtlpError::NotReady => tonic::Status::unavailable(m),
-            OtlpError::Overloaded => tonic::Status::resource_exhausted(m),
+            OtlpError::Overloaded | OtlpError::RateLimited(_) => {
+                tonic::Status::resource_exhausted(m)
+            }
+            OtlpError::Unimplemented(_) => tonic::Status::unimplemented(m),
             OtlpError::BadRequest(_) | OtlpError::UnsupportedMediaType(_) => {
                 tonic::Status::invalid_argument(m)
             }
@@ -285,17 +370,17 @@ pub struct RpcStatus {
     pub message: String,
 }
 
-/// The OTLP/HTTP routes: `/v1/metrics` and `/api/v1/otlp/v1/metrics`; `/v1/logs` and
-/// `/v1/traces` answer 501.
+/// The OTLP/HTTP routes: `/v1/metrics` and `/api/v1/otlp/v1/metrics`, `/v1/logs` (501 without
+/// a log store); `/v1/traces` answers 501.
 pub fn http_router(state: Arc<OtlpState>) -> Router {
     // Compressed bodies are never larger than the decompressed limit allows (plus framing).
     let limit = state.options.max_body_bytes.saturating_add(1024);
     Router::new()
         .route("/v1/metrics", post(http_metrics))
         .route("/api/v1/otlp/v1/metrics", post(http_metrics))
-        .route("/v1/logs", post(http_unimplemented))
+        .route("/v1/logs", post(http_logs))
         .route("/v1/traces", post(http_unimplemented))
-        .route("/api/v1/otlp/v1/logs", post(http_unimplemented))
+        .route("/api/v1/otlp/v1/logs", post(http_logs))
         .route("/api/v1/otlp/v1/traces", post(http_unimplemented))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -407,6 +492,101 @@ async fn handle_http(
         .inflight
         .try_acquire()
         .map_err(|_| OtlpError::Overloaded)?;
+    let gzip = is_gzip(headers)?;
+    let state = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let raw = decompress(body, gzip, state.options.max_body_bytes)?;
+        match format {
+            // Protobuf bodies are decoded borrowed (`wire.rs`), without building prost messages.
+            Format::Protobuf => {
+                let db = state.db.get().ok_or(OtlpError::NotReady)?;
+                export_protobuf(db, &state.options, &state.deltas, &raw)
+            }
+            Format::Json => state.export_blocking(&decode_body(&raw, format)?),
+        }
+    })
+    .await
+    .map_err(|e| OtlpError::Internal(format!("OTLP task failed: {e}")))?;
+    drop(permit);
+    result
+}
+
+fn decompress(body: Bytes, gzip: bool, max: usize) -> Result<Bytes, OtlpError> {
+    if gzip {
+        Ok(Bytes::from(gunzip(&body, max)?))
+    } else if body.len() > max {
+        Err(too_large(max))
+    } else {
+        Ok(body)
+    }
+}
+
+async fn http_logs(
+    State(state): State<Arc<OtlpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let format = match content_format(&headers) {
+        Ok(f) => f,
+        Err(e) => return error_response(&e, Format::Json),
+    };
+    let result = async {
+        state.logs_backend()?;
+        let permit = state
+            .inflight
+            .try_acquire()
+            .map_err(|_| OtlpError::Overloaded)?;
+        let gzip = is_gzip(&headers)?;
+        let state = state.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let raw = decompress(body, gzip, state.options.max_body_bytes)?;
+            let req = match format {
+                Format::Protobuf => {
+                    ExportLogsServiceRequest::decode(raw.as_ref()).map_err(|e| {
+                        OtlpError::BadRequest(format!(
+                            "body is not a protobuf ExportLogsServiceRequest: {e}"
+                        ))
+                    })?
+                }
+                Format::Json => json::decode_logs(&raw).map_err(|e| {
+                    OtlpError::BadRequest(format!(
+                        "body is not a JSON ExportLogsServiceRequest: {e}"
+                    ))
+                })?,
+            };
+            state.export_logs_blocking(&req)
+        })
+        .await
+        .map_err(|e| OtlpError::Internal(format!("OTLP task failed: {e}")))?;
+        drop(permit);
+        result
+    }
+    .await;
+    match result {
+        Ok(resp) => {
+            let (ct, bytes) = match format {
+                Format::Protobuf => ("application/x-protobuf", resp.encode_to_vec()),
+                Format::Json => {
+                    let json = match &resp.partial_success {
+                        None => "{}".to_string(),
+                        Some(p) => serde_json::json!({
+                            "partialSuccess": {
+                                "rejectedLogRecords": p.rejected_log_records.to_string(),
+                                "errorMessage": p.error_message,
+                            }
+                        })
+                        .to_string(),
+                    };
+                    ("application/json", json.into_bytes())
+                }
+            };
+            (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response()
+        }
+        Err(e) => error_response(&e, format),
+    }
+}
+
+fn is_gzip(headers: &HeaderMap) -> Result<bool, OtlpError> {
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -421,28 +601,7 @@ async fn handle_http(
             )))
         }
     };
-    let state = state.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let raw = if gzip {
-            Bytes::from(gunzip(&body, state.options.max_body_bytes)?)
-        } else {
-            if body.len() > state.options.max_body_bytes {
-                return Err(too_large(state.options.max_body_bytes));
-            }
-            body
-        };
-        match format {
-            Format::Protobuf => {
-                let db = state.db.get().ok_or(OtlpError::NotReady)?;
-                export_protobuf(db, &state.options, &state.deltas, &raw)
-            }
-            Format::Json => state.export_blocking(&decode_body(&raw, format)?),
-        }
-    })
-    .await
-    .map_err(|e| OtlpError::Internal(format!("OTLP task failed: {e}")))?;
-    drop(permit);
-    result
+    Ok(gzip)
 }
 
 fn too_large(max: usize) -> OtlpError {
@@ -514,6 +673,45 @@ impl MetricsService for GrpcMetrics {
     }
 }
 
+struct GrpcLogs {
+    state: Arc<OtlpState>,
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcLogs {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let fail = |e: OtlpError| {
+            tracing::warn!(error = %e.message(), "OTLP/gRPC logs request refused");
+            e.grpc_status()
+        };
+        self.state.logs_backend().map_err(fail)?;
+        let permit = self
+            .state
+            .inflight
+            .try_acquire()
+            .map_err(|_| fail(OtlpError::Overloaded))?;
+        let state = self.state.clone();
+        let req = request.into_inner();
+        let result = tokio::task::spawn_blocking(move || state.export_logs_blocking(&req))
+            .await
+            .map_err(|e| fail(OtlpError::Internal(format!("OTLP task failed: {e}"))))?;
+        drop(permit);
+        result.map(tonic::Response::new).map_err(fail)
+    }
+}
+
+/// The gRPC logs service; answers `UNIMPLEMENTED` while no log store is attached.
+pub fn grpc_logs_service(state: Arc<OtlpState>) -> LogsServiceServer<impl LogsService> {
+    let max = state.options.max_body_bytes;
+    LogsServiceServer::new(GrpcLogs { state })
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(max)
+}
+
 /// The gRPC metrics service (gzip accepted, messages up to `max_body_bytes`).
 pub fn grpc_service(state: Arc<OtlpState>) -> MetricsServiceServer<impl MetricsService> {
     let max = state.options.max_body_bytes;
@@ -545,8 +743,8 @@ fn oversized_is_resource_exhausted<B>(
     response
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` completes. Only the metrics service is
-/// registered, so logs and traces answer `UNIMPLEMENTED`.
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes: metrics and logs (logs answer
+/// `UNIMPLEMENTED` without a log store); traces are not registered (`UNIMPLEMENTED`).
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
     state: Arc<OtlpState>,
@@ -556,7 +754,8 @@ pub async fn serve_grpc(
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ))
-        .add_service(grpc_service(state))
+        .add_service(grpc_service(state.clone()))
+        .add_service(grpc_logs_service(state))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,

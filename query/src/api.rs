@@ -6,6 +6,7 @@
 
 mod admin;
 mod exemplars;
+pub mod loki;
 mod metadata;
 mod params;
 mod query;

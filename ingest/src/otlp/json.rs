@@ -4,10 +4,12 @@
 //! or `"NaN"` / `"Infinity"` / `"-Infinity"`, unknown fields ignored. Exemplars' `traceId` and
 //! `spanId` are hex strings (either case), as the OTLP specification requires.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::metrics::v1::{
     exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
     summary_data_point::ValueAtQuantile, Exemplar, ExponentialHistogram,
@@ -164,7 +166,16 @@ fn temporality(o: &Obj) -> R<i32> {
 
 fn resource_metrics(v: &Value) -> R<ResourceMetrics> {
     let o = as_obj(v, "resourceMetrics")?;
-    let resource = match field(o, "resource", "resource") {
+    let resource = resource_of(o)?;
+    Ok(ResourceMetrics {
+        resource,
+        scope_metrics: list(o, "scopeMetrics", "scope_metrics", scope_metrics)?,
+        schema_url: string(o, "schemaUrl", "schema_url")?,
+    })
+}
+
+fn resource_of(o: &Obj) -> R<Option<Resource>> {
+    Ok(match field(o, "resource", "resource") {
         None => None,
         Some(r) => {
             let r = as_obj(r, "resource")?;
@@ -178,17 +189,11 @@ fn resource_metrics(v: &Value) -> R<ResourceMetrics> {
                 entity_refs: Vec::new(),
             })
         }
-    };
-    Ok(ResourceMetrics {
-        resource,
-        scope_metrics: list(o, "scopeMetrics", "scope_metrics", scope_metrics)?,
-        schema_url: string(o, "schemaUrl", "schema_url")?,
     })
 }
 
-fn scope_metrics(v: &Value) -> R<ScopeMetrics> {
-    let o = as_obj(v, "scopeMetrics")?;
-    let scope = match field(o, "scope", "scope") {
+fn scope_of(o: &Obj) -> R<Option<InstrumentationScope>> {
+    Ok(match field(o, "scope", "scope") {
         None => None,
         Some(s) => {
             let s = as_obj(s, "scope")?;
@@ -203,7 +208,12 @@ fn scope_metrics(v: &Value) -> R<ScopeMetrics> {
                 )?,
             })
         }
-    };
+    })
+}
+
+fn scope_metrics(v: &Value) -> R<ScopeMetrics> {
+    let o = as_obj(v, "scopeMetrics")?;
+    let scope = scope_of(o)?;
     Ok(ScopeMetrics {
         scope,
         metrics: list(o, "metrics", "metrics", metric)?,
@@ -449,6 +459,65 @@ fn summary_point(v: &Value) -> R<SummaryDataPoint> {
             })
         })?,
         flags: u32_field(o, "flags", "flags")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+
+/// Parses an OTLP/JSON logs export request. `traceId`/`spanId` are hex strings;
+/// `severityNumber` an integer or its enum name.
+pub fn decode_logs(body: &[u8]) -> R<ExportLogsServiceRequest> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| JsonError(format!("invalid JSON: {e}")))?;
+    let o = as_obj(&v, "request")?;
+    Ok(ExportLogsServiceRequest {
+        resource_logs: list(o, "resourceLogs", "resource_logs", resource_logs)?,
+    })
+}
+
+fn resource_logs(v: &Value) -> R<ResourceLogs> {
+    let o = as_obj(v, "resourceLogs")?;
+    Ok(ResourceLogs {
+        resource: resource_of(o)?,
+        scope_logs: list(o, "scopeLogs", "scope_logs", scope_logs)?,
+        schema_url: string(o, "schemaUrl", "schema_url")?,
+    })
+}
+
+fn scope_logs(v: &Value) -> R<ScopeLogs> {
+    let o = as_obj(v, "scopeLogs")?;
+    Ok(ScopeLogs {
+        scope: scope_of(o)?,
+        log_records: list(o, "logRecords", "log_records", log_record)?,
+        schema_url: string(o, "schemaUrl", "schema_url")?,
+    })
+}
+
+fn log_record(v: &Value) -> R<LogRecord> {
+    let o = as_obj(v, "logRecord")?;
+    let severity_number = match field(o, "severityNumber", "severity_number") {
+        Some(Value::String(name)) if SeverityNumber::from_str_name(name).is_some() => {
+            SeverityNumber::from_str_name(name).map_or(0, |s| s as i32)
+        }
+        _ => i32_field(o, "severityNumber", "severity_number")?,
+    };
+    Ok(LogRecord {
+        time_unix_nano: u64_field(o, "timeUnixNano", "time_unix_nano")?,
+        observed_time_unix_nano: u64_field(o, "observedTimeUnixNano", "observed_time_unix_nano")?,
+        severity_number,
+        severity_text: string(o, "severityText", "severity_text")?,
+        body: field(o, "body", "body").map(any_value).transpose()?,
+        attributes: list(o, "attributes", "attributes", key_value)?,
+        dropped_attributes_count: u32_field(
+            o,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+        )?,
+        flags: u32_field(o, "flags", "flags")?,
+        trace_id: hex_field(o, "traceId", "trace_id", 16)?,
+        span_id: hex_field(o, "spanId", "span_id", 8)?,
+        event_name: string(o, "eventName", "event_name")?,
     })
 }
 

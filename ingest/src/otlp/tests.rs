@@ -332,3 +332,147 @@ async fn grpc_answers_unavailable_before_storage_and_stores_after() {
     assert_eq!(resp.partial_success, None);
     assert_eq!(stored(&db, "x"), vec![(1000, 1.0)]);
 }
+
+mod logs_http {
+    use super::*;
+    use crate::loki::{LogSink, LokiPushOptions, Refusal};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use parking_lot::Mutex;
+    use sextant_storage::logs::LogStreamBatch;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<LogStreamBatch>>);
+
+    impl LogSink for Recorder {
+        fn append_logs(&self, b: &[LogStreamBatch]) -> Result<Vec<Refusal>, String> {
+            self.0.lock().extend_from_slice(b);
+            Ok(Vec::new())
+        }
+    }
+
+    fn setup_logs(push: LokiPushOptions) -> (Arc<Recorder>, Router) {
+        let state = OtlpState::with_db(Arc::new(Db::in_memory()), OtlpOptions::default());
+        let push_state = crate::loki::LokiPushState::new(push);
+        let rec = Arc::new(Recorder::default());
+        push_state.set_sink(rec.clone());
+        state.set_logs(push_state, OtlpLogsOptions::default());
+        (rec, http_router(state))
+    }
+
+    fn now_ns() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    }
+
+    fn logs_request(lines: &[(&str, u64)]) -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(AV::StringValue("shop".into())),
+                        }),
+                    }],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: None,
+                    log_records: lines
+                        .iter()
+                        .map(|(l, t)| LogRecord {
+                            time_unix_nano: *t,
+                            severity_number: 9,
+                            body: Some(AnyValue {
+                                value: Some(AV::StringValue(l.to_string())),
+                            }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn protobuf_logs_are_stored_with_service_name_and_level() {
+        let (rec, app) = setup_logs(LokiPushOptions::default());
+        let t = now_ns();
+        let body = logs_request(&[("hello", t), ("world", t + 1)]).encode_to_vec();
+        let (status, _, bytes) = post(&app, "/v1/logs", "application/x-protobuf", None, body).await;
+        assert_eq!(status, 200);
+        let resp = ExportLogsServiceResponse::decode(bytes.as_slice()).unwrap();
+        assert!(resp.partial_success.is_none());
+        let batches = rec.0.lock();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].labels.get("service_name"), Some("shop"));
+        let lines: Vec<&str> = batches[0].entries.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(lines, ["hello", "world"]);
+        assert!(batches[0].entries[0]
+            .metadata
+            .contains(&("detected_level".into(), "info".into())));
+    }
+
+    #[tokio::test]
+    async fn json_logs_with_hex_ids_and_partial_refusal() {
+        let (rec, app) = setup_logs(LokiPushOptions::default());
+        let t = now_ns();
+        let body = format!(
+            r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"api"}}}}]}},
+              "scopeLogs":[{{"logRecords":[
+                {{"timeUnixNano":"{t}","severityNumber":"SEVERITY_NUMBER_ERROR","body":{{"stringValue":"boom"}},
+                  "traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174"}},
+                {{"timeUnixNano":"1000","body":{{"stringValue":"too old"}}}}]}}]}}]}}"#
+        );
+        let (status, _, bytes) = post(
+            &app,
+            "/v1/logs",
+            "application/json",
+            None,
+            body.into_bytes(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["partialSuccess"]["rejectedLogRecords"], "1");
+        let msg = v["partialSuccess"]["errorMessage"].as_str().unwrap();
+        assert!(msg.contains("greater_than_max_sample_age"), "{msg}");
+        let batches = rec.0.lock();
+        let e = &batches[0].entries;
+        assert_eq!(e.len(), 1);
+        assert!(e[0]
+            .metadata
+            .contains(&("trace_id".into(), "5b8efff798038103d269b633813fc60c".into())));
+        assert!(e[0]
+            .metadata
+            .contains(&("detected_level".into(), "error".into())));
+    }
+
+    #[tokio::test]
+    async fn logs_rate_limit_is_429_and_bad_body_400() {
+        let (rec, app) = setup_logs(LokiPushOptions {
+            ingestion_rate_bytes: 3.0,
+            ingestion_burst_bytes: 3.0,
+            ..LokiPushOptions::default()
+        });
+        let body = logs_request(&[("longer than three", now_ns())]).encode_to_vec();
+        let (status, headers, _) =
+            post(&app, "/v1/logs", "application/x-protobuf", None, body).await;
+        assert_eq!(status, 429);
+        assert!(headers.contains_key("retry-after"));
+        let (status, _, _) = post(
+            &app,
+            "/v1/logs",
+            "application/json",
+            None,
+            b"{\"resourceLogs\": 5}".to_vec(),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(rec.0.lock().is_empty());
+    }
+}
