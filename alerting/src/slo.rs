@@ -16,6 +16,15 @@
 //! data source, `thresholdMetric`) is loaded with [`Sli::Unsupported`]: a load warning, the
 //! reason in `/api/v1/slos`, no rules. [`load_slo_files_detailed`] returns the warnings.
 //!
+//! # Sloth plugins ([`plugins`])
+//! SLI plugins (`sli.plugin: {id, options}`) and SLO plugin chains (`slo_plugins`/`sloPlugins`,
+//! per-SLO `plugins`, with `priority` and `overridePrevious`) are implemented natively: SLI
+//! plugin `getting_started_availability`; SLO plugins `sloth.dev/core/{validate,sli_rules,
+//! metadata_rules,alert_rules,debug,noop}/v1` and `sloth.dev/contrib/{info_labels,
+//! rule_intervals,denominator_corrected_rules,validate_victoria_metrics}/v1`. Any other id is a
+//! load error. With `validate_victoria_metrics` (MetricsQL) the rules are generated for export
+//! but Sextant cannot evaluate them (a load warning says so).
+//!
 //! # Budgeting methods
 //! `Occurrences` (Sloth's only one): bad events / all events. OpenSLO `Timeslices`: the period
 //! is cut into `timeSliceWindow` slices aligned to multiples of the slice since the epoch; a
@@ -87,6 +96,7 @@ pub mod calendar;
 pub mod generate;
 mod openslo;
 pub mod parse;
+pub mod plugins;
 pub mod spec;
 
 #[cfg(test)]

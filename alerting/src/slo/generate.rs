@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::plugins::SloPlugin;
 use super::spec::{
     format_duration, render_window, BudgetingMethod, BurnWindow, Period, Sli, SloSpec,
 };
@@ -225,7 +226,11 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
         l.insert("sloth_window".into(), format_duration(w));
         l
     };
-    let mut groups = Vec::new();
+    // Sloth's core plugins' output, computed up front; the plugin chain decides what is kept.
+    let mut ts_group = None;
+    let mut sli_group = None;
+    let mut meta_group = None;
+    let mut alert_group = None;
 
     if !opts.disable_recordings {
         let mut windows = slo.windows.windows();
@@ -241,7 +246,7 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
                 vec![record(TIMESLICE_METRIC.into(), ind, with_window(slice))],
             );
             g.interval = Some(slice);
-            groups.push(g);
+            ts_group = Some(g);
         }
         for w in windows {
             if slo.budgeting.slice().is_some() {
@@ -310,7 +315,7 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
             };
             rules.push(record(sli_error_metric(w), expr, with_window(w)));
         }
-        groups.push(group(
+        sli_group = Some(group(
             format!("sloth-slo-sli-recordings-{id}"),
             &slo.file,
             rules,
@@ -369,7 +374,7 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
             ),
             record("sloth_slo_info".into(), "vector(1)".into(), info),
         ];
-        groups.push(group(
+        meta_group = Some(group(
             format!("sloth-slo-meta-recordings-{id}"),
             &slo.file,
             meta,
@@ -427,10 +432,131 @@ fn slo_groups(slo: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, S
             });
         }
         if !rules.is_empty() {
-            groups.push(group(format!("sloth-slo-alerts-{id}"), &slo.file, rules));
+            alert_group = Some(group(format!("sloth-slo-alerts-{id}"), &slo.file, rules));
         }
     }
-    Ok(groups)
+
+    // The plugin chain (see `plugins.rs`): core plugins put their group in place (again),
+    // contrib plugins edit what is in place; intervals apply to whatever is output.
+    let (mut out_ts, mut out_sli, mut out_meta, mut out_alerts) = (None, None, None, None);
+    let (mut iv_sli, mut iv_meta, mut iv_alert) = (None, None, None);
+    for p in &slo.plugins.0 {
+        match p {
+            SloPlugin::Validate | SloPlugin::ValidateVictoriaMetrics => {}
+            SloPlugin::Debug { msg } => tracing::debug!(slo = %id, msg = %msg, "SLO debug plugin"),
+            SloPlugin::SliRules => {
+                out_ts.clone_from(&ts_group);
+                out_sli.clone_from(&sli_group);
+            }
+            SloPlugin::MetadataRules => out_meta.clone_from(&meta_group),
+            SloPlugin::AlertRules => out_alerts.clone_from(&alert_group),
+            SloPlugin::InfoLabels { metric, labels } => {
+                let rules = out_meta
+                    .iter_mut()
+                    .flat_map(|g: &mut RuleGroup| g.rules.iter_mut());
+                for r in rules {
+                    if matches!(&r.kind, RuleKind::Record(n) if n == metric) {
+                        r.labels.extend(labels.clone());
+                    }
+                }
+            }
+            SloPlugin::RuleIntervals {
+                default,
+                sli,
+                metadata,
+                alert,
+            } => {
+                iv_sli = Some(sli.unwrap_or(*default));
+                iv_meta = Some(metadata.unwrap_or(*default));
+                iv_alert = Some(alert.unwrap_or(*default));
+            }
+            SloPlugin::DenominatorCorrected => {
+                denominator_corrected(slo, &filter, &base, &mut out_sli, &mut out_meta)?
+            }
+        }
+    }
+    for (g, iv) in [
+        (&mut out_sli, iv_sli),
+        (&mut out_meta, iv_meta),
+        (&mut out_alerts, iv_alert),
+    ] {
+        if let (Some(g), Some(iv)) = (g.as_mut(), iv) {
+            g.interval = Some(iv);
+        }
+    }
+    Ok([out_ts, out_sli, out_meta, out_alerts]
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// `q` as the right operand of `*`: as written (Sloth's text) unless it is itself a unary or
+/// binary operation, which is parenthesised so the product keeps its meaning.
+fn operand(q: &str) -> String {
+    use sextant_query::promql::Expr;
+    match sextant_query::promql::parse(q) {
+        Ok(Expr::Binary(_) | Expr::Unary(_)) | Err(_) => format!("({q})"),
+        Ok(_) => q.to_string(),
+    }
+}
+
+/// `sloth.dev/contrib/denominator_corrected_rules/v1`: each window shorter than the period
+/// gets `(slo:numerator_correction:ratio<w>{id} * on() (<errors over w>)) / (<total over w>)`,
+/// and the metadata group records `slo:numerator_correction:ratio<w>` = `(<total over w>) /
+/// (<total over the period>)` (the window's share of the period's traffic). The period
+/// recording stays Sextant's traffic-weighted ratio.
+fn denominator_corrected(
+    slo: &SloSpec,
+    filter: &str,
+    base: &Labels,
+    sli: &mut Option<RuleGroup>,
+    meta: &mut Option<RuleGroup>,
+) -> Result<(), String> {
+    let Sli::Events {
+        error_query,
+        total_query,
+    } = &slo.sli
+    else {
+        return Err("denominator corrected SLI requires SLI event type".into());
+    };
+    let period = slo.period.nominal();
+    let mut windows = slo.windows.windows();
+    windows.sort();
+    windows.dedup();
+    windows.retain(|w| *w != period);
+    let period_total = render_window(total_query, &format_duration(period))?;
+    let correction = |w: Duration| format!("slo:numerator_correction:ratio{}", format_duration(w));
+    if let Some(g) = sli.as_mut() {
+        for r in &mut g.rules {
+            let RuleKind::Record(name) = &r.kind else {
+                continue;
+            };
+            let Some(w) = windows.iter().find(|w| *name == sli_error_metric(**w)) else {
+                continue;
+            };
+            let win = format_duration(*w);
+            r.expr = format!(
+                "(\n{}{filter}\n* on()\n{}\n)\n/\n({})\n",
+                correction(*w),
+                operand(render_window(error_query, &win)?.trim()),
+                render_window(total_query, &win)?.trim()
+            );
+        }
+    }
+    if let Some(g) = meta.as_mut() {
+        for w in &windows {
+            g.rules.push(record(
+                correction(*w),
+                format!(
+                    "({})/({})",
+                    render_window(total_query, &format_duration(*w))?,
+                    period_total
+                ),
+                base.clone(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Annotations Sextant adds to each generated page/ticket alert (Sloth has none of these), so

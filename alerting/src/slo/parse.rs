@@ -11,6 +11,9 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::openslo::{budgeting, object, period as openslo_period, resolve, Object};
+use super::plugins::{
+    build_chain, check_metricsql, sli_plugin, PluginChain, PluginsDoc, SliPluginRef, SloPlugin,
+};
 use super::spec::{
     format_duration, parse_duration, render_window, AlertMeta, AlertWindows, Alerting,
     BudgetingMethod, BurnWindow, CalendarUnit, Period, Sli, SloSpec, SpecKind,
@@ -44,8 +47,10 @@ struct PromDoc {
     #[allow(dead_code)] // checked before deserialising
     version: String,
     service: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_labels")]
     labels: Labels,
+    #[serde(default)]
+    slo_plugins: Option<PluginsDoc>,
     slos: Vec<PromSlo>,
 }
 
@@ -56,9 +61,11 @@ struct PromSlo {
     objective: f64,
     #[serde(default)]
     description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_labels")]
     labels: Labels,
     sli: PromSli,
+    #[serde(default)]
+    plugins: Option<PluginsDoc>,
     #[serde(default)]
     alerting: PromAlerting,
     #[serde(flatten)]
@@ -70,7 +77,7 @@ struct PromSlo {
 struct PromSli {
     events: Option<PromEvents>,
     raw: Option<PromRaw>,
-    plugin: Option<Value>,
+    plugin: Option<SliPluginRef>,
     latency: Option<LatencySli>,
 }
 
@@ -92,9 +99,9 @@ struct PromRaw {
 struct PromAlerting {
     #[serde(default)]
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_labels")]
     labels: Labels,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_labels")]
     annotations: Labels,
     #[serde(default, alias = "pageAlert")]
     page_alert: PromAlertMeta,
@@ -107,9 +114,9 @@ struct PromAlerting {
 struct PromAlertMeta {
     #[serde(default)]
     disable: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_labels")]
     labels: Labels,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_labels")]
     annotations: Labels,
 }
 
@@ -188,6 +195,8 @@ struct K8sSpec {
     service: String,
     #[serde(default)]
     labels: Labels,
+    #[serde(default, rename = "sloPlugins")]
+    slo_plugins: Option<PluginsDoc>,
     slos: Vec<K8sSlo>,
 }
 
@@ -202,6 +211,8 @@ struct K8sSlo {
     labels: Labels,
     sli: K8sSli,
     #[serde(default)]
+    plugins: Option<PluginsDoc>,
+    #[serde(default)]
     alerting: K8sAlerting,
     #[serde(flatten)]
     ext: Extensions,
@@ -212,7 +223,7 @@ struct K8sSlo {
 struct K8sSli {
     events: Option<K8sEvents>,
     raw: Option<K8sRaw>,
-    plugin: Option<Value>,
+    plugin: Option<SliPluginRef>,
     latency: Option<LatencySli>,
 }
 
@@ -425,6 +436,14 @@ pub fn load_slo_files_detailed(
     errors.extend(resolved.errors);
     let mut warnings = resolved.warnings;
     for s in &out {
+        if s.plugins.validates_metricsql() {
+            warnings.push(format!(
+                "{}: SLO {:?} uses MetricsQL (sloth.dev/contrib/validate_victoria_metrics/v1): its \
+                 rules are generated for VictoriaMetrics; Sextant's own rule evaluation and \
+                 budget API need PromQL and will report its queries as invalid",
+                s.file, s.name
+            ));
+        }
         if let (SpecKind::OpenSloV1Alpha, Some(r)) = (s.kind, s.unsupported()) {
             warnings.push(format!(
                 "{}: SLO {:?} is loaded but cannot be evaluated: {r}",
@@ -587,6 +606,27 @@ fn meta(m: PromAlertMeta) -> AlertMeta {
     }
 }
 
+/// A `prometheus/v1` label or annotation map: scalar values are taken as their text
+/// (`generated: true` is `"true"`, `le: 0.2` is `"0.2"`), as Sloth's YAML decoding does.
+fn scalar_labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+    let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "label {k:?}: value must be a string, number or boolean"
+                    )))
+                }
+            };
+            Ok((k, v))
+        })
+        .collect()
+}
+
 fn merged(base: &Labels, over: Labels) -> Labels {
     let mut out = base.clone();
     out.extend(over);
@@ -597,21 +637,19 @@ fn merged(base: &Labels, over: Labels) -> Labels {
 fn sloth_sli(
     events: Option<(String, String)>,
     raw: Option<String>,
-    plugin: bool,
+    plugin: Option<SliPluginRef>,
     latency: Option<LatencySli>,
+    labels: &Labels,
 ) -> Result<Sli, String> {
     let n = usize::from(events.is_some())
         + usize::from(raw.is_some())
-        + usize::from(plugin)
+        + usize::from(plugin.is_some())
         + usize::from(latency.is_some());
     if n != 1 {
-        return Err("sli must have exactly one of `events`, `raw`, `latency`".into());
+        return Err("sli must have exactly one of `events`, `raw`, `plugin`, `latency`".into());
     }
-    if plugin {
-        return Err(
-            "SLI plugins are Go code and are not supported; use `events`, `raw` or `latency`"
-                .into(),
-        );
+    if let Some(p) = plugin {
+        return sli_plugin(&p, labels);
     }
     if let Some((error_query, total_query)) = events {
         return Ok(Sli::Events {
@@ -737,13 +775,16 @@ fn sloth_prom(file: &str, d: PromDoc, opts: &LoadOptions) -> Result<Vec<SloSpec>
     let mut out = Vec::new();
     for s in d.slos {
         let ctx = |e: String| format!("SLO {:?}: {e}", s.name);
+        let labels = merged(&d.labels, s.labels);
         let sli = sloth_sli(
             s.sli.events.map(|e| (e.error_query, e.total_query)),
             s.sli.raw.map(|r| r.error_ratio_query),
-            s.sli.plugin.is_some(),
+            s.sli.plugin,
             s.sli.latency,
+            &labels,
         )
         .map_err(ctx)?;
+        let plugins = build_chain(d.slo_plugins.as_ref(), s.plugins.as_ref()).map_err(ctx)?;
         let (period, windows) = period_and_windows(&s.ext, opts).map_err(ctx)?;
         out.push(SloSpec {
             file: file.to_string(),
@@ -752,7 +793,7 @@ fn sloth_prom(file: &str, d: PromDoc, opts: &LoadOptions) -> Result<Vec<SloSpec>
             name: s.name,
             description: s.description,
             objective: s.objective,
-            labels: merged(&d.labels, s.labels),
+            labels,
             sli,
             period,
             windows,
@@ -765,6 +806,7 @@ fn sloth_prom(file: &str, d: PromDoc, opts: &LoadOptions) -> Result<Vec<SloSpec>
             },
             min_events: s.ext.min_events.unwrap_or(0.0),
             budgeting: BudgetingMethod::Occurrences,
+            plugins,
         });
     }
     Ok(out)
@@ -774,13 +816,16 @@ fn sloth_k8s(file: &str, d: K8sDoc, opts: &LoadOptions) -> Result<Vec<SloSpec>, 
     let mut out = Vec::new();
     for s in d.spec.slos {
         let ctx = |e: String| format!("SLO {:?}: {e}", s.name);
+        let labels = merged(&d.spec.labels, s.labels);
         let sli = sloth_sli(
             s.sli.events.map(|e| (e.error_query, e.total_query)),
             s.sli.raw.map(|r| r.error_ratio_query),
-            s.sli.plugin.is_some(),
+            s.sli.plugin,
             s.sli.latency,
+            &labels,
         )
         .map_err(ctx)?;
+        let plugins = build_chain(d.spec.slo_plugins.as_ref(), s.plugins.as_ref()).map_err(ctx)?;
         let (period, windows) = period_and_windows(&s.ext, opts).map_err(ctx)?;
         out.push(SloSpec {
             file: file.to_string(),
@@ -789,7 +834,7 @@ fn sloth_k8s(file: &str, d: K8sDoc, opts: &LoadOptions) -> Result<Vec<SloSpec>, 
             name: s.name,
             description: s.description,
             objective: s.objective,
-            labels: merged(&d.spec.labels, s.labels),
+            labels,
             sli,
             period,
             windows,
@@ -802,6 +847,7 @@ fn sloth_k8s(file: &str, d: K8sDoc, opts: &LoadOptions) -> Result<Vec<SloSpec>, 
             },
             min_events: s.ext.min_events.unwrap_or(0.0),
             budgeting: BudgetingMethod::Occurrences,
+            plugins,
         });
     }
     Ok(out)
@@ -843,6 +889,7 @@ pub(super) fn openslo_spec(
         },
         min_events: 0.0,
         budgeting,
+        plugins: PluginChain::default(),
     }
 }
 
@@ -1002,10 +1049,20 @@ pub fn validate(s: &SloSpec) -> Result<(), String> {
             ));
         }
     }
+    if s.plugins.0.contains(&SloPlugin::DenominatorCorrected)
+        && !matches!(s.sli, Sli::Events { .. })
+    {
+        return Err("denominator corrected SLI requires SLI event type".into());
+    }
     for q in queries {
         let rendered = render_window(q, "5m")?;
-        sextant_query::promql::parse(&rendered)
-            .map_err(|e| format!("invalid SLI query {:?}: {e}", q.trim()))?;
+        if s.plugins.validates_promql() {
+            sextant_query::promql::parse(&rendered)
+                .map_err(|e| format!("invalid SLI query {:?}: {e}", q.trim()))?;
+        }
+        if s.plugins.validates_metricsql() {
+            check_metricsql(&rendered)?;
+        }
     }
     Ok(())
 }

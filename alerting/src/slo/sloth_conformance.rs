@@ -1,7 +1,7 @@
 //! Conformance against Sloth's own outputs in `../shared/conformance/slo/sloth/`: every
-//! non-plugin example and integration case generates the same groups, rule names, label sets,
-//! alert names and annotations, and every expression except the documented differences is
-//! equal after parsing both sides with `sextant_query::promql::parse` and printing.
+//! example (the plugin ones included) and integration case generates the same groups, group
+//! intervals, rule names, label sets, alert names and annotations, and every expression except
+//! the documented differences is equal after parsing both sides with `sextant_query::promql::parse` and printing.
 //!
 //! Documented differences (see `generate.rs`):
 //! 1. `slo:sli_error:ratio_rate<period>` is traffic-weighted (ratio of summed event rates, or
@@ -11,6 +11,11 @@
 //!    1.) and `slo:period_error_budget_remaining:seconds` are allowed in addition.
 //! 3. Page/ticket alerts carry the budget annotations (`generate::BUDGET_ANNOTATIONS`) besides
 //!    Sloth's; a spec's own annotation of the same name wins.
+//! 4. `victoria-metrics.yml` queries are MetricsQL: compared as text (whitespace ignored).
+//! 5. `plugin-k8s-getting-started.yml` uses `page_alert`/`ticket_alert` in a CRD: Sloth ignores
+//!    them, Sextant refuses them; checked as a refusal, then compared without those blocks.
+//! 6. Sloth's integration-test plugins (`integration_test`, `integration-tests/plugin1`) exist
+//!    only in test builds (`plugins.rs`, `cfg(test)`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,7 +65,7 @@ fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
 
 /// Expected groups of a Sloth output file (plain `groups:` or PrometheusRule `spec.groups`,
 /// several documents allowed).
-fn expected_groups(text: &str) -> Vec<(String, Vec<ExpRule>)> {
+fn expected_groups(text: &str) -> Vec<(String, Option<String>, Vec<ExpRule>)> {
     // The integration outputs are Go templates: `{{ .version }}` and escaped braces.
     let text = text
         .replace("{{ .version }}", "dev")
@@ -83,6 +88,7 @@ fn expected_groups(text: &str) -> Vec<(String, Vec<ExpRule>)> {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+            let interval = g.get("interval").and_then(Value::as_str).map(str::to_owned);
             let mut rules = Vec::new();
             if let Some(Value::Sequence(rs)) = g.get("rules") {
                 for r in rs {
@@ -104,7 +110,7 @@ fn expected_groups(text: &str) -> Vec<(String, Vec<ExpRule>)> {
                     });
                 }
             }
-            out.push((name, rules));
+            out.push((name, interval, rules));
         }
     }
     out
@@ -129,7 +135,12 @@ fn compare(label: &str, slos: &[SloSpec], groups: &[RuleGroup], expected: &str) 
     let exp_names: Vec<&str> = exp.iter().map(|g| g.0.as_str()).collect();
     assert_eq!(got_names, exp_names, "{label}: group names");
     let periods: BTreeMap<String, &SloSpec> = slos.iter().map(|s| (s.id(), s)).collect();
-    for (g, (gname, erules)) in groups.iter().zip(&exp) {
+    for (g, (gname, interval, erules)) in groups.iter().zip(&exp) {
+        assert_eq!(
+            g.interval.map(format_duration),
+            interval.clone(),
+            "{label}: {gname}: interval"
+        );
         let rules: Vec<_> = g
             .rules
             .iter()
@@ -188,6 +199,16 @@ fn compare(label: &str, slos: &[SloSpec], groups: &[RuleGroup], expected: &str) 
                 }
                 continue;
             }
+            if slo.is_some_and(|s| s.plugins.validates_metricsql()) {
+                // MetricsQL (`validate_victoria_metrics`): not PromQL, compared as text.
+                let squash = |s: &str| s.split_whitespace().collect::<String>();
+                assert_eq!(
+                    squash(&r.expr),
+                    squash(&e.expr),
+                    "{label}: {gname}: expr of {name}"
+                );
+                continue;
+            }
             assert_eq!(
                 canon(&r.expr),
                 canon(&e.expr),
@@ -220,24 +241,72 @@ fn sloth_examples_generate_sloths_rules() {
         let Some(fname) = path.file_name().and_then(|f| f.to_str()).map(str::to_owned) else {
             continue;
         };
-        if path.is_dir()
-            || ["plugin-", "slo-plugin-", "contrib-", "victoria-metrics"]
-                .iter()
-                .any(|p| fname.starts_with(p))
-        {
+        if path.is_dir() {
             continue;
         }
-        let slos = match load_slo_files_with(std::slice::from_ref(&path), &LoadOptions::default()) {
-            Ok(s) => s,
-            Err(e) => panic!("{fname}: {e:?}"),
-        };
+        let mut load_path = path.clone();
+        let _tmp;
+        if fname == "plugin-k8s-getting-started.yml" {
+            // Remaining difference: this CRD example writes `page_alert`/`ticket_alert` (the
+            // `prometheus/v1` spelling) where the CRD has `pageAlert`/`ticketAlert`. Sloth's
+            // Kubernetes decoding ignores unknown fields, so its output has no page/ticket
+            // labels; Sextant refuses unknown fields (no silent loss). We check the refusal,
+            // then compare Sloth's output with the file minus those two ignored blocks.
+            let err = load_slo_files_with(std::slice::from_ref(&path), &LoadOptions::default())
+                .err()
+                .unwrap_or_default();
+            assert!(
+                err.iter().any(|e| e.contains("unknown field `page_alert`")),
+                "{fname}: {err:?}"
+            );
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+            load_path = dir.path().join(&fname);
+            std::fs::write(
+                &load_path,
+                without_blocks(&text, &["page_alert:", "ticket_alert:"]),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            _tmp = dir;
+        }
+        let slos =
+            match load_slo_files_with(std::slice::from_ref(&load_path), &LoadOptions::default()) {
+                Ok(s) => s,
+                Err(e) => panic!("{fname}: {e:?}"),
+            };
         let groups = rule_groups_with(&slos, &opts_with_cmd());
         let expected = std::fs::read_to_string(dir.join("_gen").join(&fname))
             .unwrap_or_else(|e| panic!("{fname}: {e}"));
         compare(&fname, &slos, &groups, &expected);
         checked += 1;
     }
-    assert_eq!(checked, 11, "number of non-plugin examples compared");
+    assert_eq!(
+        checked, 18,
+        "number of examples compared (plugin examples included)"
+    );
+}
+
+/// `text` without the YAML blocks whose key line (trimmed) is one of `keys`: the key line and
+/// every following line indented deeper than it.
+fn without_blocks(text: &str, keys: &[&str]) -> String {
+    let mut out = String::new();
+    let mut skip_deeper_than: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(d) = skip_deeper_than {
+            if line.trim().is_empty() || indent > d {
+                continue;
+            }
+            skip_deeper_than = None;
+        }
+        if keys.contains(&line.trim()) {
+            skip_deeper_than = Some(indent);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn integration_case(
@@ -317,6 +386,27 @@ fn sloth_integration_cases_generate_sloths_rules() {
         "out-multifile-k8s.yaml.tpl",
     );
     integration_case("in-openslo.yaml", d(), dev(), &[], "out-openslo.yaml.tpl");
+    integration_case(
+        "in-sli-plugin.yaml",
+        d(),
+        dev(),
+        &[],
+        "out-sli-plugin.yaml.tpl",
+    );
+    integration_case(
+        "in-slo-plugin.yaml",
+        d(),
+        dev(),
+        &[],
+        "out-slo-plugin.yaml.tpl",
+    );
+    integration_case(
+        "in-slo-plugin-k8s.yaml",
+        d(),
+        dev(),
+        &[],
+        "out-slo-plugin-k8s.yaml.tpl",
+    );
     let days = |n: u64| LoadOptions {
         default_period: Duration::from_secs(n * 86_400),
         ..LoadOptions::default()

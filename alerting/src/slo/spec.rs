@@ -291,6 +291,9 @@ pub struct SloSpec {
     pub min_events: f64,
     /// Occurrences (Sloth, default) or one of OpenSLO's time-slice methods.
     pub budgeting: BudgetingMethod,
+    /// The Sloth SLO plugin chain, in execution order (Sloth's default chain unless the spec
+    /// names plugins).
+    pub plugins: super::plugins::PluginChain,
 }
 
 impl SloSpec {
