@@ -3,7 +3,7 @@
 //! second, and per server CPU-second when given the server's pid.
 //!
 //! ```sh
-//! cargo bench --bench otlp_load -- --url http://127.0.0.1:4318/v1/metrics \
+//! cargo run --release --example otlp_load -- --url http://127.0.0.1:4318/v1/metrics \
 //!     --hosts 20 --span 1h --pid "$(pgrep -n sextant)"
 //! ```
 //!
