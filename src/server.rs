@@ -401,12 +401,13 @@ fn config_loader(
     let initial = config.rule_files.clone();
     let first = std::sync::atomic::AtomicBool::new(true);
     Arc::new(move || {
-        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            let mut groups = rule_load::load_globs(&base, &initial)?;
-            groups.extend(sextant_alerting::slo::rule_groups(&slos.read()));
-            return Ok(groups);
-        }
-        let Some(path) = &config_file else {
+        let reread = if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            None
+        } else {
+            config_file.as_ref()
+        };
+        let Some(path) = reread else {
+            // Start-up, or no configuration file to read again: the start-up settings.
             let mut groups = rule_load::load_globs(&base, &initial)?;
             groups.extend(sextant_alerting::slo::rule_groups(&slos.read()));
             return Ok(groups);
