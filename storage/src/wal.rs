@@ -150,18 +150,9 @@ impl Wal {
         series: &[(u32, &Labels)],
         samples: &[(u32, Sample)],
     ) -> Result<(u64, bool), StorageError> {
-        self.scratch.clear();
-        if !series.is_empty() {
-            let mut payload = vec![RECORD_SERIES];
-            encode_series(series, &mut payload);
-            push_frame(&mut self.scratch, &payload);
-        }
-        if !samples.is_empty() {
-            let mut payload = vec![RECORD_SAMPLES];
-            encode_samples(samples, &mut payload);
-            push_frame(&mut self.scratch, &payload);
-        }
-        self.write_scratch()
+        self.log_record(series, RECORD_SAMPLES, !samples.is_empty(), |payload| {
+            encode_samples(samples, payload)
+        })
     }
 
     /// [`Wal::log`] for native histogram samples.
@@ -170,20 +161,11 @@ impl Wal {
         series: &[(u32, &Labels)],
         samples: &[(u32, crate::HistogramSample)],
     ) -> Result<(u64, bool), StorageError> {
-        self.scratch.clear();
-        if !series.is_empty() {
-            let mut payload = vec![RECORD_SERIES];
-            encode_series(series, &mut payload);
-            push_frame(&mut self.scratch, &payload);
-        }
-        if !samples.is_empty() {
-            let mut payload = vec![RECORD_HISTOGRAMS];
+        self.log_record(series, RECORD_HISTOGRAMS, !samples.is_empty(), |payload| {
             let refs: Vec<(u32, &crate::HistogramSample)> =
                 samples.iter().map(|(id, s)| (*id, s)).collect();
-            encode_histograms(&refs, &mut payload);
-            push_frame(&mut self.scratch, &payload);
-        }
-        self.write_scratch()
+            encode_histograms(&refs, payload)
+        })
     }
 
     /// [`Wal::log`] for exemplars.
@@ -192,17 +174,31 @@ impl Wal {
         series: &[(u32, &Labels)],
         exemplars: &[(u32, crate::Exemplar)],
     ) -> Result<(u64, bool), StorageError> {
+        self.log_record(series, RECORD_EXEMPLARS, !exemplars.is_empty(), |payload| {
+            let refs: Vec<(u32, &crate::Exemplar)> =
+                exemplars.iter().map(|(id, e)| (*id, e)).collect();
+            encode_exemplars(&refs, payload)
+        })
+    }
+
+    /// A `Series` record for new series (if any), then one record of type `kind` (if `has_data`)
+    /// whose body `encode` appends, written and synced together.
+    fn log_record(
+        &mut self,
+        series: &[(u32, &Labels)],
+        kind: u8,
+        has_data: bool,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(u64, bool), StorageError> {
         self.scratch.clear();
         if !series.is_empty() {
             let mut payload = vec![RECORD_SERIES];
             encode_series(series, &mut payload);
             push_frame(&mut self.scratch, &payload);
         }
-        if !exemplars.is_empty() {
-            let mut payload = vec![RECORD_EXEMPLARS];
-            let refs: Vec<(u32, &crate::Exemplar)> =
-                exemplars.iter().map(|(id, e)| (*id, e)).collect();
-            encode_exemplars(&refs, &mut payload);
+        if has_data {
+            let mut payload = vec![kind];
+            encode(&mut payload);
             push_frame(&mut self.scratch, &payload);
         }
         self.write_scratch()
