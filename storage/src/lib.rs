@@ -24,6 +24,7 @@ mod metrics;
 mod mmap;
 mod postings;
 mod series_data;
+pub mod traces;
 mod varint;
 mod wal;
 
