@@ -102,3 +102,28 @@ else
         "opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION"
     touch "$otel_stamp"
 fi
+
+# --- Web console browser test (tests/ui_e2e.rs) -------------------------------------------
+# Debian's chromium, driven by playwright-core; node and npm to run it; the console's locked
+# npm packages (playwright-core, and esbuild/preact/uplot for ui/build.sh) in ui/node_modules.
+need_ui_pkgs=()
+[ -x /usr/bin/chromium ] || need_ui_pkgs+=(chromium)
+command -v node >/dev/null 2>&1 || need_ui_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_ui_pkgs+=(npm)
+if [ "${#need_ui_pkgs[@]}" -gt 0 ]; then
+    echo "install-test-deps: installing Debian's ${need_ui_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get -o DPkg::Lock::Timeout=600 update
+    as_root apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${need_ui_pkgs[@]}"
+else
+    echo "install-test-deps: chromium, node and npm present"
+fi
+ui_dir="$(dirname "${BASH_SOURCE[0]}")/../ui"
+if [ -f "$ui_dir/node_modules/.package-lock.json" ] &&
+    cmp -s "$ui_dir/package-lock.json" "$ui_dir/node_modules/.sextant-lock"; then
+    echo "install-test-deps: ui/node_modules matches ui/package-lock.json"
+else
+    echo "install-test-deps: npm ci in ui/"
+    (cd "$ui_dir" && npm ci --no-audit --no-fund --loglevel=error &&
+        cp package-lock.json node_modules/.sextant-lock)
+fi

@@ -6,4 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-test-deps.sh
+# The committed web console bundle (ui/dist, embedded in the binary) must be a build of ui/app.
+bash ui/build.sh --check
+# The console's pure logic (autocomplete, matchers, traces); its pages run in tests/ui_e2e.rs.
+node --test ui/tests/unit.test.mjs
 cargo test --workspace --all-targets --no-fail-fast "$@"

@@ -300,6 +300,8 @@ fn build_app(
         .merge(sextant_alerting::notify::api::router(notifier))
         .merge(slo_api)
         .merge(crate::logs::query_router(config, logs)?)
+        // The web console last: explicit page and asset routes only, so API routes win.
+        .merge(sextant_ui::router())
         .layer(axum::middleware::from_fn_with_state(
             telemetry.clone(),
             telemetry::track_http,
