@@ -6,12 +6,14 @@
 
 mod admin;
 mod exemplars;
+pub mod jaeger;
 pub mod loki;
 mod metadata;
 mod params;
 mod query;
 mod response;
 mod status;
+pub mod tempo;
 mod timefmt;
 
 #[cfg(test)]

@@ -5,3 +5,4 @@
 pub mod api;
 pub mod logql;
 pub mod promql;
+pub mod traceql;
