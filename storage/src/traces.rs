@@ -346,25 +346,29 @@ pub struct TraceSearch<'a> {
 impl SpanFilter {
     /// The exact semantics every implementation of [`TraceSource`] must honour.
     pub fn matches(&self, resource: &Resource, span: &Span) -> bool {
+        self.matches_view(&(resource, span))
+    }
+
+    /// [`SpanFilter::matches`] over any [`SpanView`] (e.g. a row of decoded block columns).
+    pub(crate) fn matches_view(&self, v: &dyn SpanView) -> bool {
         match self {
             SpanFilter::True => true,
-            SpanFilter::And(parts) => parts.iter().all(|p| p.matches(resource, span)),
-            SpanFilter::Or(parts) => parts.iter().any(|p| p.matches(resource, span)),
+            SpanFilter::And(parts) => parts.iter().all(|p| p.matches_view(v)),
+            SpanFilter::Or(parts) => parts.iter().any(|p| p.matches_view(v)),
             SpanFilter::Cond { field, op, value } => {
                 let found = match field {
-                    SpanField::Name => Some(Operand::Str(&span.name)),
-                    SpanField::StatusMessage => Some(Operand::Str(&span.status_message)),
-                    SpanField::Kind => Some(Operand::Kind(span.kind)),
-                    SpanField::Status => Some(Operand::Status(span.status_code)),
-                    SpanField::Duration => Some(Operand::Duration(span.duration_nanos())),
+                    SpanField::Name => Some(Operand::Str(v.name())),
+                    SpanField::StatusMessage => Some(Operand::Str(v.status_message())),
+                    SpanField::Kind => Some(Operand::Kind(v.kind())),
+                    SpanField::Status => Some(Operand::Status(v.status())),
+                    SpanField::Duration => Some(Operand::Duration(v.duration_nanos())),
                     SpanField::Attr { scope, key } => {
-                        let v = match scope {
-                            AttrScope::Span => find_attr(&span.attributes, key),
-                            AttrScope::Resource => find_attr(&resource.attributes, key),
-                            AttrScope::Any => find_attr(&span.attributes, key)
-                                .or_else(|| find_attr(&resource.attributes, key)),
+                        let found = match scope {
+                            AttrScope::Span => v.span_attr(key),
+                            AttrScope::Resource => v.resource_attr(key),
+                            AttrScope::Any => v.span_attr(key).or_else(|| v.resource_attr(key)),
                         };
-                        v.map(Operand::Value)
+                        found.map(Operand::Value)
                     }
                 };
                 match found {
@@ -374,6 +378,42 @@ impl SpanFilter {
                 }
             }
         }
+    }
+}
+
+/// What a [`SpanFilter`] reads from a span: lets stores evaluate filters on columnar data
+/// without materialising [`Span`]s. Attribute lookups return the first attribute with the key.
+pub(crate) trait SpanView {
+    fn name(&self) -> &str;
+    fn status_message(&self) -> &str;
+    fn kind(&self) -> SpanKind;
+    fn status(&self) -> StatusCode;
+    fn duration_nanos(&self) -> u64;
+    fn span_attr(&self, key: &str) -> Option<&AttrValue>;
+    fn resource_attr(&self, key: &str) -> Option<&AttrValue>;
+}
+
+impl SpanView for (&Resource, &Span) {
+    fn name(&self) -> &str {
+        &self.1.name
+    }
+    fn status_message(&self) -> &str {
+        &self.1.status_message
+    }
+    fn kind(&self) -> SpanKind {
+        self.1.kind
+    }
+    fn status(&self) -> StatusCode {
+        self.1.status_code
+    }
+    fn duration_nanos(&self) -> u64 {
+        self.1.duration_nanos()
+    }
+    fn span_attr(&self, key: &str) -> Option<&AttrValue> {
+        find_attr(&self.1.attributes, key)
+    }
+    fn resource_attr(&self, key: &str) -> Option<&AttrValue> {
+        find_attr(&self.0.attributes, key)
     }
 }
 
@@ -512,5 +552,14 @@ pub trait TraceSource: Send + Sync {
     ) -> Result<Vec<AttrValue>, StorageError>;
 }
 
+mod block;
+mod codec;
+mod head;
 mod naive;
+mod store;
+#[cfg(test)]
+mod tests;
+mod wal;
+
 pub use naive::NaiveTraceStore;
+pub use store::{TraceStore, TraceStoreOptions, TraceStoreStats};

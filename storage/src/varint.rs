@@ -16,6 +16,7 @@ pub(crate) fn write_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+#[inline]
 pub(crate) fn read_uvarint(buf: &mut &[u8]) -> Option<u64> {
     let mut out = 0u64;
     for i in 0..10 {

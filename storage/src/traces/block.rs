@@ -1,0 +1,1630 @@
+//! Columnar trace blocks (`blocks/<20-digit seq>.trb`): writer, reader, filter push-down.
+//!
+//! A block holds whole traces sorted by trace id, cut into row groups of about
+//! `row_group_spans` spans. Inside a row group each column is one zstd frame, so a read
+//! decompresses only the columns it needs; spans of a trace are sorted by start. Resources and
+//! scopes live once in the block's index and spans refer to a (resource, scope) pair by number.
+//! The sorted trace-id table is stored raw at the end of the file and binary-searched straight
+//! from the memory map. See `storage/FORMAT.md` ("Traces") for the byte layout.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::codec::{
+    self, get_bytes, get_count, get_fixed, get_i, get_str, get_u, get_u32, get_u8,
+    get_value_tagged, kind_status_byte, put_bytes, put_str, put_value, split_kind_status, FastMap,
+    TAG_STR,
+};
+use super::store::{add_value, BlockSink, TraceStoreOptions};
+use super::{
+    AttrScope, AttrValue, FilterOp, FilterValue, Resource, Scope, Span, SpanField, SpanFilter,
+    SpanKind, SpanView, StatusCode, TraceId, TraceSearch,
+};
+use crate::mmap::MappedFile;
+use crate::varint::{write_uvarint, write_varint};
+use crate::StorageError;
+
+/// A trace's spans with their resource and scope (one block's or head's share of a trace).
+pub(crate) type Part = Vec<(Arc<Resource>, Arc<Scope>, Span)>;
+
+const MAGIC: &[u8; 8] = b"SXTRBLK1";
+const END_MAGIC: &[u8; 8] = b"SXTREND1";
+const FOOTER: usize = 5 * 8 + 2 * 4 + 8;
+
+const C_TRACES: usize = 0;
+const C_SPAN_ID: usize = 1;
+const C_PARENT: usize = 2;
+const C_EXT_PARENT: usize = 3;
+const C_START: usize = 4;
+const C_DUR: usize = 5;
+const C_NAME: usize = 6;
+const C_KIND_STATUS: usize = 7;
+const C_PAIR: usize = 8;
+const C_STATUS_MSG: usize = 9;
+const C_TRACE_STATE: usize = 10;
+const C_MISC: usize = 11;
+const C_ATTR_KEYS: usize = 12;
+const C_EVENTS_LINKS: usize = 13;
+/// Fixed columns; the attribute value column of key code `k` is column `N_FIXED + k`.
+const N_FIXED: usize = 14;
+
+#[derive(Clone, Copy, Debug)]
+struct ColMeta {
+    len: u32,
+    raw: u32,
+    crc: u32,
+}
+
+#[derive(Clone, Debug)]
+struct RgMeta {
+    first_trace: u32,
+    traces: u32,
+    spans: u32,
+    min_start: u64,
+    max_end: u64,
+    kinds: u8,
+    statuses: u8,
+    min_dur: u64,
+    max_dur: u64,
+    /// Sorted indices into the block's (resource, scope) pairs used by the row group.
+    pairs: Vec<u32>,
+    offset: u64,
+    cols: Vec<ColMeta>,
+    /// Attribute keys of the row group's spans; a key's code is its position.
+    keys: Vec<String>,
+}
+
+/// A string dictionary column: `uvarint n`, `n × str`, then the per-row codes.
+#[derive(Default)]
+struct Dict {
+    map: FastMap<String, u32>,
+    list: Vec<String>,
+    codes: Vec<u8>,
+}
+
+impl Dict {
+    fn code(&mut self, s: &str) -> u32 {
+        if let Some(&c) = self.map.get(s) {
+            return c;
+        }
+        let c = self.list.len() as u32;
+        self.map.insert(s.to_owned(), c);
+        self.list.push(s.to_owned());
+        c
+    }
+
+    fn push(&mut self, s: &str) {
+        let c = self.code(s);
+        write_uvarint(&mut self.codes, u64::from(c));
+    }
+
+    fn into_column(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.codes.len() + self.list.len() * 16);
+        write_uvarint(&mut out, self.list.len() as u64);
+        for s in &self.list {
+            put_str(&mut out, s);
+        }
+        out.extend_from_slice(&self.codes);
+        out
+    }
+}
+
+/// The strings of a dictionary, unvalidated: UTF-8 is checked when one is used ([`utf8`]).
+fn read_dict<'a>(b: &mut &'a [u8]) -> Option<Vec<&'a [u8]>> {
+    let n = get_count(b)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(get_bytes(b)?);
+    }
+    Some(out)
+}
+
+/// Dictionary entry `code` as an owned string; `None` if absent or not UTF-8.
+fn utf8(dict: &[&[u8]], code: usize) -> Option<String> {
+    std::str::from_utf8(dict.get(code)?).ok().map(str::to_owned)
+}
+
+/// Streams traces (ascending id) into a block file (or an in-memory buffer).
+pub(crate) struct BlockWriter<W: Write> {
+    out: W,
+    off: u64,
+    rg_spans: usize,
+    resources: Vec<Arc<Resource>>,
+    res_ids: HashMap<Vec<u8>, u32>,
+    res_ptr: HashMap<*const Resource, u32>,
+    scopes: Vec<Arc<Scope>>,
+    scope_ids: HashMap<Vec<u8>, u32>,
+    scope_ptr: HashMap<*const Scope, u32>,
+    pairs: Vec<(u32, u32)>,
+    pair_ids: HashMap<(u32, u32), u32>,
+    ids: Vec<TraceId>,
+    pending: Vec<(TraceId, Vec<(u32, Span)>)>,
+    pending_spans: usize,
+    rgs: Vec<RgMeta>,
+    min_time: u64,
+    max_time: u64,
+    spans: u64,
+    tmp: Vec<u8>,
+    zstd: zstd::bulk::Compressor<'static>,
+}
+
+fn write_err(e: std::io::Error) -> StorageError {
+    StorageError::io("<trace block being written>", e)
+}
+
+impl<W: Write> BlockWriter<W> {
+    pub(crate) fn new(
+        mut out: W,
+        opts: &TraceStoreOptions,
+    ) -> Result<BlockWriter<W>, StorageError> {
+        out.write_all(MAGIC).map_err(write_err)?;
+        Ok(BlockWriter {
+            zstd: zstd::bulk::Compressor::new(opts.zstd_level).map_err(write_err)?,
+            out,
+            off: MAGIC.len() as u64,
+            rg_spans: opts.row_group_spans.max(1),
+            resources: Vec::new(),
+            res_ids: HashMap::new(),
+            res_ptr: HashMap::new(),
+            scopes: Vec::new(),
+            scope_ids: HashMap::new(),
+            scope_ptr: HashMap::new(),
+            pairs: Vec::new(),
+            pair_ids: HashMap::new(),
+            ids: Vec::new(),
+            pending: Vec::new(),
+            pending_spans: 0,
+            rgs: Vec::new(),
+            min_time: u64::MAX,
+            max_time: 0,
+            spans: 0,
+            tmp: Vec::new(),
+        })
+    }
+
+    fn pair(&mut self, r: &Arc<Resource>, s: &Arc<Scope>) -> u32 {
+        let ri = match self.res_ptr.get(&Arc::as_ptr(r)) {
+            Some(&i) => i,
+            None => {
+                self.tmp.clear();
+                codec::put_resource(&mut self.tmp, r);
+                let i = match self.res_ids.get(&self.tmp) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.resources.len() as u32;
+                        self.res_ids.insert(self.tmp.clone(), i);
+                        self.resources.push(r.clone());
+                        i
+                    }
+                };
+                // Keeping `r` alive (in `resources` or via the caller's part for this trace)
+                // is not guaranteed, so only cache pointers of Arcs we hold.
+                if Arc::ptr_eq(&self.resources[i as usize], r) {
+                    self.res_ptr.insert(Arc::as_ptr(r), i);
+                }
+                i
+            }
+        };
+        let si = match self.scope_ptr.get(&Arc::as_ptr(s)) {
+            Some(&i) => i,
+            None => {
+                self.tmp.clear();
+                codec::put_scope(&mut self.tmp, s);
+                let i = match self.scope_ids.get(&self.tmp) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.scopes.len() as u32;
+                        self.scope_ids.insert(self.tmp.clone(), i);
+                        self.scopes.push(s.clone());
+                        i
+                    }
+                };
+                if Arc::ptr_eq(&self.scopes[i as usize], s) {
+                    self.scope_ptr.insert(Arc::as_ptr(s), i);
+                }
+                i
+            }
+        };
+        let next = self.pairs.len() as u32;
+        let p = *self.pair_ids.entry((ri, si)).or_insert(next);
+        if p == next {
+            self.pairs.push((ri, si));
+        }
+        p
+    }
+
+    fn add(&mut self, id: TraceId, part: Part) -> Result<(), StorageError> {
+        if part.is_empty() {
+            return Ok(());
+        }
+        if self.ids.last().is_some_and(|last| *last >= id) {
+            return Err(StorageError::Unsupported(format!(
+                "trace block writer got trace {id} out of order"
+            )));
+        }
+        let mut spans: Vec<(u32, Span)> = part
+            .into_iter()
+            .map(|(r, s, span)| (self.pair(&r, &s), span))
+            .collect();
+        spans.sort_by(|a, b| {
+            (a.1.start_unix_nano, a.1.span_id).cmp(&(b.1.start_unix_nano, b.1.span_id))
+        });
+        self.ids.push(id);
+        self.pending_spans += spans.len();
+        self.pending.push((id, spans));
+        if self.pending_spans >= self.rg_spans {
+            self.write_rg()?;
+        }
+        Ok(())
+    }
+
+    fn write_rg(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let traces = std::mem::take(&mut self.pending);
+        let n_spans = std::mem::take(&mut self.pending_spans);
+        let first_trace = (self.ids.len() - traces.len()) as u32;
+        let rg_min = traces
+            .iter()
+            .flat_map(|t| t.1.iter().map(|s| s.1.start_unix_nano))
+            .min()
+            .unwrap_or(0);
+        let mut cols: Vec<Vec<u8>> = vec![Vec::new(); N_FIXED];
+        let mut names = Dict::default();
+        let mut smsgs = Dict::default();
+        let mut tstates = Dict::default();
+        let mut keys: FastMap<String, u32> = FastMap::default();
+        let mut key_list: Vec<String> = Vec::new();
+        let mut key_cols: Vec<(Dict, Vec<u8>)> = Vec::new();
+        let mut meta = RgMeta {
+            first_trace,
+            traces: traces.len() as u32,
+            spans: n_spans as u32,
+            min_start: rg_min,
+            max_end: 0,
+            kinds: 0,
+            statuses: 0,
+            min_dur: u64::MAX,
+            max_dur: 0,
+            pairs: Vec::new(),
+            offset: self.off,
+            cols: Vec::new(),
+            keys: Vec::new(),
+        };
+        let mut pairs: BTreeSet<u32> = BTreeSet::new();
+        for (_, spans) in &traces {
+            let tmin = spans
+                .iter()
+                .map(|s| s.1.start_unix_nano)
+                .min()
+                .unwrap_or(rg_min);
+            write_uvarint(&mut cols[C_TRACES], spans.len() as u64);
+            write_uvarint(&mut cols[C_TRACES], tmin - rg_min);
+            let pos: FastMap<[u8; 8], usize> = spans
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.1.span_id, i))
+                .collect();
+            for (pair, s) in spans {
+                cols[C_SPAN_ID].extend_from_slice(&s.span_id);
+                match s.parent_span_id {
+                    None => cols[C_PARENT].push(0),
+                    Some(p) => match pos.get(&p) {
+                        Some(&k) => write_uvarint(&mut cols[C_PARENT], k as u64 + 2),
+                        None => {
+                            cols[C_PARENT].push(1);
+                            cols[C_EXT_PARENT].extend_from_slice(&p);
+                        }
+                    },
+                }
+                write_uvarint(&mut cols[C_START], s.start_unix_nano - tmin);
+                write_varint(
+                    &mut cols[C_DUR],
+                    s.end_unix_nano.wrapping_sub(s.start_unix_nano) as i64,
+                );
+                names.push(&s.name);
+                cols[C_KIND_STATUS].push(kind_status_byte(s.kind, s.status_code));
+                write_uvarint(&mut cols[C_PAIR], u64::from(*pair));
+                smsgs.push(&s.status_message);
+                tstates.push(&s.trace_state);
+                for v in [
+                    s.flags,
+                    s.dropped_attributes_count,
+                    s.dropped_events_count,
+                    s.dropped_links_count,
+                ] {
+                    write_uvarint(&mut cols[C_MISC], u64::from(v));
+                }
+                write_uvarint(&mut cols[C_ATTR_KEYS], s.attributes.len() as u64);
+                for a in &s.attributes {
+                    let code = match keys.get(&a.key) {
+                        Some(&c) => c,
+                        None => {
+                            let c = key_list.len() as u32;
+                            keys.insert(a.key.clone(), c);
+                            key_list.push(a.key.clone());
+                            key_cols.push((Dict::default(), Vec::new()));
+                            c
+                        }
+                    };
+                    write_uvarint(&mut cols[C_ATTR_KEYS], u64::from(code));
+                    let (dict, vals) = &mut key_cols[code as usize];
+                    match &a.value {
+                        AttrValue::Str(v) => {
+                            vals.push(TAG_STR);
+                            write_uvarint(vals, u64::from(dict.code(v)));
+                        }
+                        other => put_value(vals, other),
+                    }
+                }
+                codec::put_events(&mut cols[C_EVENTS_LINKS], &s.events);
+                codec::put_links(&mut cols[C_EVENTS_LINKS], &s.links);
+                meta.max_end = meta.max_end.max(s.end_unix_nano);
+                meta.kinds |= 1 << (s.kind as u8);
+                meta.statuses |= 1 << (s.status_code as u8);
+                let d = s.duration_nanos();
+                meta.min_dur = meta.min_dur.min(d);
+                meta.max_dur = meta.max_dur.max(d);
+                pairs.insert(*pair);
+                self.min_time = self.min_time.min(s.start_unix_nano);
+                self.max_time = self.max_time.max(s.end_unix_nano);
+            }
+        }
+        cols[C_NAME] = names.into_column();
+        cols[C_STATUS_MSG] = smsgs.into_column();
+        cols[C_TRACE_STATE] = tstates.into_column();
+        for (dict, vals) in key_cols {
+            let mut c = dict.into_column();
+            c.extend_from_slice(&vals);
+            cols.push(c);
+        }
+        for col in &cols {
+            let z = self.zstd.compress(col).map_err(write_err)?;
+            self.out.write_all(&z).map_err(write_err)?;
+            self.off += z.len() as u64;
+            meta.cols.push(ColMeta {
+                len: z.len() as u32,
+                raw: col.len() as u32,
+                crc: crc32fast::hash(&z),
+            });
+        }
+        meta.pairs = pairs.into_iter().collect();
+        meta.keys = key_list;
+        self.spans += n_spans as u64;
+        self.rgs.push(meta);
+        Ok(())
+    }
+
+    /// Writes the remaining row group, the index, the trace-id table and the footer.
+    pub(crate) fn finish(mut self, seq: u64, covers: &[u64]) -> Result<W, StorageError> {
+        self.write_rg()?;
+        let mut idx = Vec::new();
+        write_uvarint(&mut idx, 1); // index version
+        write_uvarint(&mut idx, seq);
+        write_uvarint(&mut idx, covers.len() as u64);
+        for c in covers {
+            write_uvarint(&mut idx, *c);
+        }
+        let (min_time, max_time) = if self.spans == 0 {
+            (0, 0)
+        } else {
+            (self.min_time, self.max_time)
+        };
+        write_uvarint(&mut idx, min_time);
+        write_uvarint(&mut idx, max_time);
+        write_uvarint(&mut idx, self.spans);
+        let mut tmp = Vec::new();
+        write_uvarint(&mut idx, self.resources.len() as u64);
+        for r in &self.resources {
+            tmp.clear();
+            codec::put_resource(&mut tmp, r);
+            put_bytes(&mut idx, &tmp);
+        }
+        write_uvarint(&mut idx, self.scopes.len() as u64);
+        for s in &self.scopes {
+            tmp.clear();
+            codec::put_scope(&mut tmp, s);
+            put_bytes(&mut idx, &tmp);
+        }
+        write_uvarint(&mut idx, self.pairs.len() as u64);
+        for (r, s) in &self.pairs {
+            write_uvarint(&mut idx, u64::from(*r));
+            write_uvarint(&mut idx, u64::from(*s));
+        }
+        write_uvarint(&mut idx, self.rgs.len() as u64);
+        for rg in &self.rgs {
+            for v in [
+                u64::from(rg.first_trace),
+                u64::from(rg.traces),
+                u64::from(rg.spans),
+                rg.min_start,
+                rg.max_end.saturating_sub(rg.min_start),
+            ] {
+                write_uvarint(&mut idx, v);
+            }
+            idx.push(rg.kinds);
+            idx.push(rg.statuses);
+            write_uvarint(&mut idx, rg.min_dur);
+            write_uvarint(&mut idx, rg.max_dur);
+            write_uvarint(&mut idx, rg.pairs.len() as u64);
+            for p in &rg.pairs {
+                write_uvarint(&mut idx, u64::from(*p));
+            }
+            write_uvarint(&mut idx, rg.offset);
+            write_uvarint(&mut idx, rg.cols.len() as u64);
+            for c in &rg.cols {
+                write_uvarint(&mut idx, u64::from(c.len));
+                write_uvarint(&mut idx, u64::from(c.raw));
+                idx.extend_from_slice(&c.crc.to_le_bytes());
+            }
+            write_uvarint(&mut idx, rg.keys.len() as u64);
+            for k in &rg.keys {
+                put_str(&mut idx, k);
+            }
+        }
+        let bloom = bloom_build(&self.ids);
+        write_uvarint(&mut idx, bloom.len() as u64);
+        for w in &bloom {
+            idx.extend_from_slice(&w.to_le_bytes());
+        }
+        let z = self.zstd.compress(&idx).map_err(write_err)?;
+        let index_off = self.off;
+        self.out.write_all(&z).map_err(write_err)?;
+        self.off += z.len() as u64;
+        let ids_off = self.off;
+        let mut ids = Vec::with_capacity(self.ids.len() * 16);
+        for id in &self.ids {
+            ids.extend_from_slice(&id.0);
+        }
+        self.out.write_all(&ids).map_err(write_err)?;
+        let mut footer = Vec::with_capacity(FOOTER);
+        for v in [
+            index_off,
+            z.len() as u64,
+            idx.len() as u64,
+            ids_off,
+            self.ids.len() as u64,
+        ] {
+            footer.extend_from_slice(&v.to_le_bytes());
+        }
+        footer.extend_from_slice(&crc32fast::hash(&z).to_le_bytes());
+        footer.extend_from_slice(&crc32fast::hash(&ids).to_le_bytes());
+        footer.extend_from_slice(END_MAGIC);
+        self.out.write_all(&footer).map_err(write_err)?;
+        self.out.flush().map_err(write_err)?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> BlockSink for BlockWriter<W> {
+    fn add_trace(&mut self, id: TraceId, part: Part) -> Result<(), StorageError> {
+        self.add(id, part)
+    }
+}
+
+enum Data {
+    Mapped(MappedFile),
+    Owned(Vec<u8>),
+}
+
+/// An open, immutable block.
+pub(crate) struct Block {
+    pub seq: u64,
+    /// Blocks this one replaced (compaction); they are deleted if still present at open.
+    pub covers: Vec<u64>,
+    /// Earliest span start and latest span end, Unix ns.
+    pub min_time: u64,
+    pub max_time: u64,
+    pub spans: u64,
+    pub traces: u64,
+    /// File size.
+    pub bytes: u64,
+    path: PathBuf,
+    data: Data,
+    pairs: Vec<(Arc<Resource>, Arc<Scope>)>,
+    rgs: Vec<RgMeta>,
+    ids_off: usize,
+    /// See [`bloom_build`]; checked before the binary search of the id table.
+    bloom: Vec<u64>,
+}
+
+/// Fails with a `Corruption` error naming the block.
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError {
+    StorageError::Corruption {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(x)
+}
+
+impl Block {
+    /// Maps and validates a block file (header, footer, index and trace-id table checksums).
+    pub(crate) fn open(path: &Path, seq: u64) -> Result<Block, StorageError> {
+        let map = MappedFile::open(path)?;
+        Block::parse(Data::Mapped(map), path.to_path_buf(), seq)
+    }
+
+    pub(crate) fn from_bytes(bytes: Vec<u8>, seq: u64) -> Result<Block, StorageError> {
+        Block::parse(
+            Data::Owned(bytes),
+            PathBuf::from(format!("<in-memory trace block {seq}>")),
+            seq,
+        )
+    }
+
+    fn data(&self) -> &[u8] {
+        match &self.data {
+            Data::Mapped(m) => m.bytes(),
+            Data::Owned(v) => v,
+        }
+    }
+
+    fn parse(data: Data, path: PathBuf, seq: u64) -> Result<Block, StorageError> {
+        let b: &[u8] = match &data {
+            Data::Mapped(m) => m.bytes(),
+            Data::Owned(v) => v,
+        };
+        let len = b.len();
+        if len < MAGIC.len() + FOOTER || &b[..8] != MAGIC || &b[len - 8..] != END_MAGIC {
+            return Err(corrupt(
+                &path,
+                0,
+                "not a trace block (bad magic or too short)",
+            ));
+        }
+        let f = len - FOOTER;
+        let index_off = u64_at(b, f);
+        let index_len = u64_at(b, f + 8);
+        let index_raw = u64_at(b, f + 16);
+        let ids_off = u64_at(b, f + 24);
+        let n_ids = u64_at(b, f + 32);
+        let index_crc = u32_at(b, f + 40);
+        let ids_crc = u32_at(b, f + 44);
+        let ids_end = n_ids
+            .checked_mul(16)
+            .and_then(|x| x.checked_add(ids_off))
+            .filter(|&e| e == f as u64);
+        if ids_end.is_none()
+            || index_off.checked_add(index_len) != Some(ids_off)
+            || index_off < MAGIC.len() as u64
+            || index_raw > (1 << 32)
+        {
+            return Err(corrupt(&path, f as u64, "inconsistent block footer"));
+        }
+        let zidx = &b[index_off as usize..ids_off as usize];
+        if crc32fast::hash(zidx) != index_crc {
+            return Err(corrupt(&path, index_off, "index checksum mismatch"));
+        }
+        if crc32fast::hash(&b[ids_off as usize..f]) != ids_crc {
+            return Err(corrupt(&path, ids_off, "trace id table checksum mismatch"));
+        }
+        let idx = zstd::bulk::decompress(zidx, index_raw as usize)
+            .map_err(|e| corrupt(&path, index_off, format!("index does not decompress: {e}")))?;
+        let parsed = parse_index(&idx, n_ids, index_off)
+            .ok_or_else(|| corrupt(&path, index_off, "malformed block index"))?;
+        if parsed.seq != seq {
+            tracing::warn!(block = %path.display(), file_seq = seq, index_seq = parsed.seq,
+                "trace block name and index disagree on the sequence number; using the name");
+        }
+        Ok(Block {
+            seq,
+            covers: parsed.covers,
+            min_time: parsed.min_time,
+            max_time: parsed.max_time,
+            spans: parsed.spans,
+            traces: n_ids,
+            bytes: len as u64,
+            path,
+            data,
+            pairs: parsed.pairs,
+            rgs: parsed.rgs,
+            ids_off: ids_off as usize,
+            bloom: parsed.bloom,
+        })
+    }
+
+    pub(crate) fn row_groups(&self) -> usize {
+        self.rgs.len()
+    }
+
+    fn id_at(&self, i: usize) -> TraceId {
+        let at = self.ids_off + 16 * i;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&self.data()[at..at + 16]);
+        TraceId(id)
+    }
+
+    /// The index of `id` in the sorted trace-id table (binary search over the map).
+    fn find(&self, id: &TraceId) -> Option<usize> {
+        let bits = self.bloom.len() as u64 * 64;
+        if !bloom_probes(id, bits).all(|p| self.bloom[(p / 64) as usize] & (1 << (p % 64)) != 0) {
+            return None;
+        }
+        let (mut lo, mut hi) = (0usize, self.traces as usize);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.id_at(mid).cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// Decompresses one column of a row group, checking its CRC.
+    fn column(&self, rg: usize, col: usize) -> Result<Vec<u8>, StorageError> {
+        let meta = &self.rgs[rg];
+        let mut off = meta.offset as usize;
+        for c in &meta.cols[..col] {
+            off += c.len as usize;
+        }
+        let c = meta.cols[col];
+        let z = self
+            .data()
+            .get(off..off + c.len as usize)
+            .ok_or_else(|| corrupt(&self.path, off as u64, "column outside the file"))?;
+        if crc32fast::hash(z) != c.crc {
+            return Err(corrupt(&self.path, off as u64, "column checksum mismatch"));
+        }
+        let raw = codec::decompress(z, c.raw as usize)
+            .map_err(|e| corrupt(&self.path, off as u64, format!("column: {e}")))?;
+        if raw.len() != c.raw as usize {
+            return Err(corrupt(
+                &self.path,
+                off as u64,
+                "column has the wrong length",
+            ));
+        }
+        Ok(raw)
+    }
+
+    fn bad_rg(&self, rg: usize) -> StorageError {
+        corrupt(&self.path, self.rgs[rg].offset, "malformed row group")
+    }
+
+    /// This block's spans of `id`, or `None` when the block does not hold the trace.
+    pub(crate) fn trace_part(&self, id: &TraceId) -> Result<Option<Part>, StorageError> {
+        let Some(t) = self.find(id) else {
+            return Ok(None);
+        };
+        let rg = self
+            .rgs
+            .partition_point(|r| r.first_trace as usize <= t)
+            .saturating_sub(1);
+        let local = t - self.rgs[rg].first_trace as usize;
+        let mut out = None;
+        self.decode_rg(rg, &|i| i == local, local + 1, &mut |_, _, part| {
+            out = Some(part)
+        })?;
+        Ok(out)
+    }
+
+    /// Every trace of a row group with its spans, in id order.
+    pub(crate) fn decode_row_group(&self, rg: usize) -> Result<Vec<(TraceId, Part)>, StorageError> {
+        let mut out = Vec::with_capacity(self.rgs[rg].traces as usize);
+        self.decode_rg(rg, &|_| true, usize::MAX, &mut |_, id, part| {
+            out.push((id, part))
+        })?;
+        Ok(out)
+    }
+
+    /// Decodes the traces of row group `rg` for which `want(local index)` holds.
+    fn decode_rg(
+        &self,
+        rg: usize,
+        want: &dyn Fn(usize) -> bool,
+        until: usize,
+        emit: &mut dyn FnMut(usize, TraceId, Part),
+    ) -> Result<(), StorageError> {
+        let meta = &self.rgs[rg];
+        let cols: Vec<Vec<u8>> = (0..meta.cols.len())
+            .map(|c| self.column(rg, c))
+            .collect::<Result<_, _>>()?;
+        let r = decode_spans(self, meta, &cols, want, until, emit).ok_or_else(|| self.bad_rg(rg));
+        codec::recycle(cols);
+        r
+    }
+
+    /// Calls `f(id, part)` for each trace with a part in this block that overlaps the search
+    /// range and in which some span satisfies some filter of the search (every overlapping
+    /// trace when the filter list is empty), until `f` returns false.
+    pub(crate) fn search_candidates(
+        &self,
+        search: &TraceSearch<'_>,
+        f: &mut dyn FnMut(TraceId, Part) -> Result<bool, StorageError>,
+    ) -> Result<(), StorageError> {
+        use rayon::prelude::*;
+        let rgs: Vec<usize> = (0..self.rgs.len())
+            .rev()
+            .filter(|&rg| {
+                let meta = &self.rgs[rg];
+                meta.min_start <= search.end_ns
+                    && meta.max_end >= search.start_ns
+                    && (search.filter.is_empty()
+                        || search.filter.iter().any(|f| self.may_match(f, meta)))
+            })
+            .collect();
+        // Row groups are scanned in parallel a few at a time, so that a caller that stops
+        // early (a search limit) wastes little work.
+        for chunk in rgs.chunks(8) {
+            let found: Vec<Result<Vec<(TraceId, Part)>, StorageError>> = chunk
+                .par_iter()
+                .map(|&rg| self.rg_candidates(rg, search))
+                .collect();
+            for r in found {
+                for (id, part) in r? {
+                    if !f(id, part)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The candidate traces of one row group (see [`Block::search_candidates`]).
+    fn rg_candidates(
+        &self,
+        rg: usize,
+        search: &TraceSearch<'_>,
+    ) -> Result<Vec<(TraceId, Part)>, StorageError> {
+        let meta = &self.rgs[rg];
+        let mut needs = Needs {
+            times: true,
+            ..Needs::default()
+        };
+        for flt in search.filter {
+            needs.add_filter(flt);
+        }
+        let view = self.view(rg, &needs)?;
+        let mut hit = vec![false; meta.traces as usize];
+        let mut tmin = vec![u64::MAX; meta.traces as usize];
+        let mut tmax = vec![0u64; meta.traces as usize];
+        for i in 0..view.n {
+            let t = view.span_trace[i] as usize;
+            tmin[t] = tmin[t].min(view.starts[i]);
+            tmax[t] = tmax[t].max(view.ends[i]);
+            if hit[t] {
+                continue;
+            }
+            let row = Row { v: &view, i };
+            if search.filter.is_empty() || search.filter.iter().any(|f| f.matches_view(&row)) {
+                hit[t] = true;
+            }
+        }
+        for t in 0..hit.len() {
+            if tmin[t] > search.end_ns || tmax[t] < search.start_ns {
+                hit[t] = false;
+            }
+        }
+        let mut found = Vec::new();
+        let Some(last) = hit.iter().rposition(|h| *h) else {
+            return Ok(found);
+        };
+        self.decode_rg(rg, &|t| hit[t], last + 1, &mut |_, id, part| {
+            found.push((id, part))
+        })?;
+        Ok(found)
+    }
+
+    /// False when no span of the row group can satisfy `f` (judged from the index alone).
+    fn may_match(&self, f: &SpanFilter, rg: &RgMeta) -> bool {
+        match f {
+            SpanFilter::True => true,
+            SpanFilter::And(p) => p.iter().all(|x| self.may_match(x, rg)),
+            SpanFilter::Or(p) => p.iter().any(|x| self.may_match(x, rg)),
+            SpanFilter::Cond { field, op, value } => match (field, value) {
+                (SpanField::Status, FilterValue::Status(s)) => {
+                    let bit = 1u8 << (*s as u8);
+                    match op {
+                        FilterOp::Eq => rg.statuses & bit != 0,
+                        FilterOp::Ne => rg.statuses & !bit != 0,
+                        _ => true,
+                    }
+                }
+                (SpanField::Kind, FilterValue::Kind(k)) => {
+                    let bit = 1u8 << (*k as u8);
+                    match op {
+                        FilterOp::Eq => rg.kinds & bit != 0,
+                        FilterOp::Ne => rg.kinds & !bit != 0,
+                        _ => true,
+                    }
+                }
+                (SpanField::Duration, FilterValue::Duration(_) | FilterValue::Int(_)) => {
+                    let d: i128 = match value {
+                        FilterValue::Duration(d) => i128::from(*d),
+                        FilterValue::Int(i) => i128::from(*i),
+                        _ => return true,
+                    };
+                    let (lo, hi) = (i128::from(rg.min_dur), i128::from(rg.max_dur));
+                    match op {
+                        FilterOp::Gt => hi > d,
+                        FilterOp::Ge => hi >= d,
+                        FilterOp::Lt => lo < d,
+                        FilterOp::Le => lo <= d,
+                        FilterOp::Eq => lo <= d && d <= hi,
+                        _ => true,
+                    }
+                }
+                (SpanField::Attr { scope, key }, _) => {
+                    let span_has = || rg.keys.iter().any(|k| k == key);
+                    let res_ok = || {
+                        rg.pairs.iter().any(|p| match self.pairs.get(*p as usize) {
+                            Some((r, _)) => f.matches_view(&ResourceOnly(r)),
+                            None => true,
+                        })
+                    };
+                    match scope {
+                        AttrScope::Span => span_has(),
+                        AttrScope::Resource => res_ok(),
+                        AttrScope::Any => span_has() || res_ok(),
+                    }
+                }
+                _ => true,
+            },
+        }
+    }
+
+    /// Decodes the columns `needs` asks for (plus span → trace numbering) of a row group.
+    fn view(&self, rg: usize, needs: &Needs) -> Result<RgView<'_>, StorageError> {
+        let meta = &self.rgs[rg];
+        let n = meta.spans as usize;
+        let bad = || self.bad_rg(rg);
+        let mut v = RgView {
+            block: self,
+            n,
+            span_trace: Vec::with_capacity(n),
+            starts: Vec::new(),
+            ends: Vec::new(),
+            names: (Vec::new(), Vec::new()),
+            smsgs: (Vec::new(), Vec::new()),
+            ks: Vec::new(),
+            pairs: Vec::new(),
+            attrs: FastMap::default(),
+            span_keys: Vec::new(),
+        };
+        let traces_col = self.column(rg, C_TRACES)?;
+        let mut tb = traces_col.as_slice();
+        let mut tstarts = Vec::with_capacity(meta.traces as usize);
+        for t in 0..meta.traces {
+            let cnt = get_u(&mut tb).ok_or_else(bad)?;
+            let off = get_u(&mut tb).ok_or_else(bad)?;
+            if cnt > n as u64 {
+                return Err(bad());
+            }
+            tstarts.push(meta.min_start.wrapping_add(off));
+            v.span_trace.extend(std::iter::repeat_n(t, cnt as usize));
+        }
+        if v.span_trace.len() != n {
+            return Err(bad());
+        }
+        if needs.times || needs.duration {
+            let sc = self.column(rg, C_START)?;
+            let dc = self.column(rg, C_DUR)?;
+            let (mut sb, mut db) = (sc.as_slice(), dc.as_slice());
+            v.starts.reserve(n);
+            v.ends.reserve(n);
+            for i in 0..n {
+                let s =
+                    tstarts[v.span_trace[i] as usize].wrapping_add(get_u(&mut sb).ok_or_else(bad)?);
+                let d = get_i(&mut db).ok_or_else(bad)?;
+                v.starts.push(s);
+                v.ends.push(s.wrapping_add(d as u64));
+            }
+            codec::recycle([sc, dc]);
+        }
+        if needs.name {
+            v.names = owned(dict_codes(&self.column(rg, C_NAME)?, n)).ok_or_else(bad)?;
+        }
+        if needs.status_message {
+            v.smsgs = owned(dict_codes(&self.column(rg, C_STATUS_MSG)?, n)).ok_or_else(bad)?;
+        }
+        if needs.kind_status {
+            v.ks = self.column(rg, C_KIND_STATUS)?;
+            if v.ks.len() != n || v.ks.iter().any(|b| split_kind_status(*b).is_none()) {
+                return Err(bad());
+            }
+        }
+        if needs.resource {
+            let pc = self.column(rg, C_PAIR)?;
+            let mut pb = pc.as_slice();
+            for _ in 0..n {
+                let p = get_u32(&mut pb).ok_or_else(bad)?;
+                if p as usize >= self.pairs.len() {
+                    return Err(bad());
+                }
+                v.pairs.push(p);
+            }
+            codec::recycle([pc]);
+        }
+        if !needs.keys.is_empty() || needs.all_keys {
+            let kc = self.column(rg, C_ATTR_KEYS)?;
+            let mut kb = kc.as_slice();
+            let mut key_cols: Vec<(u32, Vec<u8>)> = Vec::new();
+            for key in &needs.keys {
+                if let Some(code) = meta.keys.iter().position(|k| k == key) {
+                    key_cols.push((code as u32, self.column(rg, N_FIXED + code)?));
+                } else {
+                    v.attrs.insert(key.clone(), (Vec::new(), vec![u32::MAX; n]));
+                }
+            }
+            // Wanted key code → its cursor (see `KeyCursor`).
+            let mut wanted: Vec<Option<KeyCursor<'_>>> = Vec::new();
+            wanted.resize_with(meta.keys.len(), || None);
+            for (code, col) in &key_cols {
+                let mut cb = col.as_slice();
+                let dict = read_dict(&mut cb).ok_or_else(bad)?;
+                wanted[*code as usize] = Some(KeyCursor {
+                    rest: cb,
+                    slots: vec![u32::MAX; dict.len()],
+                    dict,
+                    arena: Vec::new(),
+                    first: vec![u32::MAX; n],
+                });
+            }
+            for i in 0..n {
+                let cnt = get_count(&mut kb).ok_or_else(bad)?;
+                let mut keys_here = Vec::new();
+                for _ in 0..cnt {
+                    let code = get_u32(&mut kb).ok_or_else(bad)?;
+                    if code as usize >= meta.keys.len() {
+                        return Err(bad());
+                    }
+                    if needs.all_keys {
+                        keys_here.push(code);
+                    }
+                    if let Some(Some(k)) = wanted.get_mut(code as usize) {
+                        let tag = get_u8(&mut k.rest).ok_or_else(bad)?;
+                        let at = if tag == TAG_STR {
+                            let c = get_u(&mut k.rest).ok_or_else(bad)? as usize;
+                            let slot = k.slots.get_mut(c).ok_or_else(bad)?;
+                            if *slot == u32::MAX {
+                                *slot = k.arena.len() as u32;
+                                k.arena
+                                    .push(AttrValue::Str(utf8(&k.dict, c).ok_or_else(bad)?));
+                            }
+                            *slot
+                        } else {
+                            k.arena
+                                .push(get_value_tagged(&mut k.rest, tag, 0).ok_or_else(bad)?);
+                            k.arena.len() as u32 - 1
+                        };
+                        if k.first[i] == u32::MAX {
+                            k.first[i] = at;
+                        }
+                    }
+                }
+                if needs.all_keys {
+                    v.span_keys.push(keys_here);
+                }
+            }
+            for (code, k) in wanted
+                .into_iter()
+                .enumerate()
+                .filter_map(|(c, k)| Some((c, k?)))
+            {
+                v.attrs.insert(meta.keys[code].clone(), (k.arena, k.first));
+            }
+            codec::recycle(key_cols.into_iter().map(|c| c.1));
+            codec::recycle([kc]);
+        }
+        codec::recycle([traces_col]);
+        Ok(v)
+    }
+
+    /// Adds attribute keys of spans overlapping `[start_ns, end_ns]` to `names`.
+    pub(crate) fn tag_names(
+        &self,
+        scope: AttrScope,
+        start_ns: u64,
+        end_ns: u64,
+        names: &mut BTreeSet<String>,
+    ) -> Result<(), StorageError> {
+        let span_scope = matches!(scope, AttrScope::Span | AttrScope::Any);
+        let res_scope = matches!(scope, AttrScope::Resource | AttrScope::Any);
+        for (rg, meta) in self.rgs.iter().enumerate() {
+            if meta.min_start > end_ns || meta.max_end < start_ns {
+                continue;
+            }
+            let add_res = |names: &mut BTreeSet<String>, p: u32| {
+                if let Some((r, _)) = self.pairs.get(p as usize) {
+                    for a in &r.attributes {
+                        if !names.contains(&a.key) {
+                            names.insert(a.key.clone());
+                        }
+                    }
+                }
+            };
+            if meta.min_start >= start_ns && meta.max_end <= end_ns {
+                // Every span of the row group is inside the range.
+                if span_scope {
+                    names.extend(meta.keys.iter().cloned());
+                }
+                if res_scope {
+                    for p in &meta.pairs {
+                        add_res(names, *p);
+                    }
+                }
+                continue;
+            }
+            let needs = Needs {
+                times: true,
+                resource: res_scope,
+                all_keys: span_scope,
+                ..Needs::default()
+            };
+            let v = self.view(rg, &needs)?;
+            let mut pairs_seen = BTreeSet::new();
+            let mut keys_seen = BTreeSet::new();
+            for i in 0..v.n {
+                if v.starts[i] > end_ns || v.ends[i] < start_ns {
+                    continue;
+                }
+                if res_scope {
+                    pairs_seen.insert(v.pairs[i]);
+                }
+                if span_scope {
+                    keys_seen.extend(v.span_keys[i].iter().copied());
+                }
+            }
+            for p in pairs_seen {
+                add_res(names, p);
+            }
+            for k in keys_seen {
+                names.insert(meta.keys[k as usize].clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the values of `field` on spans in the range that satisfy `filter` to `values`.
+    pub(crate) fn tag_values(
+        &self,
+        field: &SpanField,
+        filter: &SpanFilter,
+        start_ns: u64,
+        end_ns: u64,
+        values: &mut BTreeMap<String, AttrValue>,
+    ) -> Result<(), StorageError> {
+        if matches!(
+            field,
+            SpanField::Kind | SpanField::Status | SpanField::Duration
+        ) {
+            return Ok(());
+        }
+        let mut needs = Needs {
+            times: true,
+            ..Needs::default()
+        };
+        needs.add_filter(filter);
+        needs.add_field(field);
+        for (rg, meta) in self.rgs.iter().enumerate() {
+            if meta.min_start > end_ns || meta.max_end < start_ns || !self.may_match(filter, meta) {
+                continue;
+            }
+            if let SpanField::Attr {
+                scope: AttrScope::Span,
+                key,
+            } = field
+            {
+                if !meta.keys.iter().any(|k| k == key) {
+                    continue;
+                }
+            }
+            let v = self.view(rg, &needs)?;
+            for i in 0..v.n {
+                if v.starts[i] > end_ns || v.ends[i] < start_ns {
+                    continue;
+                }
+                let row = Row { v: &v, i };
+                if !filter.matches_view(&row) {
+                    continue;
+                }
+                let val = match field {
+                    SpanField::Name => Some(AttrValue::Str(row.name().to_owned())),
+                    SpanField::StatusMessage => {
+                        Some(AttrValue::Str(row.status_message().to_owned()))
+                    }
+                    SpanField::Attr { scope, key } => match scope {
+                        AttrScope::Span => row.span_attr(key).cloned(),
+                        AttrScope::Resource => row.resource_attr(key).cloned(),
+                        AttrScope::Any => row
+                            .span_attr(key)
+                            .or_else(|| row.resource_attr(key))
+                            .cloned(),
+                    },
+                    _ => None,
+                };
+                if let Some(val) = val {
+                    add_value(values, val);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ParsedIndex {
+    seq: u64,
+    covers: Vec<u64>,
+    min_time: u64,
+    max_time: u64,
+    spans: u64,
+    pairs: Vec<(Arc<Resource>, Arc<Scope>)>,
+    rgs: Vec<RgMeta>,
+    bloom: Vec<u64>,
+}
+
+/// Bloom filter probes of a trace id: 7 positions from two hashes of its halves.
+fn bloom_probes(id: &TraceId, bits: u64) -> impl Iterator<Item = u64> {
+    let fmix = |mut h: u64| {
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    };
+    let mut lo = [0u8; 8];
+    let mut hi = [0u8; 8];
+    lo.copy_from_slice(&id.0[..8]);
+    hi.copy_from_slice(&id.0[8..]);
+    let h1 = fmix(u64::from_le_bytes(lo) ^ 0x9e37_79b9_7f4a_7c15);
+    let h2 = fmix(u64::from_le_bytes(hi)) | 1;
+    (0..7u64).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % bits)
+}
+
+/// A Bloom filter over the block's trace ids: 10 bits per id (about 1% false positives).
+fn bloom_build(ids: &[TraceId]) -> Vec<u64> {
+    let words = (ids.len() * 10).div_ceil(64).max(1);
+    let mut bloom = vec![0u64; words];
+    let bits = words as u64 * 64;
+    for id in ids {
+        for p in bloom_probes(id, bits) {
+            bloom[(p / 64) as usize] |= 1 << (p % 64);
+        }
+    }
+    bloom
+}
+
+fn parse_index(idx: &[u8], n_ids: u64, data_end: u64) -> Option<ParsedIndex> {
+    let b = &mut &idx[..];
+    if get_u(b)? != 1 {
+        return None;
+    }
+    let seq = get_u(b)?;
+    let nc = get_count(b)?;
+    let covers = (0..nc).map(|_| get_u(b)).collect::<Option<Vec<_>>>()?;
+    let min_time = get_u(b)?;
+    let max_time = get_u(b)?;
+    let spans = get_u(b)?;
+    let nr = get_count(b)?;
+    let mut resources = Vec::with_capacity(nr);
+    for _ in 0..nr {
+        let mut x = get_bytes(b)?;
+        resources.push(Arc::new(codec::get_resource(&mut x)?));
+    }
+    let ns = get_count(b)?;
+    let mut scopes = Vec::with_capacity(ns);
+    for _ in 0..ns {
+        let mut x = get_bytes(b)?;
+        scopes.push(Arc::new(codec::get_scope(&mut x)?));
+    }
+    let np = get_count(b)?;
+    let mut pairs = Vec::with_capacity(np);
+    for _ in 0..np {
+        let r = resources.get(get_u(b)? as usize)?.clone();
+        let s = scopes.get(get_u(b)? as usize)?.clone();
+        pairs.push((r, s));
+    }
+    let ng = get_count(b)?;
+    let mut rgs = Vec::with_capacity(ng);
+    let mut next_trace = 0u64;
+    for _ in 0..ng {
+        let first_trace = get_u32(b)?;
+        let traces = get_u32(b)?;
+        let n_spans = get_u32(b)?;
+        let min_start = get_u(b)?;
+        let max_end = min_start.checked_add(get_u(b)?)?;
+        let kinds = get_u8(b)?;
+        let statuses = get_u8(b)?;
+        let min_dur = get_u(b)?;
+        let max_dur = get_u(b)?;
+        let npp = get_count(b)?;
+        let rg_pairs = (0..npp)
+            .map(|_| get_u32(b).filter(|p| (*p as usize) < pairs.len()))
+            .collect::<Option<Vec<_>>>()?;
+        let offset = get_u(b)?;
+        let ncol = get_count(b)?;
+        let mut cols = Vec::with_capacity(ncol);
+        let mut end = offset;
+        for _ in 0..ncol {
+            let len = get_u32(b)?;
+            let raw = get_u32(b)?;
+            let crc = u32::from_le_bytes(get_fixed(b)?);
+            end = end.checked_add(u64::from(len))?;
+            cols.push(ColMeta { len, raw, crc });
+        }
+        let nk = get_count(b)?;
+        let keys = (0..nk).map(|_| get_str(b)).collect::<Option<Vec<_>>>()?;
+        if u64::from(first_trace) != next_trace
+            || traces == 0
+            || end > data_end
+            || ncol != N_FIXED + nk
+        {
+            return None;
+        }
+        next_trace += u64::from(traces);
+        rgs.push(RgMeta {
+            first_trace,
+            traces,
+            spans: n_spans,
+            min_start,
+            max_end,
+            kinds,
+            statuses,
+            min_dur,
+            max_dur,
+            pairs: rg_pairs,
+            offset,
+            cols,
+            keys,
+        });
+    }
+    let nw = get_u(b)?;
+    if nw.checked_mul(8)? > b.len() as u64 {
+        return None;
+    }
+    let bloom = (0..nw)
+        .map(|_| get_fixed::<8>(b).map(u64::from_le_bytes))
+        .collect::<Option<Vec<_>>>()?;
+    (next_trace == n_ids && b.is_empty() && !bloom.is_empty()).then_some(ParsedIndex {
+        seq,
+        covers,
+        min_time,
+        max_time,
+        spans,
+        pairs,
+        rgs,
+        bloom,
+    })
+}
+
+fn owned(d: Option<(Vec<&[u8]>, Vec<u32>)>) -> Option<(Vec<String>, Vec<u32>)> {
+    let (dict, codes) = d?;
+    let dict = (0..dict.len())
+        .map(|i| utf8(&dict, i))
+        .collect::<Option<Vec<_>>>()?;
+    Some((dict, codes))
+}
+
+/// Splits a dictionary column into its strings and `n` codes (checked against the dictionary).
+fn dict_codes(col: &[u8], n: usize) -> Option<(Vec<&[u8]>, Vec<u32>)> {
+    let mut b = col;
+    let dict = read_dict(&mut b)?;
+    let mut codes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = get_u32(&mut b)?;
+        if c as usize >= dict.len() {
+            return None;
+        }
+        codes.push(c);
+    }
+    b.is_empty().then_some((dict, codes))
+}
+
+/// Rebuilds spans from all columns of a row group; `None` on malformed data.
+fn decode_spans(
+    block: &Block,
+    meta: &RgMeta,
+    cols: &[Vec<u8>],
+    want: &dyn Fn(usize) -> bool,
+    until: usize,
+    emit: &mut dyn FnMut(usize, TraceId, Part),
+) -> Option<()> {
+    let n = meta.spans as usize;
+    let mut traces = cols[C_TRACES].as_slice();
+    let span_ids = cols[C_SPAN_ID].as_slice();
+    if span_ids.len() != n * 8 {
+        return None;
+    }
+    let mut parents = cols[C_PARENT].as_slice();
+    let mut ext = cols[C_EXT_PARENT].as_slice();
+    let mut starts = cols[C_START].as_slice();
+    let mut durs = cols[C_DUR].as_slice();
+    let (names, name_codes) = dict_codes(&cols[C_NAME], n)?;
+    let ks = cols[C_KIND_STATUS].as_slice();
+    if ks.len() != n {
+        return None;
+    }
+    let mut pairs = cols[C_PAIR].as_slice();
+    let (smsgs, smsg_codes) = dict_codes(&cols[C_STATUS_MSG], n)?;
+    let (tstates, tstate_codes) = dict_codes(&cols[C_TRACE_STATE], n)?;
+    let mut misc = cols[C_MISC].as_slice();
+    let mut keys = cols[C_ATTR_KEYS].as_slice();
+    let mut evl = cols[C_EVENTS_LINKS].as_slice();
+    let mut key_cols: Vec<(&[u8], Vec<&[u8]>)> = Vec::with_capacity(meta.keys.len());
+    for c in &cols[N_FIXED..] {
+        let mut b = c.as_slice();
+        let dict = read_dict(&mut b)?;
+        key_cols.push((b, dict));
+    }
+    let mut g = 0usize;
+    let until = until.min(meta.traces as usize);
+    for t in 0..until {
+        let cnt = get_u(&mut traces)? as usize;
+        let tmin = meta.min_start.checked_add(get_u(&mut traces)?)?;
+        if g + cnt > n {
+            return None;
+        }
+        let wanted = want(t);
+        let id = block.id_at(meta.first_trace as usize + t);
+        let mut part: Part = Vec::with_capacity(if wanted { cnt } else { 0 });
+        let first = g;
+        for _ in 0..cnt {
+            let span_id: [u8; 8] = span_ids[g * 8..g * 8 + 8].try_into().ok()?;
+            let parent = match get_u(&mut parents)? {
+                0 => None,
+                1 => Some(get_fixed::<8>(&mut ext)?),
+                k => {
+                    let k = (k - 2) as usize;
+                    if k >= cnt {
+                        return None;
+                    }
+                    let at = (first + k) * 8;
+                    Some(span_ids[at..at + 8].try_into().ok()?)
+                }
+            };
+            let start = tmin.checked_add(get_u(&mut starts)?)?;
+            let end = start.wrapping_add(get_i(&mut durs)? as u64);
+            let (kind, status) = split_kind_status(ks[g])?;
+            let pair = get_u(&mut pairs)? as usize;
+            let flags = get_u32(&mut misc)?;
+            let d_attrs = get_u32(&mut misc)?;
+            let d_events = get_u32(&mut misc)?;
+            let d_links = get_u32(&mut misc)?;
+            let na = get_count(&mut keys)?;
+            let mut attrs = Vec::with_capacity(if wanted { na } else { 0 });
+            for _ in 0..na {
+                let code = get_u(&mut keys)? as usize;
+                let (cb, dict) = key_cols.get_mut(code)?;
+                let tag = get_u8(cb)?;
+                let val = if tag == TAG_STR {
+                    let c = get_u(cb)? as usize;
+                    if c >= dict.len() {
+                        return None;
+                    }
+                    if wanted {
+                        Some(AttrValue::Str(utf8(dict, c)?))
+                    } else {
+                        None
+                    }
+                } else {
+                    Some(get_value_tagged(cb, tag, 0)?)
+                };
+                if let (true, Some(value)) = (wanted, val) {
+                    attrs.push(super::Attr {
+                        key: meta.keys.get(code)?.clone(),
+                        value,
+                    });
+                }
+            }
+            let events = codec::get_events(&mut evl)?;
+            let links = codec::get_links(&mut evl)?;
+            if wanted {
+                let (res, scope) = block.pairs.get(pair)?.clone();
+                part.push((
+                    res,
+                    scope,
+                    Span {
+                        trace_id: id,
+                        span_id,
+                        parent_span_id: parent,
+                        trace_state: utf8(&tstates, tstate_codes[g] as usize)?,
+                        flags,
+                        name: utf8(&names, name_codes[g] as usize)?,
+                        kind,
+                        start_unix_nano: start,
+                        end_unix_nano: end,
+                        attributes: attrs,
+                        dropped_attributes_count: d_attrs,
+                        events,
+                        dropped_events_count: d_events,
+                        links,
+                        dropped_links_count: d_links,
+                        status_code: status,
+                        status_message: utf8(&smsgs, smsg_codes[g] as usize)?,
+                    },
+                ));
+            }
+            g += 1;
+        }
+        if wanted {
+            emit(t, id, part);
+        }
+    }
+    (until < meta.traces as usize || g == n).then_some(())
+}
+
+/// A key's value column being walked: `rest` is the unread value stream; values are
+/// materialised into `arena` (each dictionary string once, via `slots`); `first[span]` is the
+/// arena index of the span's first value of the key (`u32::MAX`: none).
+struct KeyCursor<'a> {
+    rest: &'a [u8],
+    dict: Vec<&'a [u8]>,
+    slots: Vec<u32>,
+    arena: Vec<AttrValue>,
+    first: Vec<u32>,
+}
+
+/// Which columns a filter evaluation needs.
+#[derive(Default)]
+struct Needs {
+    times: bool,
+    duration: bool,
+    name: bool,
+    status_message: bool,
+    kind_status: bool,
+    resource: bool,
+    keys: BTreeSet<String>,
+    /// Per-span key lists (for tag names).
+    all_keys: bool,
+}
+
+impl Needs {
+    fn add_filter(&mut self, f: &SpanFilter) {
+        match f {
+            SpanFilter::True => {}
+            SpanFilter::And(p) | SpanFilter::Or(p) => p.iter().for_each(|x| self.add_filter(x)),
+            SpanFilter::Cond { field, .. } => self.add_field(field),
+        }
+    }
+
+    fn add_field(&mut self, field: &SpanField) {
+        match field {
+            SpanField::Name => self.name = true,
+            SpanField::StatusMessage => self.status_message = true,
+            SpanField::Kind | SpanField::Status => self.kind_status = true,
+            SpanField::Duration => self.duration = true,
+            SpanField::Attr { scope, key } => {
+                if matches!(scope, AttrScope::Span | AttrScope::Any) {
+                    self.keys.insert(key.clone());
+                }
+                if matches!(scope, AttrScope::Resource | AttrScope::Any) {
+                    self.resource = true;
+                }
+            }
+        }
+    }
+}
+
+/// Decoded columns of one row group, for filter evaluation without building spans.
+struct RgView<'a> {
+    block: &'a Block,
+    n: usize,
+    span_trace: Vec<u32>,
+    starts: Vec<u64>,
+    ends: Vec<u64>,
+    names: (Vec<String>, Vec<u32>),
+    smsgs: (Vec<String>, Vec<u32>),
+    ks: Vec<u8>,
+    pairs: Vec<u32>,
+    /// Key → (values, per span the index of its first value of the key or `u32::MAX`).
+    attrs: FastMap<String, (Vec<AttrValue>, Vec<u32>)>,
+    span_keys: Vec<Vec<u32>>,
+}
+
+struct Row<'a> {
+    v: &'a RgView<'a>,
+    i: usize,
+}
+
+impl SpanView for Row<'_> {
+    fn name(&self) -> &str {
+        let (d, c) = &self.v.names;
+        c.get(self.i)
+            .and_then(|c| d.get(*c as usize))
+            .map_or("", |s| s.as_str())
+    }
+    fn status_message(&self) -> &str {
+        let (d, c) = &self.v.smsgs;
+        c.get(self.i)
+            .and_then(|c| d.get(*c as usize))
+            .map_or("", |s| s.as_str())
+    }
+    fn kind(&self) -> SpanKind {
+        self.v
+            .ks
+            .get(self.i)
+            .and_then(|b| split_kind_status(*b))
+            .map_or(SpanKind::Unspecified, |x| x.0)
+    }
+    fn status(&self) -> StatusCode {
+        self.v
+            .ks
+            .get(self.i)
+            .and_then(|b| split_kind_status(*b))
+            .map_or(StatusCode::Unset, |x| x.1)
+    }
+    fn duration_nanos(&self) -> u64 {
+        match (self.v.starts.get(self.i), self.v.ends.get(self.i)) {
+            (Some(s), Some(e)) => e.saturating_sub(*s),
+            _ => 0,
+        }
+    }
+    fn span_attr(&self, key: &str) -> Option<&AttrValue> {
+        let (arena, first) = self.v.attrs.get(key)?;
+        arena.get(*first.get(self.i)? as usize)
+    }
+    fn resource_attr(&self, key: &str) -> Option<&AttrValue> {
+        let p = *self.v.pairs.get(self.i)?;
+        let (r, _) = self.v.block.pairs.get(p as usize)?;
+        super::find_attr(&r.attributes, key)
+    }
+}
+
+/// A view with only resource attributes (for judging resource conditions per row group).
+struct ResourceOnly<'a>(&'a Resource);
+
+impl SpanView for ResourceOnly<'_> {
+    fn name(&self) -> &str {
+        ""
+    }
+    fn status_message(&self) -> &str {
+        ""
+    }
+    fn kind(&self) -> SpanKind {
+        SpanKind::Unspecified
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::Unset
+    }
+    fn duration_nanos(&self) -> u64 {
+        0
+    }
+    fn span_attr(&self, _key: &str) -> Option<&AttrValue> {
+        None
+    }
+    fn resource_attr(&self, key: &str) -> Option<&AttrValue> {
+        super::find_attr(&self.0.attributes, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bloom_has_every_id_and_few_false_positives() {
+        let id = |i: u64| {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+            b[8..].copy_from_slice(&(i ^ 0xabcdef).to_le_bytes());
+            TraceId(b)
+        };
+        let ids: Vec<TraceId> = (0..5000).map(id).collect();
+        let bloom = bloom_build(&ids);
+        let bits = bloom.len() as u64 * 64;
+        let has = |t: &TraceId| {
+            bloom_probes(t, bits).all(|p| bloom[(p / 64) as usize] & (1 << (p % 64)) != 0)
+        };
+        assert!(ids.iter().all(has));
+        let fp = (5000..25_000).map(id).filter(|t| has(t)).count();
+        assert!(fp < 20_000 / 50, "{fp} false positives of 20000");
+    }
+}

@@ -1,0 +1,1062 @@
+//! [`TraceStore`]: WAL → head → columnar blocks, with compaction and retention.
+//!
+//! Appends are encoded once into a WAL record whose span bodies are copied into the head's
+//! per-trace buffers. A *cut* moves traces out of the head (all of them on [`TraceStore::flush`]
+//! or when the head is full; idle ones from [`TraceStore::maintain`]): under the WAL and head
+//! locks the traces move to a read-only *frozen* head, a new WAL generation is started and
+//! the traces that stay are re-logged into it; the frozen traces are then written as a block
+//! (temp name, fsync, rename) without blocking appends or reads, and finally older WAL
+//! generations are deleted. Replaying a generation twice is harmless: reads drop spans whose
+//! span id was already seen in the trace.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::block::{Block, BlockWriter, Part};
+use super::codec::{get_resource, get_scope, get_span_body, FastSet};
+use super::head::{decode_trace, Head, HeadTrace};
+use super::wal::{self, TraceWal};
+use super::{
+    find_attr, trace_matches, AttrScope, AttrValue, Resource, Span, SpanBatch, SpanField,
+    SpanFilter, Trace, TraceAppendOutcome, TraceAppender, TraceId, TraceSearch, TraceSource,
+};
+use crate::{FsyncPolicy, StorageError};
+
+/// Tuning of a [`TraceStore`]. Sizes are bytes; times are wall-clock durations.
+#[derive(Clone, Debug)]
+pub struct TraceStoreOptions {
+    /// Blocks whose newest span ended longer ago than this are deleted (`None`: keep forever).
+    pub retention: Option<Duration>,
+    /// Delete the oldest blocks while all blocks together exceed this (`None`: no limit).
+    pub retention_bytes: Option<u64>,
+    /// Encoded head size that triggers a cut of the whole head during an append.
+    pub max_head_bytes: usize,
+    /// A trace may leave the head once it has received no span for this long (Tempo: 10s).
+    pub trace_idle: Duration,
+    /// `maintain` cuts idle traces into a block at least this often (so a block spans at most
+    /// about this much ingest time), or sooner when they reach `block_target_bytes`.
+    pub max_block_duration: Duration,
+    /// Encoded bytes of idle traces that are worth a block of their own.
+    pub block_target_bytes: usize,
+    /// Spans per row group (the unit of decompression for a read).
+    pub row_group_spans: usize,
+    /// zstd level of block columns.
+    pub zstd_level: i32,
+    /// Adjacent blocks smaller than this are merged by compaction…
+    pub compaction_small_bytes: u64,
+    /// …into blocks of at most this size (it bounds the memory a compaction uses).
+    pub compaction_max_bytes: u64,
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for TraceStoreOptions {
+    fn default() -> TraceStoreOptions {
+        TraceStoreOptions {
+            retention: Some(Duration::from_secs(14 * 24 * 3600)),
+            retention_bytes: None,
+            max_head_bytes: 256 << 20,
+            trace_idle: Duration::from_secs(10),
+            max_block_duration: Duration::from_secs(300),
+            block_target_bytes: 64 << 20,
+            row_group_spans: 8192,
+            zstd_level: 3,
+            compaction_small_bytes: 16 << 20,
+            compaction_max_bytes: 64 << 20,
+            fsync: FsyncPolicy::Always,
+        }
+    }
+}
+
+/// Counters for `/metrics` and logs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceStoreStats {
+    pub head_spans: u64,
+    pub head_traces: u64,
+    /// Encoded bytes held by the head's trace buffers.
+    pub head_bytes: u64,
+    pub blocks: u64,
+    pub block_spans: u64,
+    pub block_traces: u64,
+    /// Bytes of all block files.
+    pub block_bytes: u64,
+    /// Blocks moved to `quarantine/` at open because they were unreadable.
+    pub quarantined_blocks: u64,
+}
+
+/// The trace store (see the module docs). `Send + Sync`; share it as `Arc<TraceStore>`.
+pub struct TraceStore {
+    dir: Option<PathBuf>,
+    opts: TraceStoreOptions,
+    wal: Mutex<Option<TraceWal>>,
+    head: RwLock<Head>,
+    frozen: RwLock<Vec<Arc<Head>>>,
+    /// Sorted by sequence number (oldest first).
+    blocks: RwLock<Vec<Arc<Block>>>,
+    /// Serialises cuts, compactions and retention.
+    maintenance: Mutex<MaintState>,
+    next_seq: AtomicU64,
+    opened: Instant,
+    quarantined: AtomicU64,
+}
+
+struct MaintState {
+    last_cut: Instant,
+}
+
+fn now_unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl TraceStore {
+    /// A store without files: appends are not logged, cuts build blocks in memory.
+    pub fn in_memory() -> TraceStore {
+        TraceStore::new(None, TraceStoreOptions::default())
+    }
+
+    /// [`TraceStore::in_memory`] with options (tests use small row groups and limits).
+    pub fn in_memory_with(opts: TraceStoreOptions) -> TraceStore {
+        TraceStore::new(None, opts)
+    }
+
+    fn new(dir: Option<PathBuf>, opts: TraceStoreOptions) -> TraceStore {
+        TraceStore {
+            dir,
+            opts,
+            wal: Mutex::new(None),
+            head: RwLock::new(Head::default()),
+            frozen: RwLock::new(Vec::new()),
+            blocks: RwLock::new(Vec::new()),
+            maintenance: Mutex::new(MaintState {
+                last_cut: Instant::now(),
+            }),
+            next_seq: AtomicU64::new(1),
+            opened: Instant::now(),
+            quarantined: AtomicU64::new(0),
+        }
+    }
+
+    /// Opens (creating if needed) the store in `dir`: `blocks/`, `wal/`, `quarantine/`.
+    /// Unreadable blocks are moved to `quarantine/` (logged); blocks that a compacted block
+    /// covers are deleted; the WAL is replayed into the head (a torn tail is logged and skipped).
+    pub fn open(dir: &Path, opts: TraceStoreOptions) -> Result<TraceStore, StorageError> {
+        let blocks_dir = dir.join("blocks");
+        let wal_dir = dir.join("wal");
+        for d in [dir.to_path_buf(), blocks_dir.clone(), wal_dir.clone()] {
+            fs::create_dir_all(&d).map_err(|e| StorageError::io(&d, e))?;
+        }
+        let store = TraceStore::new(Some(dir.to_path_buf()), opts);
+        let mut blocks = Vec::new();
+        let mut max_seq = 0u64;
+        for e in fs::read_dir(&blocks_dir).map_err(|e| StorageError::io(&blocks_dir, e))? {
+            let e = e.map_err(|e| StorageError::io(&blocks_dir, e))?;
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                // An interrupted block write: its data is still in the WAL or source blocks.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let Some(seq) = name
+                .strip_suffix(".trb")
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            max_seq = max_seq.max(seq);
+            match Block::open(&path, seq) {
+                Ok(b) => blocks.push(Arc::new(b)),
+                Err(err) => {
+                    tracing::error!(block = %path.display(), error = %err,
+                        "trace block is unreadable; moving it to quarantine");
+                    store.quarantine(&path)?;
+                }
+            }
+        }
+        let covered: HashSet<u64> = blocks.iter().flat_map(|b| b.covers.clone()).collect();
+        blocks.retain(|b| {
+            if covered.contains(&b.seq) {
+                let _ = fs::remove_file(block_path(&blocks_dir, b.seq));
+                false
+            } else {
+                true
+            }
+        });
+        blocks.sort_by_key(|b| b.seq);
+        let gens = wal::list(&wal_dir)?;
+        {
+            let mut head = store.head.write();
+            for &g in &gens {
+                wal::replay(&wal::wal_path(&wal_dir, g), |payload, rec| {
+                    insert_record(&mut head, payload, rec, 0, true)
+                })?;
+            }
+        }
+        let next_gen = gens.last().map_or(1, |g| g + 1);
+        *store.wal.lock() = Some(TraceWal::create(&wal_dir, next_gen, store.opts.fsync)?);
+        store.next_seq.store(max_seq + 1, Ordering::SeqCst);
+        *store.blocks.write() = blocks;
+        Ok(store)
+    }
+
+    fn quarantine(&self, path: &Path) -> Result<(), StorageError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let q = dir.join("quarantine");
+        fs::create_dir_all(&q).map_err(|e| StorageError::io(&q, e))?;
+        let to = q.join(path.file_name().unwrap_or_default());
+        fs::rename(path, &to).map_err(|e| StorageError::io(path, e))?;
+        self.quarantined.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
+    /// Writes the whole head as a block now and truncates the WAL; durable on return.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let mut m = self.maintenance.lock();
+        self.cut(&mut m, |_| true)?;
+        if let Some(w) = self.wal.lock().as_mut() {
+            w.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Periodic work: cut idle traces into a block (when enough of them, or after
+    /// `max_block_duration`), compact small adjacent blocks, apply retention.
+    pub fn maintain(&self) -> Result<(), StorageError> {
+        let mut m = self.maintenance.lock();
+        let idle_ms = self.opts.trace_idle.as_millis() as u64;
+        let now = self.now_ms();
+        let is_idle = move |t: &HeadTrace| now.saturating_sub(t.last_ms) >= idle_ms;
+        let idle_bytes: usize = self
+            .head
+            .read()
+            .traces
+            .values()
+            .filter(|t| is_idle(t))
+            .map(|t| t.buf.len())
+            .sum();
+        if idle_bytes > 0
+            && (idle_bytes >= self.opts.block_target_bytes
+                || m.last_cut.elapsed() >= self.opts.max_block_duration)
+        {
+            self.cut(&mut m, is_idle)?;
+        }
+        if let Some(w) = self.wal.lock().as_mut() {
+            w.sync()?;
+        }
+        self.compact(&mut m)?;
+        self.apply_retention(now_unix_ns())?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> TraceStoreStats {
+        // One lock at a time: `cut` nests frozen inside blocks, so holding both here could
+        // deadlock against it.
+        let (hs, ht, hb) = {
+            let head = self.head.read();
+            (head.spans, head.traces.len() as u64, head.bytes as u64)
+        };
+        let (fs, ft, fb) = self.frozen.read().iter().fold((0, 0, 0), |(s, t, b), f| {
+            (s + f.spans, t + f.traces.len() as u64, b + f.bytes as u64)
+        });
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        TraceStoreStats {
+            head_spans: hs + fs,
+            head_traces: ht + ft,
+            head_bytes: hb + fb,
+            blocks: blocks.len() as u64,
+            block_spans: blocks.iter().map(|b| b.spans).sum(),
+            block_traces: blocks.iter().map(|b| b.traces).sum(),
+            block_bytes: blocks.iter().map(|b| b.bytes).sum(),
+            quarantined_blocks: self.quarantined.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Moves the traces `pick` selects out of the head into a new block.
+    fn cut(
+        &self,
+        m: &mut MaintState,
+        pick: impl FnMut(&HeadTrace) -> bool,
+    ) -> Result<(), StorageError> {
+        m.last_cut = Instant::now();
+        let (frozen, old_gen) = {
+            let mut wal_guard = self.wal.lock();
+            let mut head = self.head.write();
+            let frozen = Arc::new(head.take(pick));
+            if frozen.traces.is_empty() {
+                return Ok(());
+            }
+            let mut old_gen = None;
+            if let (Some(dir), Some(w)) = (&self.dir, wal_guard.as_mut()) {
+                let wal_dir = dir.join("wal");
+                let g = w.generation;
+                let mut next = TraceWal::create(&wal_dir, g + 1, self.opts.fsync)?;
+                relog_head(&head, &mut next)?;
+                next.sync()?;
+                *wal_guard = Some(next);
+                old_gen = Some(g);
+            }
+            self.frozen.write().push(frozen.clone());
+            (frozen, old_gen)
+        };
+        let result = self.write_head_block(&frozen);
+        let block = match result {
+            Ok(b) => b,
+            Err(e) => {
+                // Keep the data readable (it is still in the older WAL generations).
+                tracing::error!(error = %e, "writing a trace block failed; data stays in the WAL");
+                return Err(e);
+            }
+        };
+        {
+            let mut blocks = self.blocks.write();
+            let mut fz = self.frozen.write();
+            blocks.push(Arc::new(block));
+            blocks.sort_by_key(|b| b.seq);
+            fz.retain(|f| !Arc::ptr_eq(f, &frozen));
+        }
+        if let (Some(dir), Some(g)) = (&self.dir, old_gen) {
+            let wal_dir = dir.join("wal");
+            for old in wal::list(&wal_dir)? {
+                if old <= g {
+                    let p = wal::wal_path(&wal_dir, old);
+                    fs::remove_file(&p).map_err(|e| StorageError::io(&p, e))?;
+                }
+            }
+            wal::sync_dir(&wal_dir)?;
+        }
+        Ok(())
+    }
+
+    fn write_head_block(&self, frozen: &Head) -> Result<Block, StorageError> {
+        let mut ids: Vec<&TraceId> = frozen.traces.keys().collect();
+        ids.sort_unstable();
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        self.write_block(seq, &[], |w| {
+            for id in ids {
+                let Some(t) = frozen.traces.get(id) else {
+                    continue;
+                };
+                let Some(spans) = decode_trace(*id, t) else {
+                    tracing::error!(trace = %id, "undecodable head trace skipped");
+                    continue;
+                };
+                let part: Part = spans
+                    .into_iter()
+                    .filter_map(|(r, s, span)| {
+                        Some((
+                            frozen.resources.get(r as usize)?.clone(),
+                            frozen.scopes.get(s as usize)?.clone(),
+                            span,
+                        ))
+                    })
+                    .collect();
+                w.add_trace(*id, dedup_part(part))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes a block through `fill` (temp name, fsync, rename, dir fsync) and opens it.
+    fn write_block(
+        &self,
+        seq: u64,
+        covers: &[u64],
+        fill: impl FnOnce(&mut dyn BlockSink) -> Result<(), StorageError>,
+    ) -> Result<Block, StorageError> {
+        let Some(dir) = &self.dir else {
+            let mut w = BlockWriter::new(Vec::new(), &self.opts)?;
+            fill(&mut w)?;
+            let bytes = w.finish(seq, covers)?;
+            return Block::from_bytes(bytes, seq);
+        };
+        let blocks_dir = dir.join("blocks");
+        let path = block_path(&blocks_dir, seq);
+        let tmp = path.with_extension("trb.tmp");
+        let file = fs::File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+        let mut w = BlockWriter::new(BufWriter::with_capacity(1 << 20, file), &self.opts)?;
+        fill(&mut w)?;
+        let buf = w.finish(seq, covers)?;
+        let file = buf
+            .into_inner()
+            .map_err(|e| StorageError::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| StorageError::io(&tmp, e))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
+        wal::sync_dir(&blocks_dir)?;
+        Block::open(&path, seq)
+    }
+
+    /// Merges runs of adjacent small blocks (one run per call, bounded by
+    /// `compaction_max_bytes`), so that traces split by late spans end up in one block.
+    fn compact(&self, _m: &mut MaintState) -> Result<(), StorageError> {
+        let run: Vec<Arc<Block>> = {
+            let blocks = self.blocks.read();
+            let mut best: Vec<Arc<Block>> = Vec::new();
+            let mut cur: Vec<Arc<Block>> = Vec::new();
+            let mut cur_bytes = 0u64;
+            for b in blocks.iter() {
+                let small = b.bytes < self.opts.compaction_small_bytes;
+                if !small || cur_bytes + b.bytes > self.opts.compaction_max_bytes {
+                    if cur.len() > best.len() {
+                        best = std::mem::take(&mut cur);
+                    }
+                    cur.clear();
+                    cur_bytes = 0;
+                }
+                if small {
+                    cur_bytes += b.bytes;
+                    cur.push(b.clone());
+                }
+            }
+            if cur.len() > best.len() {
+                best = cur;
+            }
+            best
+        };
+        if run.len() < 2 {
+            return Ok(());
+        }
+        let covers: Vec<u64> = run.iter().map(|b| b.seq).collect();
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        let merged = self.write_block(seq, &covers, |w| merge_blocks(&run, w))?;
+        {
+            let mut blocks = self.blocks.write();
+            blocks.retain(|b| !covers.contains(&b.seq));
+            blocks.push(Arc::new(merged));
+            blocks.sort_by_key(|b| b.seq);
+        }
+        if let Some(dir) = &self.dir {
+            let blocks_dir = dir.join("blocks");
+            for s in &covers {
+                let p = block_path(&blocks_dir, *s);
+                fs::remove_file(&p).map_err(|e| StorageError::io(&p, e))?;
+            }
+            wal::sync_dir(&blocks_dir)?;
+        }
+        tracing::debug!(merged = covers.len(), seq, "compacted trace blocks");
+        Ok(())
+    }
+
+    /// Drops blocks older than the retention time, then the oldest while over the size limit.
+    /// `now_ns` is the current Unix time in ns (a parameter for tests).
+    pub fn apply_retention(&self, now_ns: u64) -> Result<(), StorageError> {
+        let mut dropped = Vec::new();
+        {
+            let mut blocks = self.blocks.write();
+            if let Some(ret) = self.opts.retention {
+                let cutoff = now_ns.saturating_sub(ret.as_nanos() as u64);
+                blocks.retain(|b| {
+                    let keep = b.max_time >= cutoff;
+                    if !keep {
+                        dropped.push(b.seq);
+                    }
+                    keep
+                });
+            }
+            if let Some(limit) = self.opts.retention_bytes {
+                let mut by_age: Vec<(u64, u64, u64)> = blocks
+                    .iter()
+                    .map(|b| (b.max_time, b.seq, b.bytes))
+                    .collect();
+                by_age.sort_unstable();
+                let mut total: u64 = by_age.iter().map(|x| x.2).sum();
+                for (_, seq, bytes) in by_age {
+                    if total <= limit {
+                        break;
+                    }
+                    total -= bytes;
+                    dropped.push(seq);
+                }
+                blocks.retain(|b| !dropped.contains(&b.seq));
+            }
+        }
+        if let (Some(dir), false) = (&self.dir, dropped.is_empty()) {
+            let blocks_dir = dir.join("blocks");
+            for s in &dropped {
+                let p = block_path(&blocks_dir, *s);
+                fs::remove_file(&p).map_err(|e| StorageError::io(&p, e))?;
+            }
+            wal::sync_dir(&blocks_dir)?;
+            tracing::info!(blocks = dropped.len(), "trace retention deleted blocks");
+        }
+        Ok(())
+    }
+
+    /// Every stored part of a trace, oldest first (blocks by sequence, frozen heads, head).
+    /// `known` is a part already decoded from the block with that sequence number.
+    fn parts(
+        &self,
+        id: &TraceId,
+        range: Option<(u64, u64)>,
+        mut known: Option<(u64, Part)>,
+    ) -> Result<Vec<Part>, StorageError> {
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        let mut parts = Vec::new();
+        for b in &blocks {
+            if known.as_ref().is_some_and(|k| k.0 == b.seq) {
+                if let Some((_, p)) = known.take() {
+                    parts.push(p);
+                }
+                continue;
+            }
+            if let Some((s, e)) = range {
+                if b.max_time < s || b.min_time > e {
+                    continue;
+                }
+            }
+            if let Some(p) = b.trace_part(id)? {
+                parts.push(p);
+            }
+        }
+        let frozen: Vec<Arc<Head>> = self.frozen.read().clone();
+        for f in &frozen {
+            if let Some(p) = head_part(f, id) {
+                parts.push(p);
+            }
+        }
+        if let Some(p) = head_part(&self.head.read(), id) {
+            parts.push(p);
+        }
+        Ok(parts)
+    }
+
+    /// Assembles a trace from its parts and, when it overlaps the search and matches the
+    /// filter, hands it to `visit`. Returns `visit`'s answer (true when not visited).
+    fn emit(
+        &self,
+        id: TraceId,
+        known: Option<(u64, Part)>,
+        search: &TraceSearch<'_>,
+        visit: &mut dyn FnMut(Trace) -> bool,
+    ) -> Result<bool, StorageError> {
+        let parts = self.parts(&id, None, known)?;
+        let Some(trace) = assemble(id, parts) else {
+            return Ok(true);
+        };
+        let (s, e) = trace.time_range();
+        if s > search.end_ns || e < search.start_ns || !trace_matches(&trace, search.filter) {
+            return Ok(true);
+        }
+        Ok(visit(trace))
+    }
+
+    /// Head candidates: traces with a part overlapping the range where some filter matches.
+    fn head_candidates(head: &Head, search: &TraceSearch<'_>, out: &mut Vec<(u64, TraceId)>) {
+        for (id, t) in &head.traces {
+            if t.min_start > search.end_ns || t.max_end < search.start_ns {
+                continue;
+            }
+            if search.filter.is_empty() {
+                out.push((t.min_start, *id));
+                continue;
+            }
+            let Some(spans) = decode_trace(*id, t) else {
+                continue;
+            };
+            let hit = search.filter.iter().any(|f| {
+                spans
+                    .iter()
+                    .any(|(r, _, s)| match head.resources.get(*r as usize) {
+                        Some(res) => f.matches(res, s),
+                        None => false,
+                    })
+            });
+            if hit {
+                out.push((t.min_start, *id));
+            }
+        }
+    }
+}
+
+/// Where a block writer puts traces (lets `write_block` hide the sink type).
+pub(crate) trait BlockSink {
+    /// Adds one trace; traces must come in ascending id order, each once.
+    fn add_trace(&mut self, id: TraceId, part: Part) -> Result<(), StorageError>;
+}
+
+fn block_path(blocks_dir: &Path, seq: u64) -> PathBuf {
+    blocks_dir.join(format!("{seq:020}.trb"))
+}
+
+/// A span to re-log: trace id, start, end, encoded body.
+type RelogSpan<'a> = (TraceId, u64, u64, &'a [u8]);
+
+/// Re-logs every trace still in `head` into a new WAL generation (one record).
+fn relog_head(head: &Head, w: &mut TraceWal) -> Result<(), StorageError> {
+    if head.traces.is_empty() {
+        return Ok(());
+    }
+    // Group the remaining spans by (resource, scope) so each record batch is one pair.
+    let mut groups: BTreeMap<(u32, u32), Vec<RelogSpan<'_>>> = BTreeMap::new();
+    for (id, t) in &head.traces {
+        super::head::for_each_entry(&t.buf, |r, s, body| {
+            let mut b = body;
+            let (start, end) = match get_span_body(&mut b, *id) {
+                Some(sp) => (sp.start_unix_nano, sp.end_unix_nano),
+                None => (t.min_start, t.max_end),
+            };
+            groups
+                .entry((r, s))
+                .or_default()
+                .push((*id, start, end, body));
+        });
+    }
+    let mut buf = Vec::new();
+    let mut tmp = Vec::new();
+    wal::begin_record(&mut buf, groups.len());
+    for ((r, s), spans) in groups {
+        let (Some(res), Some(scope)) =
+            (head.resources.get(r as usize), head.scopes.get(s as usize))
+        else {
+            continue;
+        };
+        tmp.clear();
+        super::codec::put_resource(&mut tmp, res);
+        put_str_bytes(&mut buf, &tmp);
+        tmp.clear();
+        super::codec::put_scope(&mut tmp, scope);
+        put_str_bytes(&mut buf, &tmp);
+        crate::varint::write_uvarint(&mut buf, spans.len() as u64);
+        for (id, start, end, body) in spans {
+            buf.extend_from_slice(&id.0);
+            crate::varint::write_uvarint(&mut buf, start);
+            crate::varint::write_uvarint(&mut buf, end);
+            put_str_bytes(&mut buf, body);
+        }
+    }
+    wal::seal_record(&mut buf);
+    w.write(&buf)
+}
+
+fn put_str_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    super::codec::put_bytes(out, b);
+}
+
+/// Inserts a parsed WAL record into the head. With `validate`, span bodies are decoded first
+/// and a record with an undecodable body is rejected whole (returns false).
+fn insert_record(
+    head: &mut Head,
+    payload: &[u8],
+    rec: &[wal::RecBatch],
+    now_ms: u64,
+    validate: bool,
+) -> bool {
+    if validate {
+        for b in rec {
+            let mut r = &payload[b.resource.clone()];
+            let mut s = &payload[b.scope.clone()];
+            if get_resource(&mut r).is_none() || get_scope(&mut s).is_none() {
+                return false;
+            }
+            for sp in &b.spans {
+                let mut body = &payload[sp.body.clone()];
+                if get_span_body(&mut body, sp.trace_id).is_none() || !body.is_empty() {
+                    return false;
+                }
+            }
+        }
+    }
+    for b in rec {
+        let res_enc = &payload[b.resource.clone()];
+        let scope_enc = &payload[b.scope.clone()];
+        let r = head.intern_resource(res_enc, || {
+            let mut x = res_enc;
+            get_resource(&mut x).map(Arc::new)
+        });
+        let s = head.intern_scope(scope_enc, || {
+            let mut x = scope_enc;
+            get_scope(&mut x).map(Arc::new)
+        });
+        let (Some(r), Some(s)) = (r, s) else {
+            return false;
+        };
+        for sp in &b.spans {
+            head.push(
+                sp.trace_id,
+                r,
+                s,
+                &payload[sp.body.clone()],
+                sp.start,
+                sp.end,
+                now_ms,
+            );
+        }
+    }
+    true
+}
+
+fn head_part(head: &Head, id: &TraceId) -> Option<Part> {
+    let t = head.traces.get(id)?;
+    let spans = decode_trace(*id, t)?;
+    Some(
+        spans
+            .into_iter()
+            .filter_map(|(r, s, span)| {
+                Some((
+                    head.resources.get(r as usize)?.clone(),
+                    head.scopes.get(s as usize)?.clone(),
+                    span,
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// Drops spans whose span id was seen earlier in the part (first wins).
+pub(crate) fn dedup_part(part: Part) -> Part {
+    let mut seen: FastSet<[u8; 8]> = FastSet::default();
+    part.into_iter()
+        .filter(|(_, _, s)| seen.insert(s.span_id))
+        .collect()
+}
+
+/// Merges parts (oldest first) into a trace: duplicates by span id dropped (first wins), spans
+/// grouped into batches of equal resource and scope.
+pub(crate) fn assemble(id: TraceId, parts: Vec<Part>) -> Option<Trace> {
+    let mut seen: FastSet<[u8; 8]> = FastSet::default();
+    let mut batches: Vec<SpanBatch> = Vec::new();
+    for part in parts {
+        for (res, scope, span) in part {
+            if !seen.insert(span.span_id) {
+                continue;
+            }
+            let pos = batches.iter().position(|b| {
+                (Arc::ptr_eq(&b.resource, &res) || *b.resource == *res)
+                    && (Arc::ptr_eq(&b.scope, &scope) || *b.scope == *scope)
+            });
+            match pos {
+                Some(i) => batches[i].spans.push(span),
+                None => batches.push(SpanBatch {
+                    resource: res,
+                    scope,
+                    spans: vec![span],
+                }),
+            }
+        }
+    }
+    (!batches.is_empty()).then_some(Trace { id, batches })
+}
+
+/// K-way merge of the blocks' traces in id order into `w`.
+fn merge_blocks(run: &[Arc<Block>], w: &mut dyn BlockSink) -> Result<(), StorageError> {
+    struct Cursor {
+        block: Arc<Block>,
+        next_rg: usize,
+        pending: std::collections::VecDeque<(TraceId, Part)>,
+    }
+    let mut cursors: Vec<Cursor> = run
+        .iter()
+        .map(|b| Cursor {
+            block: b.clone(),
+            next_rg: 0,
+            pending: Default::default(),
+        })
+        .collect();
+    loop {
+        for c in cursors.iter_mut() {
+            while c.pending.is_empty() && c.next_rg < c.block.row_groups() {
+                c.pending = c.block.decode_row_group(c.next_rg)?.into();
+                c.next_rg += 1;
+            }
+        }
+        let Some(min) = cursors
+            .iter()
+            .filter_map(|c| c.pending.front().map(|p| p.0))
+            .min()
+        else {
+            return Ok(());
+        };
+        let mut parts = Vec::new();
+        for c in cursors.iter_mut() {
+            if c.pending.front().map(|p| p.0) == Some(min) {
+                if let Some((_, p)) = c.pending.pop_front() {
+                    parts.push(p);
+                }
+            }
+        }
+        let merged: Part = parts.into_iter().flatten().collect();
+        w.add_trace(min, dedup_part(merged))?;
+    }
+}
+
+impl TraceAppender for TraceStore {
+    fn append(&self, batches: Vec<SpanBatch>) -> Result<TraceAppendOutcome, StorageError> {
+        let mut out = TraceAppendOutcome::default();
+        let mut keeps: Vec<Vec<usize>> = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            let mut keep = Vec::with_capacity(batch.spans.len());
+            for (i, span) in batch.spans.iter().enumerate() {
+                if span.trace_id.is_zero() || span.span_id == [0; 8] {
+                    out.rejected_spans += 1;
+                    if out.errors.len() < 5 {
+                        out.errors
+                            .push("span with an all-zero trace or span id".into());
+                    }
+                } else {
+                    keep.push(i);
+                }
+            }
+            out.accepted_spans += keep.len() as u64;
+            keeps.push(keep);
+        }
+        if out.accepted_spans == 0 {
+            return Ok(out);
+        }
+        let mut buf = Vec::with_capacity(256 * out.accepted_spans as usize);
+        let mut tmp = Vec::new();
+        let used = keeps.iter().filter(|k| !k.is_empty()).count();
+        wal::begin_record(&mut buf, used);
+        for (batch, keep) in batches.iter().zip(&keeps) {
+            if !keep.is_empty() {
+                wal::encode_batch(&mut buf, batch, keep, &mut tmp);
+            }
+        }
+        wal::seal_record(&mut buf);
+        let payload = &buf[wal::FRAME_HEADER..];
+        let rec = wal::parse_record(payload).ok_or_else(|| StorageError::Corruption {
+            path: PathBuf::from("<trace append>"),
+            offset: 0,
+            reason: "freshly encoded trace record does not parse".into(),
+        })?;
+        let full = {
+            let mut wal_guard = self.wal.lock();
+            if let Some(w) = wal_guard.as_mut() {
+                w.write(&buf)?;
+            }
+            let mut head = self.head.write();
+            let now = self.now_ms();
+            // Intern with the batch's own Arcs (no decoding on the hot path).
+            let mut ri = 0;
+            for (batch, keep) in batches.iter().zip(&keeps) {
+                if keep.is_empty() {
+                    continue;
+                }
+                let b = &rec[ri];
+                ri += 1;
+                let r = head
+                    .intern_resource(&payload[b.resource.clone()], || {
+                        Some(batch.resource.clone())
+                    })
+                    .unwrap_or(0);
+                let s = head
+                    .intern_scope(&payload[b.scope.clone()], || Some(batch.scope.clone()))
+                    .unwrap_or(0);
+                for sp in &b.spans {
+                    head.push(
+                        sp.trace_id,
+                        r,
+                        s,
+                        &payload[sp.body.clone()],
+                        sp.start,
+                        sp.end,
+                        now,
+                    );
+                }
+            }
+            head.bytes >= self.opts.max_head_bytes
+        };
+        if full {
+            // The head is full: cut all of it now (the writer pays; memory stays bounded).
+            let mut m = self.maintenance.lock();
+            if self.head.read().bytes >= self.opts.max_head_bytes {
+                tracing::info!(
+                    bytes = self.head.read().bytes,
+                    "trace head reached max_head_bytes; cutting a block"
+                );
+                self.cut(&mut m, |_| true)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl TraceSource for TraceStore {
+    fn trace(
+        &self,
+        id: &TraceId,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<Trace>, StorageError> {
+        Ok(assemble(*id, self.parts(id, range, None)?))
+    }
+
+    /// Candidates are traces with a part (in the head or a block row group) that overlaps the
+    /// range and has a span matching some filter; each is assembled from all its parts and
+    /// checked exactly before `visit`. Known gap: when a trace is split across blocks (late
+    /// spans), a part lying wholly outside the range does not make the trace a candidate.
+    fn search(
+        &self,
+        search: &TraceSearch<'_>,
+        visit: &mut dyn FnMut(Trace) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut seen: HashSet<TraceId> = HashSet::new();
+        // Head and frozen heads first (the most recent traces).
+        let mut cands = Vec::new();
+        TraceStore::head_candidates(&self.head.read(), search, &mut cands);
+        for f in self.frozen.read().iter() {
+            TraceStore::head_candidates(f, search, &mut cands);
+        }
+        cands.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, id) in cands {
+            if seen.insert(id) && !self.emit(id, None, search, visit)? {
+                return Ok(());
+            }
+        }
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        for b in blocks.iter().rev() {
+            if b.max_time < search.start_ns || b.min_time > search.end_ns {
+                continue;
+            }
+            let mut stop = false;
+            b.search_candidates(search, &mut |id, part| {
+                if !seen.insert(id) {
+                    return Ok(true);
+                }
+                let go = self.emit(id, Some((b.seq, part)), search, visit)?;
+                stop = !go;
+                Ok(go)
+            })?;
+            if stop {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn tag_names(
+        &self,
+        scope: AttrScope,
+        start_ns: u64,
+        end_ns: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut names = BTreeSet::new();
+        let mut add_head = |head: &Head| {
+            for (id, t) in &head.traces {
+                if t.min_start > end_ns || t.max_end < start_ns {
+                    continue;
+                }
+                for (r, _, s) in decode_trace(*id, t).unwrap_or_default() {
+                    if !span_in_range(&s, start_ns, end_ns) {
+                        continue;
+                    }
+                    if matches!(scope, AttrScope::Span | AttrScope::Any) {
+                        for a in &s.attributes {
+                            if !names.contains(&a.key) {
+                                names.insert(a.key.clone());
+                            }
+                        }
+                    }
+                    if matches!(scope, AttrScope::Resource | AttrScope::Any) {
+                        if let Some(res) = head.resources.get(r as usize) {
+                            for a in &res.attributes {
+                                if !names.contains(&a.key) {
+                                    names.insert(a.key.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        add_head(&self.head.read());
+        for f in self.frozen.read().iter() {
+            add_head(f);
+        }
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        for b in &blocks {
+            b.tag_names(scope, start_ns, end_ns, &mut names)?;
+        }
+        Ok(names.into_iter().take(limit).collect())
+    }
+
+    fn tag_values(
+        &self,
+        field: &SpanField,
+        filter: &SpanFilter,
+        start_ns: u64,
+        end_ns: u64,
+        limit: usize,
+    ) -> Result<Vec<AttrValue>, StorageError> {
+        let mut values: BTreeMap<String, AttrValue> = BTreeMap::new();
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        for b in &blocks {
+            b.tag_values(field, filter, start_ns, end_ns, &mut values)?;
+        }
+        let mut add_head = |head: &Head| {
+            for (id, t) in &head.traces {
+                if t.min_start > end_ns || t.max_end < start_ns {
+                    continue;
+                }
+                for (r, _, s) in decode_trace(*id, t).unwrap_or_default() {
+                    let Some(res) = head.resources.get(r as usize) else {
+                        continue;
+                    };
+                    if !span_in_range(&s, start_ns, end_ns) || !filter.matches(res, &s) {
+                        continue;
+                    }
+                    if let Some(v) = field_value(field, res, &s) {
+                        add_value(&mut values, v);
+                    }
+                }
+            }
+        };
+        for f in self.frozen.read().iter() {
+            add_head(f);
+        }
+        add_head(&self.head.read());
+        Ok(values.into_values().take(limit).collect())
+    }
+}
+
+pub(crate) fn span_in_range(s: &Span, start_ns: u64, end_ns: u64) -> bool {
+    s.start_unix_nano <= end_ns && s.end_unix_nano >= start_ns
+}
+
+/// The scalar value `field` has on a span, as `tag_values` lists it.
+fn field_value(field: &SpanField, res: &Resource, s: &Span) -> Option<AttrValue> {
+    match field {
+        SpanField::Name => Some(AttrValue::Str(s.name.clone())),
+        SpanField::StatusMessage => Some(AttrValue::Str(s.status_message.clone())),
+        SpanField::Attr { scope, key } => match scope {
+            AttrScope::Span => find_attr(&s.attributes, key).cloned(),
+            AttrScope::Resource => find_attr(&res.attributes, key).cloned(),
+            AttrScope::Any => find_attr(&s.attributes, key)
+                .or_else(|| find_attr(&res.attributes, key))
+                .cloned(),
+        },
+        SpanField::Kind | SpanField::Status | SpanField::Duration => None,
+    }
+}
+
+/// Adds a scalar value keyed by its display form (the first value per form wins).
+pub(crate) fn add_value(values: &mut BTreeMap<String, AttrValue>, v: AttrValue) {
+    let key = match &v {
+        AttrValue::Str(s) => s.clone(),
+        AttrValue::Bool(b) => b.to_string(),
+        AttrValue::Int(i) => i.to_string(),
+        AttrValue::Double(d) => d.to_string(),
+        _ => return,
+    };
+    values.entry(key).or_insert(v);
+}
+
+/// Compile-time check that the store can be shared between threads.
+const _: fn() = || {
+    fn is<T: Send + Sync>() {}
+    is::<TraceStore>();
+};
