@@ -35,6 +35,8 @@ pub struct Config {
     pub rules: RulesConfig,
     /// The log store, Loki push limits and OTLP log mapping (`src/logs.rs`).
     pub logs: crate::logs::LogsConfig,
+    /// OTLP traces and the span-metrics / service-graph generator (`src/traces.rs`).
+    pub traces: crate::traces::TracesConfig,
 }
 
 /// `rules:` — what Prometheus sets with `--rules.*` and `--web.external-url`.
@@ -290,6 +292,7 @@ impl Config {
         self.otlp.http_listen()?;
         self.otlp.options()?;
         self.logs.validate()?;
+        self.traces.validate()?;
         if self.query.max_points_per_series <= 0 {
             bail!("query.max_points_per_series must be positive");
         }

@@ -6,6 +6,7 @@ mod logs;
 mod rules_cli;
 mod server;
 mod telemetry;
+mod traces;
 mod tsdb_cli;
 
 use std::net::SocketAddr;

@@ -90,17 +90,19 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
                 loki_push.set_sink(store.clone());
                 otlp.set_logs(loki_push.clone(), config.logs.otlp_options());
             }
+            let span_metrics = crate::traces::attach(&config, &otlp, db.clone()).await?;
             let (telemetry, app) = build_app(
                 &config,
                 flags,
                 db.clone(),
                 logs.clone(),
                 loki_push.metrics(),
+                span_metrics.as_ref().map(|g| g.metrics()),
             )?;
             let _ = shared.telemetry.set(telemetry);
             let _ = shared.app.set(app);
             tracing::info!("sextant is ready");
-            anyhow::Ok((db, logs))
+            anyhow::Ok((db, logs, span_metrics))
         })
     };
 
@@ -117,7 +119,8 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
         }
     }
     tracing::info!("HTTP server stopped; flushing storage");
-    let (db, logs) = opener.await.context("storage task")??;
+    let (db, logs, span_metrics) = opener.await.context("storage task")??;
+    crate::traces::final_flush(span_metrics).await?;
     if let Some(store) = logs {
         // Head → segment, so the next start replays no log WAL.
         tokio::task::spawn_blocking(move || store.flush())
@@ -197,6 +200,7 @@ fn build_app(
     db: Arc<Db>,
     logs: Option<Arc<sextant_storage::logs::LogStore>>,
     log_push_metrics: &sextant_ingest::loki::PushMetrics,
+    span_metrics: Option<&sextant_ingest::spanmetrics::GeneratorMetrics>,
 ) -> anyhow::Result<(Arc<Telemetry>, Router)> {
     let mut config = config.clone();
     let external_url = fill_external_urls(&mut config);
@@ -204,6 +208,9 @@ fn build_app(
     let mut telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"));
     db.metrics().register(telemetry.registry_mut());
     log_push_metrics.register(telemetry.registry_mut());
+    if let Some(m) = span_metrics {
+        m.register(telemetry.registry_mut());
+    }
     let rule_metrics = RuleMetrics::default();
     rule_metrics.register(telemetry.registry_mut());
     // The built-in notifier (Alertmanager-compatible) and forwarding to external Alertmanagers;

@@ -1,6 +1,7 @@
 //! OTLP/gRPC against a running `sextant`: a valid export is stored, a partly invalid one answers
 //! `partial_success`, an oversized message is refused, the traces service answers
-//! `UNIMPLEMENTED` (logs are served: `tests/otlp_logs.rs`), and none of the refusals disturbs data stored before.
+//! `UNIMPLEMENTED` when traces are disabled (logs are served: `tests/otlp_logs.rs`, traces:
+//! `tests/otlp_traces.rs`), and none of the refusals disturbs data stored before.
 
 mod support;
 
@@ -103,7 +104,7 @@ async fn grpc_exports_errors_and_unimplemented_signals() {
     std::fs::write(
         &config,
         format!(
-            "storage:\n  wal_fsync: never\notlp:\n  grpc_addr: 127.0.0.1:{grpc}\n  http_addr: \"off\"\n  max_body_bytes: 65536\n"
+            "storage:\n  wal_fsync: never\notlp:\n  grpc_addr: 127.0.0.1:{grpc}\n  http_addr: \"off\"\n  max_body_bytes: 65536\ntraces:\n  enabled: false\n"
         ),
     )
     .unwrap();
@@ -166,7 +167,7 @@ async fn grpc_exports_errors_and_unimplemented_signals() {
         None
     );
 
-    // Traces are not served yet; logs are (an empty export is accepted).
+    // Traces are disabled here; logs are (an empty export is accepted).
     let channel = tonic::transport::Endpoint::from_shared(endpoint)
         .unwrap()
         .connect()

@@ -8,13 +8,15 @@
 //! until storage is open; 429 (gRPC `RESOURCE_EXHAUSTED`) with `Retry-After` when too many
 //! requests are in flight. Logs (`/v1/logs`, gRPC `LogsService`) are stored once a log store is
 //! attached ([`OtlpState::set_logs`]; mapping in [`logs`]) and answer 501 / `UNIMPLEMENTED`
-//! without one; traces answer 501 (the gRPC service is not registered).
+//! without one; traces likewise (`/v1/traces`, gRPC `TraceService`, [`OtlpState::set_traces`];
+//! decoding in [`traces`]).
 //!
 //! The conversion to the Prometheus model is in [`convert`], names in [`translate`].
 
 pub mod convert;
 pub mod json;
 pub mod logs;
+pub mod traces;
 pub mod translate;
 pub mod view;
 pub mod wire;
@@ -92,6 +94,7 @@ pub struct OtlpState {
     deltas: DeltaTracker,
     inflight: Semaphore,
     logs: OnceLock<LogsBackend>,
+    traces: OnceLock<traces::TracesBackend>,
 }
 
 /// Where OTLP logs go: through the Loki push path (same validation, rate limit and store).
@@ -107,6 +110,7 @@ impl OtlpState {
             deltas: DeltaTracker::new(options.delta_stream_ttl),
             inflight: Semaphore::new(options.max_concurrent_requests.max(1)),
             logs: OnceLock::new(),
+            traces: OnceLock::new(),
             options,
         })
     }
@@ -371,7 +375,7 @@ pub struct RpcStatus {
 }
 
 /// The OTLP/HTTP routes: `/v1/metrics` and `/api/v1/otlp/v1/metrics`, `/v1/logs` (501 without
-/// a log store); `/v1/traces` answers 501.
+/// a log store), `/v1/traces` (501 without a trace store).
 pub fn http_router(state: Arc<OtlpState>) -> Router {
     // Compressed bodies are never larger than the decompressed limit allows (plus framing).
     let limit = state.options.max_body_bytes.saturating_add(1024);
@@ -379,21 +383,11 @@ pub fn http_router(state: Arc<OtlpState>) -> Router {
         .route("/v1/metrics", post(http_metrics))
         .route("/api/v1/otlp/v1/metrics", post(http_metrics))
         .route("/v1/logs", post(http_logs))
-        .route("/v1/traces", post(http_unimplemented))
+        .route("/v1/traces", post(traces::http_traces))
         .route("/api/v1/otlp/v1/logs", post(http_logs))
-        .route("/api/v1/otlp/v1/traces", post(http_unimplemented))
+        .route("/api/v1/otlp/v1/traces", post(traces::http_traces))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
-}
-
-async fn http_unimplemented(headers: HeaderMap) -> Response {
-    let format = content_format(&headers).unwrap_or(Format::Json);
-    status_response(
-        StatusCode::NOT_IMPLEMENTED,
-        format,
-        tonic::Code::Unimplemented as i32,
-        "Sextant does not store this signal yet; only metrics are accepted",
-    )
 }
 
 fn content_format(headers: &HeaderMap) -> Result<Format, OtlpError> {
@@ -743,8 +737,8 @@ fn oversized_is_resource_exhausted<B>(
     response
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` completes: metrics and logs (logs answer
-/// `UNIMPLEMENTED` without a log store); traces are not registered (`UNIMPLEMENTED`).
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes: metrics, logs and traces (logs
+/// and traces answer `UNIMPLEMENTED` without their store).
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
     state: Arc<OtlpState>,
@@ -755,7 +749,8 @@ pub async fn serve_grpc(
             oversized_is_resource_exhausted,
         ))
         .add_service(grpc_service(state.clone()))
-        .add_service(grpc_logs_service(state))
+        .add_service(grpc_logs_service(state.clone()))
+        .add_service(traces::grpc_traces_service(state))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,
