@@ -90,19 +90,19 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
                 loki_push.set_sink(store.clone());
                 otlp.set_logs(loki_push.clone(), config.logs.otlp_options());
             }
-            let span_metrics = crate::traces::attach(&config, &otlp, db.clone()).await?;
+            let traces = crate::traces::attach(&config, &otlp, db.clone()).await?;
             let (telemetry, app) = build_app(
                 &config,
                 flags,
                 db.clone(),
                 logs.clone(),
+                &traces,
                 loki_push.metrics(),
-                span_metrics.as_ref().map(|g| g.metrics()),
             )?;
             let _ = shared.telemetry.set(telemetry);
             let _ = shared.app.set(app);
             tracing::info!("sextant is ready");
-            anyhow::Ok((db, logs, span_metrics))
+            anyhow::Ok((db, logs, traces))
         })
     };
 
@@ -119,8 +119,8 @@ async fn serve(config: Config, flags: BTreeMap<String, String>) -> anyhow::Resul
         }
     }
     tracing::info!("HTTP server stopped; flushing storage");
-    let (db, logs, span_metrics) = opener.await.context("storage task")??;
-    crate::traces::final_flush(span_metrics).await?;
+    let (db, logs, traces) = opener.await.context("storage task")??;
+    crate::traces::shutdown(traces).await?;
     if let Some(store) = logs {
         // Head → segment, so the next start replays no log WAL.
         tokio::task::spawn_blocking(move || store.flush())
@@ -199,8 +199,8 @@ fn build_app(
     flags: BTreeMap<String, String>,
     db: Arc<Db>,
     logs: Option<Arc<sextant_storage::logs::LogStore>>,
+    traces: &crate::traces::Traces,
     log_push_metrics: &sextant_ingest::loki::PushMetrics,
-    span_metrics: Option<&sextant_ingest::spanmetrics::GeneratorMetrics>,
 ) -> anyhow::Result<(Arc<Telemetry>, Router)> {
     let mut config = config.clone();
     let external_url = fill_external_urls(&mut config);
@@ -208,8 +208,8 @@ fn build_app(
     let mut telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"));
     db.metrics().register(telemetry.registry_mut());
     log_push_metrics.register(telemetry.registry_mut());
-    if let Some(m) = span_metrics {
-        m.register(telemetry.registry_mut());
+    if let Some(g) = &traces.generator {
+        g.metrics().register(telemetry.registry_mut());
     }
     let rule_metrics = RuleMetrics::default();
     rule_metrics.register(telemetry.registry_mut());
@@ -306,7 +306,15 @@ fn build_app(
         .merge(sextant_ingest::scrape::router(scrape))
         .merge(sextant_alerting::notify::api::router(notifier))
         .merge(slo_api)
-        .merge(crate::logs::query_router(config, logs)?)
+        .merge(crate::logs::query_router(config, logs.clone())?)
+        .merge(crate::traces::query_router(traces.store.clone()))
+        .route(
+            "/flush",
+            axum::routing::post(flush).with_state(Stores {
+                logs,
+                traces: traces.store.clone(),
+            }),
+        )
         // The web console last: explicit page and asset routes only, so API routes win.
         .merge(sextant_ui::router())
         .layer(axum::middleware::from_fn_with_state(
@@ -314,6 +322,37 @@ fn build_app(
             telemetry::track_http,
         ));
     Ok((telemetry, app))
+}
+
+/// The log and trace stores, for `POST /flush`.
+#[derive(Clone)]
+struct Stores {
+    logs: Option<Arc<sextant_storage::logs::LogStore>>,
+    traces: Option<Arc<sextant_storage::traces::TraceStore>>,
+}
+
+/// `POST /flush` (as Tempo's and Loki's ingesters): the log and trace heads become blocks now,
+/// durable on return. 204 on success; 500 with the error text otherwise.
+async fn flush(
+    axum::extract::State(stores): axum::extract::State<Stores>,
+) -> (axum::http::StatusCode, String) {
+    let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        if let Some(logs) = &stores.logs {
+            logs.flush().map_err(|e| format!("flushing logs: {e}"))?;
+        }
+        if let Some(traces) = &stores.traces {
+            traces
+                .flush()
+                .map_err(|e| format!("flushing traces: {e}"))?;
+        }
+        Ok(())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => (axum::http::StatusCode::NO_CONTENT, String::new()),
+        Ok(Err(e)) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// Gives alert links one base: `rules.external_url` (generator URLs, `$externalURL`), else

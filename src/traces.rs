@@ -11,7 +11,7 @@ use sextant_ingest::spanmetrics::{
     SpanMetrics, SpanMetricsOptions,
 };
 use sextant_ingest::OtlpState;
-use sextant_storage::traces::TraceAppender;
+use sextant_storage::traces::{TraceAppender, TraceStore, TraceStoreOptions};
 use sextant_storage::Db;
 
 use crate::config::parse_duration;
@@ -24,15 +24,31 @@ pub struct TracesConfig {
     pub enabled: bool,
     /// Largest OTLP traces request after decompression (`otlp.max_body_bytes` also applies).
     pub max_request_bytes: usize,
+    /// Blocks whose newest span is older than this are deleted (`0s` keeps everything).
+    pub retention_time: String,
+    /// Oldest blocks are deleted while the store is larger than this (0: no limit).
+    pub retention_size_bytes: u64,
+    /// Encoded spans kept in memory before the head is cut into a block.
+    pub max_head_bytes: usize,
+    /// A trace leaves the head once no span of it arrived for this long.
+    pub trace_idle: String,
+    /// How often idle traces are cut, blocks compacted and retention applied.
+    pub maintenance_interval: String,
     pub span_metrics: SpanMetricsConfig,
     pub service_graph: ServiceGraphConfig,
 }
 
 impl Default for TracesConfig {
     fn default() -> Self {
+        let store = TraceStoreOptions::default();
         TracesConfig {
             enabled: true,
             max_request_bytes: 32 << 20,
+            retention_time: "14d".into(),
+            retention_size_bytes: 0,
+            max_head_bytes: store.max_head_bytes,
+            trace_idle: "10s".into(),
+            maintenance_interval: "15s".into(),
             span_metrics: SpanMetricsConfig::default(),
             service_graph: ServiceGraphConfig::default(),
         }
@@ -104,10 +120,36 @@ impl Default for ServiceGraphConfig {
 impl TracesConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.generator_options()?;
+        self.store_options(sextant_storage::FsyncPolicy::Always)?;
         if self.max_request_bytes == 0 {
             anyhow::bail!("traces.max_request_bytes must be positive");
         }
+        if parse_duration(&self.maintenance_interval)
+            .context("traces.maintenance_interval")?
+            .is_zero()
+        {
+            anyhow::bail!("traces.maintenance_interval must be positive");
+        }
         Ok(())
+    }
+
+    /// The trace store's options.
+    pub fn store_options(
+        &self,
+        fsync: sextant_storage::FsyncPolicy,
+    ) -> anyhow::Result<TraceStoreOptions> {
+        let retention = parse_duration(&self.retention_time).context("traces.retention_time")?;
+        if self.max_head_bytes == 0 {
+            anyhow::bail!("traces.max_head_bytes must be positive");
+        }
+        Ok(TraceStoreOptions {
+            retention: (!retention.is_zero()).then_some(retention),
+            retention_bytes: (self.retention_size_bytes > 0).then_some(self.retention_size_bytes),
+            max_head_bytes: self.max_head_bytes,
+            trace_idle: parse_duration(&self.trace_idle).context("traces.trace_idle")?,
+            fsync,
+            ..TraceStoreOptions::default()
+        })
     }
 
     /// The generator's options, or `None` when neither span metrics nor the service graph is on.
@@ -150,29 +192,53 @@ impl TracesConfig {
     }
 }
 
-/// Opens the trace store, or `None` when traces are disabled.
-pub async fn open_store(
-    config: &crate::config::Config,
-) -> anyhow::Result<Option<Arc<dyn TraceAppender>>> {
+/// Opens (replaying its WAL) the trace store under `<data_dir>/traces` and starts its
+/// maintenance thread, or `None` when traces are disabled.
+pub async fn open_store(config: &crate::config::Config) -> anyhow::Result<Option<Arc<TraceStore>>> {
     if !config.traces.enabled {
         return Ok(None);
     }
-    // LEAD: swap this line for the real store, e.g.
-    // `Arc::new(TraceStore::open(&config.storage.data_dir.join("traces"), opts)?)`.
-    let store: Arc<dyn TraceAppender> = Arc::new(sextant_storage::traces::NaiveTraceStore::new());
+    let dir = config.storage.data_dir.join("traces");
+    let opts = config.traces.store_options(config.fsync_policy()?)?;
+    let shown = dir.display().to_string();
+    let store = tokio::task::spawn_blocking(move || TraceStore::open(&dir, opts))
+        .await
+        .context("trace store open task")?
+        .with_context(|| format!("opening the trace store in {shown}"))?;
+    let store = Arc::new(store);
+    let every = parse_duration(&config.traces.maintenance_interval)?;
+    let maintained = store.clone();
+    std::thread::Builder::new()
+        .name("trace-maintenance".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            if let Err(e) = maintained.maintain() {
+                tracing::error!(error = %e, "trace store maintenance failed; will retry");
+            }
+        })
+        .context("starting the trace maintenance thread")?;
     Ok(Some(store))
 }
 
+/// The trace pipeline once storage is open: the store (for the query APIs) and the generator
+/// (for its self-metrics and the final flush), each `None` when off.
+pub struct Traces {
+    pub store: Option<Arc<TraceStore>>,
+    pub generator: Option<Arc<SpanMetrics>>,
+}
+
 /// Opens the trace store, creates the generator (writing to `db`), starts its collector and
-/// attaches both to OTLP ingest. Returns the generator (for its self-metrics and the final
-/// flush on shutdown), `None` when traces or generation are off.
+/// attaches both to OTLP ingest.
 pub async fn attach(
     config: &crate::config::Config,
     otlp: &OtlpState,
     db: Arc<Db>,
-) -> anyhow::Result<Option<Arc<SpanMetrics>>> {
+) -> anyhow::Result<Traces> {
     let Some(store) = open_store(config).await? else {
-        return Ok(None);
+        return Ok(Traces {
+            store: None,
+            generator: None,
+        });
     };
     let generator = match config.traces.generator_options()? {
         Some(options) => {
@@ -183,12 +249,47 @@ pub async fn attach(
         }
         None => None,
     };
-    otlp.set_traces(store, generator.clone(), config.traces.max_request_bytes);
-    Ok(generator)
+    let appender: Arc<dyn TraceAppender> = store.clone();
+    otlp.set_traces(appender, generator.clone(), config.traces.max_request_bytes);
+    Ok(Traces {
+        store: Some(store),
+        generator,
+    })
+}
+
+/// The Tempo API (with its streaming gRPC search) and the Jaeger API under `/jaeger` over the
+/// store; an empty router when traces are off.
+pub fn query_router(store: Option<Arc<TraceStore>>) -> axum::Router {
+    use sextant_query::api::{jaeger, tempo};
+    let Some(store) = store else {
+        return axum::Router::new();
+    };
+    let source: Arc<dyn sextant_storage::traces::TraceSource> = store;
+    let info = tempo::TempoBuildInfo {
+        revision: format!("sextant-{}", env!("CARGO_PKG_VERSION")),
+        ..tempo::TempoBuildInfo::default()
+    };
+    axum::Router::new()
+        .merge(tempo::tempo_router(source.clone(), info))
+        .merge(tempo::grpc::streaming_querier_router(source.clone()))
+        .merge(jaeger::jaeger_router(source))
+}
+
+/// Shutdown: the generator's last partial interval, then the store's head into a block (so the
+/// next start replays no trace WAL).
+pub async fn shutdown(traces: Traces) -> anyhow::Result<()> {
+    final_flush(traces.generator).await?;
+    if let Some(store) = traces.store {
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .context("trace flush task")?
+            .context("flushing the trace store")?;
+    }
+    Ok(())
 }
 
 /// Writes the generator's last partial interval (completing or expiring pending edges).
-pub async fn final_flush(generator: Option<Arc<SpanMetrics>>) -> anyhow::Result<()> {
+async fn final_flush(generator: Option<Arc<SpanMetrics>>) -> anyhow::Result<()> {
     let Some(g) = generator else {
         return Ok(());
     };
