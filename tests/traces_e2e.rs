@@ -48,12 +48,32 @@ fn venv_python() -> std::path::PathBuf {
     python
 }
 
+/// SLOs on span metrics alone (no metrics pipeline): payment's server-span availability, and
+/// the share of checkout page loads faster than 2.048 s (a span-metrics latency bucket).
+const SPAN_SLOS: &str = r#"version: "prometheus/v1"
+service: shop
+slos:
+  - name: payment-availability
+    objective: 99
+    sli:
+      events:
+        error_query: sum(rate(traces_spanmetrics_calls_total{service="payment",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR"}[{{.window}}]))
+        total_query: sum(rate(traces_spanmetrics_calls_total{service="payment",span_kind="SPAN_KIND_SERVER"}[{{.window}}]))
+    alerting: {name: PaymentErrors}
+  - name: checkout-latency
+    objective: 90
+    sli:
+      latency: {histogram: traces_spanmetrics_latency, selector: '{service="frontend",span_name="GET /checkout"}', threshold: 2.048}
+    alerting: {name: CheckoutSlow}
+"#;
+
 fn config(dir: &std::path::Path, grpc: u16) -> std::path::PathBuf {
     let path = dir.join("sextant.yml");
+    std::fs::write(dir.join("slos.yml"), SPAN_SLOS).unwrap();
     std::fs::write(
         &path,
         format!(
-            "storage:\n  wal_fsync: never\notlp:\n  grpc_addr: 127.0.0.1:{grpc}\n  http_addr: \"off\"\ntraces:\n  span_metrics:\n    collection_interval: 1s\n  service_graph:\n    wait: 2s\n"
+            "storage:\n  wal_fsync: never\notlp:\n  grpc_addr: 127.0.0.1:{grpc}\n  http_addr: \"off\"\nslo_files: [slos.yml]\ntraces:\n  span_metrics:\n    collection_interval: 1s\n  service_graph:\n    wait: 2s\n"
         ),
     )
     .unwrap();
@@ -350,6 +370,28 @@ async fn python_sdk_traces_across_three_services_through_tempo_api_traceql_and_p
             .unwrap_or(0.0),
             failures
         );
+    }
+
+    // SLOs defined on span metrics only: the SLI is what the exporter sent (payment servers:
+    // a quarter failed; checkout page loads: a fifth took 2.7 s).
+    for (slo, want) in [
+        (
+            "shop-payment-availability",
+            1.0 - failed.len() as f64 / 20.0,
+        ),
+        ("shop-checkout-latency", 1.0 - slow.len() as f64 / 20.0),
+    ] {
+        let sli = poll(Duration::from_secs(30), "SLI on span metrics", || async {
+            let v: Value = reqwest::get(format!("{base}/api/v1/slos/{slo}"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            v["data"]["sli"].as_f64()
+        })
+        .await;
+        assert!((sli - want).abs() < 1e-9, "{slo}: SLI {sli}, want {want}");
     }
 
     // An exemplar on the latency histogram leads to a trace that exists.
