@@ -304,6 +304,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(l) = args.get(3) {
         opts.zstd_level = l.parse()?;
     }
+    // HEAD_MB: head size that triggers a cut during ingest (default 256), e.g. to measure
+    // autocomplete over a head holding the whole corpus.
+    if let Some(mb) = std::env::var("HEAD_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        opts.max_head_bytes = mb << 20;
+    }
     let dir = tempfile::tempdir()?;
     let store = TraceStore::open(dir.path(), opts)?;
     // Stream the file: decode a few requests (not timed), append them (timed).
@@ -315,6 +323,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut append = std::time::Duration::ZERO;
     let mut append_cpu = 0u64;
     let mut n_req = 0u64;
+    let mut max_start = 0u64;
     while pos + 12 <= data.len() {
         let len = u32::from_le_bytes(data[pos..pos + 4].try_into()?) as usize;
         let payload = data.get(pos + 12..pos + 12 + len).ok_or("truncated file")?;
@@ -324,6 +333,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pos += 12 + len;
         for b in &batches {
             for s in &b.spans {
+                max_start = max_start.max(s.start_unix_nano);
                 if spans.is_multiple_of(997) {
                     ids.push(s.trace_id);
                 }
@@ -339,6 +349,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     eprintln!("{n_req} requests appended");
     let head = store.stats();
+    println!(
+        "head before flush: {} spans, {} traces; {} blocks cut during ingest",
+        head.head_spans, head.head_traces, head.blocks
+    );
+    // Autocomplete over the full head: from the head's summary (a range holding every head
+    // span), and by decoding the head (a range that ends one ns before the latest span start,
+    // which the summary cannot answer: the code path every call took before summaries).
+    let route = SpanField::Attr {
+        scope: AttrScope::Any,
+        key: "http.route".into(),
+    };
+    let service = SpanField::Attr {
+        scope: AttrScope::Resource,
+        key: "service.name".into(),
+    };
+    for (label, end) in [
+        ("summary", u64::MAX),
+        ("decode", max_start.saturating_sub(1)),
+    ] {
+        for _ in 0..3 {
+            let t = Instant::now();
+            let c = cpu_ns();
+            let names = store.tag_names(AttrScope::Any, 0, end, 10_000)?;
+            let (tn, cn) = (t.elapsed(), cpu_ns() - c);
+            let t = Instant::now();
+            let c = cpu_ns();
+            let routes = store.tag_values(&route, &SpanFilter::True, 0, end, 10_000)?;
+            let svcs = store.tag_values(&service, &SpanFilter::True, 0, end, 10_000)?;
+            println!(
+                "head autocomplete ({label}): tag_names {} in {:.1} ms ({:.1} ms CPU); \
+                 tag_values .http.route {} + resource.service.name {} in {:.1} ms ({:.1} ms CPU)",
+                names.len(),
+                tn.as_secs_f64() * 1e3,
+                cn as f64 / 1e6,
+                routes.len(),
+                svcs.len(),
+                t.elapsed().as_secs_f64() * 1e3,
+                (cpu_ns() - c) as f64 / 1e6
+            );
+        }
+    }
     let t1 = Instant::now();
     store.flush()?;
     let flush = t1.elapsed();

@@ -555,6 +555,7 @@ pub trait TraceSource: Send + Sync {
 mod block;
 mod codec;
 mod head;
+mod index;
 mod naive;
 mod store;
 #[cfg(test)]

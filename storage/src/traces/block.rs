@@ -5,7 +5,10 @@
 //! decompresses only the columns it needs; spans of a trace are sorted by start. Resources and
 //! scopes live once in the block's index and spans refer to a (resource, scope) pair by number.
 //! The sorted trace-id table is stored raw at the end of the file and binary-searched straight
-//! from the memory map. See `storage/FORMAT.md` ("Traces") for the byte layout.
+//! from the memory map. Each row group also has a directory column (per trace, its byte
+//! segment in every variable-width column, so reads decode only wanted traces) and a search
+//! index column (trace lists per status, kind, name, pair, duration bucket and low-cardinality
+//! attribute value; see [`super::index`]). See `storage/FORMAT.md` ("Traces") for the layout.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -17,6 +20,7 @@ use super::codec::{
     get_value_tagged, kind_status_byte, put_bytes, put_str, put_value, split_kind_status, FastMap,
     TAG_STR,
 };
+use super::index::{Bits, IndexBuilder, Malformed, SearchIndex};
 use super::store::{add_value, BlockSink, TraceStoreOptions};
 use super::{
     AttrScope, AttrValue, FilterOp, FilterValue, Resource, Scope, Span, SpanField, SpanFilter,
@@ -29,7 +33,7 @@ use crate::StorageError;
 /// A trace's spans with their resource and scope (one block's or head's share of a trace).
 pub(crate) type Part = Vec<(Arc<Resource>, Arc<Scope>, Span)>;
 
-const MAGIC: &[u8; 8] = b"SXTRBLK1";
+const MAGIC: &[u8; 8] = b"SXTRBLK2";
 const END_MAGIC: &[u8; 8] = b"SXTREND1";
 const FOOTER: usize = 5 * 8 + 2 * 4 + 8;
 
@@ -47,8 +51,29 @@ const C_TRACE_STATE: usize = 10;
 const C_MISC: usize = 11;
 const C_ATTR_KEYS: usize = 12;
 const C_EVENTS_LINKS: usize = 13;
+/// Per trace, the byte length of its segment in each of [`DIR_COLS`] and each key's value
+/// column: lets a read decode only the traces it wants.
+const C_DIR: usize = 14;
+/// Per row group search index (see [`SearchIndex`]).
+const C_SEARCH: usize = 15;
 /// Fixed columns; the attribute value column of key code `k` is column `N_FIXED + k`.
-const N_FIXED: usize = 14;
+const N_FIXED: usize = 16;
+/// Variable-width columns the directory covers (for dictionary columns: the code stream).
+const DIR_COLS: [usize; 11] = [
+    C_PARENT,
+    C_EXT_PARENT,
+    C_START,
+    C_DUR,
+    C_NAME,
+    C_PAIR,
+    C_STATUS_MSG,
+    C_TRACE_STATE,
+    C_MISC,
+    C_ATTR_KEYS,
+    C_EVENTS_LINKS,
+];
+/// Block format version (kept in the index; blocks of other versions are not readable).
+const FORMAT_VERSION: u64 = 2;
 
 #[derive(Clone, Copy, Debug)]
 struct ColMeta {
@@ -295,14 +320,43 @@ impl<W: Write> BlockWriter<W> {
             keys: Vec::new(),
         };
         let mut pairs: BTreeSet<u32> = BTreeSet::new();
-        for (_, spans) in &traces {
+        let mut dir: Vec<Vec<u64>> = Vec::with_capacity(traces.len());
+        let mut sx = IndexBuilder::default();
+        let mut span_codes: Vec<u32> = Vec::new();
+        for (t, (_, spans)) in traces.iter().enumerate() {
+            let t = t as u32;
             let tmin = spans
                 .iter()
                 .map(|s| s.1.start_unix_nano)
                 .min()
                 .unwrap_or(rg_min);
+            let tmax = spans
+                .iter()
+                .map(|s| s.1.end_unix_nano)
+                .max()
+                .unwrap_or(tmin);
             write_uvarint(&mut cols[C_TRACES], spans.len() as u64);
             write_uvarint(&mut cols[C_TRACES], tmin - rg_min);
+            write_uvarint(&mut sx.times, tmin - rg_min);
+            write_uvarint(&mut sx.times, tmax.saturating_sub(tmin));
+            let seg_lens = |cols: &[Vec<u8>],
+                            names: &Dict,
+                            smsgs: &Dict,
+                            tstates: &Dict,
+                            key_cols: &[(Dict, Vec<u8>)]| {
+                let mut v: Vec<u64> = DIR_COLS
+                    .iter()
+                    .map(|&c| match c {
+                        C_NAME => names.codes.len(),
+                        C_STATUS_MSG => smsgs.codes.len(),
+                        C_TRACE_STATE => tstates.codes.len(),
+                        c => cols[c].len(),
+                    } as u64)
+                    .collect();
+                v.extend(key_cols.iter().map(|k| k.1.len() as u64));
+                v
+            };
+            let before = seg_lens(&cols, &names, &smsgs, &tstates, &key_cols);
             let pos: FastMap<[u8; 8], usize> = spans
                 .iter()
                 .enumerate()
@@ -328,6 +382,7 @@ impl<W: Write> BlockWriter<W> {
                 names.push(&s.name);
                 cols[C_KIND_STATUS].push(kind_status_byte(s.kind, s.status_code));
                 write_uvarint(&mut cols[C_PAIR], u64::from(*pair));
+                sx.span(t, s, names.code(&s.name), *pair);
                 smsgs.push(&s.status_message);
                 tstates.push(&s.trace_state);
                 for v in [
@@ -339,6 +394,7 @@ impl<W: Write> BlockWriter<W> {
                     write_uvarint(&mut cols[C_MISC], u64::from(v));
                 }
                 write_uvarint(&mut cols[C_ATTR_KEYS], s.attributes.len() as u64);
+                span_codes.clear();
                 for a in &s.attributes {
                     let code = match keys.get(&a.key) {
                         Some(&c) => c,
@@ -351,6 +407,11 @@ impl<W: Write> BlockWriter<W> {
                         }
                     };
                     write_uvarint(&mut cols[C_ATTR_KEYS], u64::from(code));
+                    if !span_codes.contains(&code) {
+                        // Only a span's first attribute with a key counts (as in filters).
+                        span_codes.push(code);
+                        sx.attr(t, code, *pair, &a.value);
+                    }
                     let (dict, vals) = &mut key_cols[code as usize];
                     match &a.value {
                         AttrValue::Str(v) => {
@@ -372,7 +433,22 @@ impl<W: Write> BlockWriter<W> {
                 self.min_time = self.min_time.min(s.start_unix_nano);
                 self.max_time = self.max_time.max(s.end_unix_nano);
             }
+            let after = seg_lens(&cols, &names, &smsgs, &tstates, &key_cols);
+            dir.push(
+                after
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| a - before.get(i).copied().unwrap_or(0))
+                    .collect(),
+            );
         }
+        let n_keys = key_cols.len();
+        for seg in &dir {
+            for i in 0..DIR_COLS.len() + n_keys {
+                write_uvarint(&mut cols[C_DIR], seg.get(i).copied().unwrap_or(0));
+            }
+        }
+        cols[C_SEARCH] = sx.finish(traces.len(), &names.list, n_keys);
         cols[C_NAME] = names.into_column();
         cols[C_STATUS_MSG] = smsgs.into_column();
         cols[C_TRACE_STATE] = tstates.into_column();
@@ -402,7 +478,7 @@ impl<W: Write> BlockWriter<W> {
     pub(crate) fn finish(mut self, seq: u64, covers: &[u64]) -> Result<W, StorageError> {
         self.write_rg()?;
         let mut idx = Vec::new();
-        write_uvarint(&mut idx, 1); // index version
+        write_uvarint(&mut idx, FORMAT_VERSION);
         write_uvarint(&mut idx, seq);
         write_uvarint(&mut idx, covers.len() as u64);
         for c in covers {
@@ -733,21 +809,55 @@ impl Block {
         emit: &mut dyn FnMut(usize, TraceId, Part),
     ) -> Result<(), StorageError> {
         let meta = &self.rgs[rg];
-        let cols: Vec<Vec<u8>> = (0..meta.cols.len())
-            .map(|c| self.column(rg, c))
-            .collect::<Result<_, _>>()?;
-        let r = decode_spans(self, meta, &cols, want, until, emit).ok_or_else(|| self.bad_rg(rg));
+        // Columns no wanted trace has bytes in (events, external parents, attribute values of
+        // keys the wanted traces lack) are not decompressed.
+        let dir_col = self.column(rg, C_DIR)?;
+        let mut need = vec![false; DIR_COLS.len() + meta.keys.len()];
+        {
+            let mut d = dir_col.as_slice();
+            for t in 0..until.min(meta.traces as usize) {
+                let wanted = want(t);
+                for n in need.iter_mut() {
+                    let len = get_u(&mut d).ok_or_else(|| self.bad_rg(rg))?;
+                    *n |= wanted && len > 0;
+                }
+            }
+        }
+        let mut complete = true;
+        let mut cols: Vec<Vec<u8>> = Vec::with_capacity(meta.cols.len());
+        for c in 0..meta.cols.len() {
+            let skip = match c {
+                C_SEARCH => true,
+                C_EXT_PARENT => !need[1],
+                C_EVENTS_LINKS => !need[DIR_COLS.len() - 1],
+                c if c >= N_FIXED => !need[DIR_COLS.len() + c - N_FIXED],
+                _ => false,
+            };
+            if skip {
+                complete &= c == C_SEARCH;
+                cols.push(Vec::new());
+            } else if c == C_DIR {
+                cols.push(Vec::new());
+            } else {
+                cols.push(self.column(rg, c)?);
+            }
+        }
+        cols[C_DIR] = dir_col;
+        let r = decode_spans(self, meta, &cols, want, until, complete, emit)
+            .ok_or_else(|| self.bad_rg(rg));
         codec::recycle(cols);
         r
     }
 
-    /// Calls `f(id, part)` for each trace with a part in this block that overlaps the search
-    /// range and in which some span satisfies some filter of the search (every overlapping
-    /// trace when the filter list is empty), until `f` returns false.
-    pub(crate) fn search_candidates(
+    /// Calls `f(id, prepare(id, part))` for each trace with a part in this block that overlaps
+    /// the search range and in which some span may satisfy some filter of the search (every
+    /// overlapping trace when the filter list is empty), until `f` returns false. `prepare`
+    /// runs on the worker threads that decode row groups; `f` runs on the caller's thread.
+    pub(crate) fn search_candidates<T: Send>(
         &self,
         search: &TraceSearch<'_>,
-        f: &mut dyn FnMut(TraceId, Part) -> Result<bool, StorageError>,
+        prepare: &(dyn Fn(TraceId, Part) -> Result<T, StorageError> + Sync),
+        f: &mut dyn FnMut(TraceId, T) -> Result<bool, StorageError>,
     ) -> Result<(), StorageError> {
         use rayon::prelude::*;
         let rgs: Vec<usize> = (0..self.rgs.len())
@@ -763,13 +873,18 @@ impl Block {
         // Row groups are scanned in parallel a few at a time, so that a caller that stops
         // early (a search limit) wastes little work.
         for chunk in rgs.chunks(8) {
-            let found: Vec<Result<Vec<(TraceId, Part)>, StorageError>> = chunk
+            let found: Vec<Result<Vec<(TraceId, T)>, StorageError>> = chunk
                 .par_iter()
-                .map(|&rg| self.rg_candidates(rg, search))
+                .map(|&rg| {
+                    self.rg_candidates(rg, search)?
+                        .into_iter()
+                        .map(|(id, part)| Ok((id, prepare(id, part)?)))
+                        .collect()
+                })
                 .collect();
             for r in found {
-                for (id, part) in r? {
-                    if !f(id, part)? {
+                for (id, x) in r? {
+                    if !f(id, x)? {
                         return Ok(());
                     }
                 }
@@ -778,12 +893,77 @@ impl Block {
         Ok(())
     }
 
-    /// The candidate traces of one row group (see [`Block::search_candidates`]).
+    /// The candidate traces of one row group (see [`Block::search_candidates`]): judged from
+    /// the row group's search index when it can answer for every filter, else by scanning
+    /// the filter's columns; only the candidates are decoded.
     fn rg_candidates(
         &self,
         rg: usize,
         search: &TraceSearch<'_>,
     ) -> Result<Vec<(TraceId, Part)>, StorageError> {
+        let hit = match self.index_hits(rg, search)? {
+            Some(h) => h,
+            None => self.scan_hits(rg, search)?,
+        };
+        let mut found = Vec::new();
+        let Some(last) = (0..self.rgs[rg].traces as usize)
+            .rev()
+            .find(|t| hit.get(*t))
+        else {
+            return Ok(found);
+        };
+        self.decode_rg(rg, &|t| hit.get(t), last + 1, &mut |_, id, part| {
+            found.push((id, part))
+        })?;
+        Ok(found)
+    }
+
+    /// A superset of the row group's traces that overlap the search and have a span matching
+    /// some filter, from the search index alone; `None` when the index cannot tell.
+    fn index_hits(
+        &self,
+        rg: usize,
+        search: &TraceSearch<'_>,
+    ) -> Result<Option<Bits>, StorageError> {
+        let meta = &self.rgs[rg];
+        let nt = meta.traces as usize;
+        let col = self.column(rg, C_SEARCH)?;
+        let result = (|| {
+            let idx =
+                SearchIndex::parse(&col, nt, meta.keys.len()).ok_or_else(|| self.bad_rg(rg))?;
+            let mut hits = if search.filter.is_empty() {
+                Bits::full(nt)
+            } else {
+                let mut acc = Bits::empty(nt);
+                let resource = |p: u32| self.pairs.get(p as usize).map(|x| &*x.0);
+                for f in search.filter {
+                    match idx.eval(f, &meta.keys, &resource) {
+                        Err(Malformed) => return Err(self.bad_rg(rg)),
+                        Ok(None) => return Ok(None),
+                        Ok(Some(b)) => acc.or(&b),
+                    }
+                }
+                acc
+            };
+            if meta.min_start < search.start_ns || meta.max_end > search.end_ns {
+                let times = idx.times().ok_or_else(|| self.bad_rg(rg))?;
+                for (t, (off, len)) in times.iter().enumerate() {
+                    let tmin = meta.min_start.saturating_add(*off);
+                    let tmax = tmin.saturating_add(*len);
+                    if tmin > search.end_ns || tmax < search.start_ns {
+                        hits.clear(t);
+                    }
+                }
+            }
+            Ok(Some(hits))
+        })();
+        codec::recycle([col]);
+        result
+    }
+
+    /// The row group's traces that overlap the search and have a span matching some filter,
+    /// by evaluating the filters on the decoded columns.
+    fn scan_hits(&self, rg: usize, search: &TraceSearch<'_>) -> Result<Bits, StorageError> {
         let meta = &self.rgs[rg];
         let mut needs = Needs {
             times: true,
@@ -793,34 +973,28 @@ impl Block {
             needs.add_filter(flt);
         }
         let view = self.view(rg, &needs)?;
-        let mut hit = vec![false; meta.traces as usize];
-        let mut tmin = vec![u64::MAX; meta.traces as usize];
-        let mut tmax = vec![0u64; meta.traces as usize];
+        let nt = meta.traces as usize;
+        let mut hit = Bits::empty(nt);
+        let mut tmin = vec![u64::MAX; nt];
+        let mut tmax = vec![0u64; nt];
         for i in 0..view.n {
             let t = view.span_trace[i] as usize;
             tmin[t] = tmin[t].min(view.starts[i]);
             tmax[t] = tmax[t].max(view.ends[i]);
-            if hit[t] {
+            if hit.get(t) {
                 continue;
             }
             let row = Row { v: &view, i };
             if search.filter.is_empty() || search.filter.iter().any(|f| f.matches_view(&row)) {
-                hit[t] = true;
+                hit.set(t);
             }
         }
-        for t in 0..hit.len() {
+        for t in 0..nt {
             if tmin[t] > search.end_ns || tmax[t] < search.start_ns {
-                hit[t] = false;
+                hit.clear(t);
             }
         }
-        let mut found = Vec::new();
-        let Some(last) = hit.iter().rposition(|h| *h) else {
-            return Ok(found);
-        };
-        self.decode_rg(rg, &|t| hit[t], last + 1, &mut |_, id, part| {
-            found.push((id, part))
-        })?;
-        Ok(found)
+        Ok(hit)
     }
 
     /// False when no span of the row group can satisfy `f` (judged from the index alone).
@@ -1118,6 +1292,13 @@ impl Block {
             if meta.min_start > end_ns || meta.max_end < start_ns || !self.may_match(filter, meta) {
                 continue;
             }
+            let inside = meta.min_start >= start_ns && meta.max_end <= end_ns;
+            if inside
+                && matches!(filter, SpanFilter::True)
+                && self.index_tag_values(rg, field, values)?
+            {
+                continue;
+            }
             if let SpanField::Attr {
                 scope: AttrScope::Span,
                 key,
@@ -1157,6 +1338,77 @@ impl Block {
             }
         }
         Ok(())
+    }
+}
+
+impl Block {
+    /// Adds the values of `field` over every span of row group `rg` from the block index and
+    /// the search index alone; false when they cannot tell (nothing added then).
+    fn index_tag_values(
+        &self,
+        rg: usize,
+        field: &SpanField,
+        values: &mut BTreeMap<String, AttrValue>,
+    ) -> Result<bool, StorageError> {
+        let meta = &self.rgs[rg];
+        let res_value = |p: u32, key: &str| {
+            self.pairs
+                .get(p as usize)
+                .and_then(|(r, _)| super::find_attr(&r.attributes, key))
+                .cloned()
+        };
+        let (scope, key) = match field {
+            SpanField::Attr { scope, key } => (*scope, key),
+            SpanField::Name => {
+                let col = self.column(rg, C_SEARCH)?;
+                let r = (|| {
+                    let idx = SearchIndex::parse(&col, meta.traces as usize, meta.keys.len())
+                        .ok_or_else(|| self.bad_rg(rg))?;
+                    for n in idx.names() {
+                        let n = std::str::from_utf8(n).map_err(|_| self.bad_rg(rg))?;
+                        add_value(values, AttrValue::Str(n.to_owned()));
+                    }
+                    Ok(true)
+                })();
+                codec::recycle([col]);
+                return r;
+            }
+            _ => return Ok(false),
+        };
+        if scope == AttrScope::Resource {
+            for p in &meta.pairs {
+                if let Some(v) = res_value(*p, key) {
+                    add_value(values, v);
+                }
+            }
+            return Ok(true);
+        }
+        let (vals, lacking) = match meta.keys.iter().position(|k| k == key) {
+            None => (Vec::new(), meta.pairs.clone()),
+            Some(code) => {
+                let col = self.column(rg, C_SEARCH)?;
+                let r = SearchIndex::parse(&col, meta.traces as usize, meta.keys.len())
+                    .ok_or(Malformed)
+                    .and_then(|idx| idx.key_values(code));
+                codec::recycle([col]);
+                match r {
+                    Err(Malformed) => return Err(self.bad_rg(rg)),
+                    Ok(None) => return Ok(false),
+                    Ok(Some(x)) => x,
+                }
+            }
+        };
+        for v in vals {
+            add_value(values, v);
+        }
+        if scope == AttrScope::Any {
+            for p in lacking {
+                if let Some(v) = res_value(p, key) {
+                    add_value(values, v);
+                }
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -1204,7 +1456,7 @@ fn bloom_build(ids: &[TraceId]) -> Vec<u64> {
 
 fn parse_index(idx: &[u8], n_ids: u64, data_end: u64) -> Option<ParsedIndex> {
     let b = &mut &idx[..];
-    if get_u(b)? != 1 {
+    if get_u(b)? != FORMAT_VERSION {
         return None;
     }
     let seq = get_u(b)?;
@@ -1328,137 +1580,204 @@ fn dict_codes(col: &[u8], n: usize) -> Option<(Vec<&[u8]>, Vec<u32>)> {
     b.is_empty().then_some((dict, codes))
 }
 
-/// Rebuilds spans from all columns of a row group; `None` on malformed data.
+/// Splits a dictionary column into its strings and the code stream that follows.
+fn split_dict(col: &[u8]) -> Option<(Vec<&[u8]>, &[u8])> {
+    let mut b = col;
+    let dict = read_dict(&mut b)?;
+    Some((dict, b))
+}
+
+/// Rebuilds the spans of the traces `want` selects (local numbers below `until`) from the
+/// columns of a row group, seeking to each wanted trace through the directory column so that
+/// other traces cost a few varint reads. `None` on malformed data.
 fn decode_spans(
     block: &Block,
     meta: &RgMeta,
     cols: &[Vec<u8>],
     want: &dyn Fn(usize) -> bool,
     until: usize,
+    complete: bool,
     emit: &mut dyn FnMut(usize, TraceId, Part),
 ) -> Option<()> {
     let n = meta.spans as usize;
+    let nt = meta.traces as usize;
+    let nk = meta.keys.len();
     let mut traces = cols[C_TRACES].as_slice();
     let span_ids = cols[C_SPAN_ID].as_slice();
-    if span_ids.len() != n * 8 {
-        return None;
-    }
-    let mut parents = cols[C_PARENT].as_slice();
-    let mut ext = cols[C_EXT_PARENT].as_slice();
-    let mut starts = cols[C_START].as_slice();
-    let mut durs = cols[C_DUR].as_slice();
-    let (names, name_codes) = dict_codes(&cols[C_NAME], n)?;
     let ks = cols[C_KIND_STATUS].as_slice();
-    if ks.len() != n {
+    if span_ids.len() != n * 8 || ks.len() != n {
         return None;
     }
-    let mut pairs = cols[C_PAIR].as_slice();
-    let (smsgs, smsg_codes) = dict_codes(&cols[C_STATUS_MSG], n)?;
-    let (tstates, tstate_codes) = dict_codes(&cols[C_TRACE_STATE], n)?;
-    let mut misc = cols[C_MISC].as_slice();
-    let mut keys = cols[C_ATTR_KEYS].as_slice();
-    let mut evl = cols[C_EVENTS_LINKS].as_slice();
-    let mut key_cols: Vec<(&[u8], Vec<&[u8]>)> = Vec::with_capacity(meta.keys.len());
-    for c in &cols[N_FIXED..] {
-        let mut b = c.as_slice();
-        let dict = read_dict(&mut b)?;
-        key_cols.push((b, dict));
+    let (names, name_codes) = split_dict(&cols[C_NAME])?;
+    let (smsgs, smsg_codes) = split_dict(&cols[C_STATUS_MSG])?;
+    let (tstates, tstate_codes) = split_dict(&cols[C_TRACE_STATE])?;
+    let mut bases: Vec<&[u8]> = Vec::with_capacity(DIR_COLS.len() + nk);
+    for c in DIR_COLS {
+        bases.push(match c {
+            C_NAME => name_codes,
+            C_STATUS_MSG => smsg_codes,
+            C_TRACE_STATE => tstate_codes,
+            c => cols[c].as_slice(),
+        });
     }
+    let mut key_dicts: Vec<Vec<&[u8]>> = Vec::with_capacity(nk);
+    for c in &cols[N_FIXED..] {
+        // An empty key column was skipped (no wanted trace uses the key).
+        let (dict, vals) = if c.is_empty() {
+            (Vec::new(), &[][..])
+        } else {
+            split_dict(c)?
+        };
+        key_dicts.push(dict);
+        bases.push(vals);
+    }
+    if key_dicts.len() != nk {
+        return None;
+    }
+    let mut dir = cols[C_DIR].as_slice();
+    let mut off = vec![0usize; bases.len()];
+    let mut seg = vec![0usize; bases.len()];
+    let mut cur: Vec<&[u8]> = vec![&[]; bases.len()];
     let mut g = 0usize;
-    let until = until.min(meta.traces as usize);
+    let until = until.min(nt);
     for t in 0..until {
         let cnt = get_u(&mut traces)? as usize;
         let tmin = meta.min_start.checked_add(get_u(&mut traces)?)?;
         if g + cnt > n {
             return None;
         }
-        let wanted = want(t);
-        let id = block.id_at(meta.first_trace as usize + t);
-        let mut part: Part = Vec::with_capacity(if wanted { cnt } else { 0 });
-        let first = g;
-        for _ in 0..cnt {
-            let span_id: [u8; 8] = span_ids[g * 8..g * 8 + 8].try_into().ok()?;
-            let parent = match get_u(&mut parents)? {
-                0 => None,
-                1 => Some(get_fixed::<8>(&mut ext)?),
-                k => {
-                    let k = (k - 2) as usize;
-                    if k >= cnt {
-                        return None;
-                    }
-                    let at = (first + k) * 8;
-                    Some(span_ids[at..at + 8].try_into().ok()?)
-                }
-            };
-            let start = tmin.checked_add(get_u(&mut starts)?)?;
-            let end = start.wrapping_add(get_i(&mut durs)? as u64);
-            let (kind, status) = split_kind_status(ks[g])?;
-            let pair = get_u(&mut pairs)? as usize;
-            let flags = get_u32(&mut misc)?;
-            let d_attrs = get_u32(&mut misc)?;
-            let d_events = get_u32(&mut misc)?;
-            let d_links = get_u32(&mut misc)?;
-            let na = get_count(&mut keys)?;
-            let mut attrs = Vec::with_capacity(if wanted { na } else { 0 });
-            for _ in 0..na {
-                let code = get_u(&mut keys)? as usize;
-                let (cb, dict) = key_cols.get_mut(code)?;
-                let tag = get_u8(cb)?;
-                let val = if tag == TAG_STR {
-                    let c = get_u(cb)? as usize;
-                    if c >= dict.len() {
-                        return None;
-                    }
-                    if wanted {
-                        Some(AttrValue::Str(utf8(dict, c)?))
-                    } else {
-                        None
-                    }
-                } else {
-                    Some(get_value_tagged(cb, tag, 0)?)
-                };
-                if let (true, Some(value)) = (wanted, val) {
-                    attrs.push(super::Attr {
-                        key: meta.keys.get(code)?.clone(),
-                        value,
-                    });
-                }
-            }
-            let events = codec::get_events(&mut evl)?;
-            let links = codec::get_links(&mut evl)?;
-            if wanted {
-                let (res, scope) = block.pairs.get(pair)?.clone();
-                part.push((
-                    res,
-                    scope,
-                    Span {
-                        trace_id: id,
-                        span_id,
-                        parent_span_id: parent,
-                        trace_state: utf8(&tstates, tstate_codes[g] as usize)?,
-                        flags,
-                        name: utf8(&names, name_codes[g] as usize)?,
-                        kind,
-                        start_unix_nano: start,
-                        end_unix_nano: end,
-                        attributes: attrs,
-                        dropped_attributes_count: d_attrs,
-                        events,
-                        dropped_events_count: d_events,
-                        links,
-                        dropped_links_count: d_links,
-                        status_code: status,
-                        status_message: utf8(&smsgs, smsg_codes[g] as usize)?,
-                    },
-                ));
-            }
-            g += 1;
+        for s in seg.iter_mut() {
+            *s = get_u(&mut dir)? as usize;
         }
-        if wanted {
+        if want(t) {
+            for (i, c) in cur.iter_mut().enumerate() {
+                *c = if seg[i] == 0 {
+                    &[]
+                } else {
+                    bases[i].get(off[i]..off[i].checked_add(seg[i])?)?
+                };
+            }
+            let id = block.id_at(meta.first_trace as usize + t);
+            let part = decode_trace_spans(
+                block,
+                meta,
+                (span_ids, ks),
+                [&names, &smsgs, &tstates],
+                &key_dicts,
+                &mut cur,
+                id,
+                g,
+                cnt,
+                tmin,
+            )?;
             emit(t, id, part);
         }
+        for (o, s) in off.iter_mut().zip(&seg) {
+            *o += *s;
+        }
+        g += cnt;
     }
-    (until < meta.traces as usize || g == n).then_some(())
+    if until < nt || !complete {
+        return Some(());
+    }
+    let consistent = g == n
+        && traces.is_empty()
+        && dir.is_empty()
+        && off.iter().zip(&bases).all(|(o, b)| *o == b.len());
+    consistent.then_some(())
+}
+
+/// Decodes the `cnt` spans of one trace (first span number `g`) from its column segments
+/// (`cur`, in [`DIR_COLS`] order then key value columns); every segment must be used up.
+#[allow(clippy::too_many_arguments)]
+fn decode_trace_spans(
+    block: &Block,
+    meta: &RgMeta,
+    (span_ids, ks): (&[u8], &[u8]),
+    [names, smsgs, tstates]: [&[&[u8]]; 3],
+    key_dicts: &[Vec<&[u8]>],
+    cur: &mut [&[u8]],
+    id: TraceId,
+    g: usize,
+    cnt: usize,
+    tmin: u64,
+) -> Option<Part> {
+    let (fixed, key_segs) = cur.split_at_mut(DIR_COLS.len());
+    let [parents, ext, starts, durs, name_c, pairs, smsg_c, tstate_c, misc, keys, evl] = fixed
+    else {
+        return None;
+    };
+    let mut part: Part = Vec::with_capacity(cnt);
+    for j in 0..cnt {
+        let at = (g + j) * 8;
+        let span_id: [u8; 8] = span_ids.get(at..at + 8)?.try_into().ok()?;
+        let parent = match get_u(parents)? {
+            0 => None,
+            1 => Some(get_fixed::<8>(ext)?),
+            k => {
+                let k = (k - 2) as usize;
+                if k >= cnt {
+                    return None;
+                }
+                let at = (g + k) * 8;
+                Some(span_ids.get(at..at + 8)?.try_into().ok()?)
+            }
+        };
+        let start = tmin.checked_add(get_u(starts)?)?;
+        let end = start.wrapping_add(get_i(durs)? as u64);
+        let (kind, status) = split_kind_status(*ks.get(g + j)?)?;
+        let name = utf8(names, get_u(name_c)? as usize)?;
+        let pair = get_u(pairs)? as usize;
+        let status_message = utf8(smsgs, get_u(smsg_c)? as usize)?;
+        let trace_state = utf8(tstates, get_u(tstate_c)? as usize)?;
+        let flags = get_u32(misc)?;
+        let d_attrs = get_u32(misc)?;
+        let d_events = get_u32(misc)?;
+        let d_links = get_u32(misc)?;
+        let na = get_count(keys)?;
+        let mut attrs = Vec::with_capacity(na);
+        for _ in 0..na {
+            let code = get_u(keys)? as usize;
+            let cb = key_segs.get_mut(code)?;
+            let tag = get_u8(cb)?;
+            let value = if tag == TAG_STR {
+                AttrValue::Str(utf8(key_dicts.get(code)?, get_u(cb)? as usize)?)
+            } else {
+                get_value_tagged(cb, tag, 0)?
+            };
+            attrs.push(super::Attr {
+                key: meta.keys.get(code)?.clone(),
+                value,
+            });
+        }
+        let events = codec::get_events(evl)?;
+        let links = codec::get_links(evl)?;
+        let (res, scope) = block.pairs.get(pair)?.clone();
+        part.push((
+            res,
+            scope,
+            Span {
+                trace_id: id,
+                span_id,
+                parent_span_id: parent,
+                trace_state,
+                flags,
+                name,
+                kind,
+                start_unix_nano: start,
+                end_unix_nano: end,
+                attributes: attrs,
+                dropped_attributes_count: d_attrs,
+                events,
+                dropped_events_count: d_events,
+                links,
+                dropped_links_count: d_links,
+                status_code: status,
+                status_message,
+            },
+        ));
+    }
+    cur.iter().all(|c| c.is_empty()).then_some(part)
 }
 
 /// A key's value column being walked: `rest` is the unread value stream; values are
@@ -1608,6 +1927,107 @@ impl SpanView for ResourceOnly<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::traces::Attr;
+
+    /// The row-group search index alone yields the traces with an error span, or with a given
+    /// attribute value (exact here), and declines keys it does not index.
+    #[test]
+    fn search_index_answers_without_scanning() {
+        let opts = TraceStoreOptions {
+            row_group_spans: 16,
+            ..TraceStoreOptions::default()
+        };
+        let mut w = BlockWriter::new(Vec::new(), &opts).unwrap();
+        let res = Arc::new(Resource {
+            attributes: vec![Attr::new("service.name", AttrValue::Str("a".into()))],
+            ..Resource::default()
+        });
+        let scope = Arc::new(Scope::default());
+        let (mut errors, mut v1) = (BTreeSet::new(), BTreeSet::new());
+        for t in 0..40u8 {
+            let id = TraceId([t + 1; 16]);
+            let part: Part = (0..3u8)
+                .map(|i| {
+                    let span = Span {
+                        trace_id: id,
+                        span_id: [i + 1; 8],
+                        name: "op".into(),
+                        start_unix_nano: 1_000 + u64::from(i),
+                        end_unix_nano: 2_000,
+                        status_code: if t % 7 == 0 && i == 1 {
+                            StatusCode::Error
+                        } else {
+                            StatusCode::Ok
+                        },
+                        attributes: vec![
+                            Attr::new("k", AttrValue::Str(format!("v{}", (t + i) % 3))),
+                            Attr::new("arr", AttrValue::Array(vec![AttrValue::Int(1)])),
+                        ],
+                        ..Span::default()
+                    };
+                    (res.clone(), scope.clone(), span)
+                })
+                .collect();
+            if t % 7 == 0 {
+                errors.insert(id);
+            }
+            if (0..3).any(|i| (t + i) % 3 == 1) {
+                v1.insert(id);
+            }
+            w.add_trace(id, part).unwrap();
+        }
+        let block = Block::from_bytes(w.finish(1, &[]).unwrap(), 1).unwrap();
+        assert!(block.row_groups() > 2);
+        let hits = |filter: &[SpanFilter]| -> Option<BTreeSet<TraceId>> {
+            let search = TraceSearch {
+                start_ns: 0,
+                end_ns: u64::MAX,
+                filter,
+            };
+            let mut out = BTreeSet::new();
+            for rg in 0..block.row_groups() {
+                let bits = block.index_hits(rg, &search).unwrap()?;
+                let meta = &block.rgs[rg];
+                for t in 0..meta.traces as usize {
+                    if bits.get(t) {
+                        out.insert(block.id_at(meta.first_trace as usize + t));
+                    }
+                }
+            }
+            Some(out)
+        };
+        let cond = |field, op, value| SpanFilter::Cond { field, op, value };
+        let err = cond(
+            SpanField::Status,
+            FilterOp::Eq,
+            FilterValue::Status(StatusCode::Error),
+        );
+        assert_eq!(hits(std::slice::from_ref(&err)), Some(errors));
+        let k = SpanField::Attr {
+            scope: AttrScope::Any,
+            key: "k".into(),
+        };
+        let k_v1 = cond(k, FilterOp::Eq, FilterValue::Str("v1".into()));
+        assert_eq!(hits(&[k_v1]), Some(v1));
+        let arr = SpanField::Attr {
+            scope: AttrScope::Span,
+            key: "arr".into(),
+        };
+        assert_eq!(
+            hits(&[cond(arr, FilterOp::Exists, FilterValue::Bool(true))]),
+            None
+        );
+        // Outside every trace's time range: nothing.
+        let search = TraceSearch {
+            start_ns: 5_000,
+            end_ns: 6_000,
+            filter: &[],
+        };
+        assert!((0..block.row_groups()).all(|rg| block
+            .index_hits(rg, &search)
+            .unwrap()
+            .is_some_and(|b| b.0.iter().all(|w| *w == 0))));
+    }
 
     #[test]
     fn bloom_has_every_id_and_few_false_positives() {

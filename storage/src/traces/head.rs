@@ -4,13 +4,13 @@
 //! span body ([`codec::put_span_body`], the same bytes the WAL holds). Resources and scopes are
 //! interned by their encoding. Spans are decoded only when read or cut into a block, so a
 //! span costs about its encoded size (~150–300 bytes) rather than a `Span` struct with heap
-//! strings.
+//! strings. A [`Summary`] of keys and values, updated at append, answers autocomplete.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::codec::{self, get_bytes, get_u32, FastMap};
-use super::{Resource, Scope, Span, TraceId};
+use super::codec::{self, get_bytes, get_u32, FastMap, FastSet};
+use super::{AttrValue, Resource, Scope, Span, TraceId};
 use crate::varint::write_uvarint;
 
 /// One trace's spans in the head.
@@ -26,7 +26,6 @@ pub(crate) struct HeadTrace {
 /// A decoded head span: resource index, scope index, span.
 pub(crate) type HeadSpan = (u32, u32, Span);
 
-#[derive(Default)]
 pub(crate) struct Head {
     pub resources: Vec<Arc<Resource>>,
     res_ids: HashMap<Vec<u8>, u32>,
@@ -36,6 +35,23 @@ pub(crate) struct Head {
     /// Bytes of all trace buffers.
     pub bytes: usize,
     pub spans: u64,
+    /// Autocomplete summary; appends update it in place, reads may rebuild it.
+    pub summary: parking_lot::Mutex<Summary>,
+}
+
+impl Default for Head {
+    fn default() -> Head {
+        Head {
+            resources: Vec::new(),
+            res_ids: HashMap::new(),
+            scopes: Vec::new(),
+            scope_ids: HashMap::new(),
+            traces: FastMap::default(),
+            bytes: 0,
+            spans: 0,
+            summary: parking_lot::Mutex::new(Summary::new()),
+        }
+    }
 }
 
 impl Head {
@@ -113,6 +129,8 @@ impl Head {
             scopes: self.scopes.clone(),
             ..Head::default()
         };
+        // Neither part's summary is known without decoding: rebuilt when first needed.
+        out.summary.get_mut().valid = false;
         for id in ids {
             if let Some(t) = self.traces.remove(&id) {
                 self.bytes -= t.buf.len();
@@ -121,6 +139,13 @@ impl Head {
                 out.spans += u64::from(t.spans);
                 out.traces.insert(id, t);
             }
+        }
+        if out.traces.is_empty() {
+            out.summary = parking_lot::Mutex::new(Summary::new());
+        } else if self.traces.is_empty() {
+            *self.summary.get_mut() = Summary::new();
+        } else {
+            self.summary.get_mut().valid = false;
         }
         if self.traces.is_empty() {
             // Forget resources and scopes nobody refers to any more.
@@ -161,4 +186,159 @@ pub(crate) fn decode_trace(id: TraceId, t: &HeadTrace) -> Option<Vec<HeadSpan>> 
         }
     })?;
     ok.then_some(out)
+}
+
+/// Distinct values of one field in the head, for `tag_values` without decoding spans.
+#[derive(Default, Clone)]
+pub(crate) struct ValueSet {
+    strs: FastSet<String>,
+    /// Ints, doubles (as bits) and bools.
+    others: FastSet<ScalarKey>,
+    /// More than [`SUMMARY_VALUES_CAP`] values were seen: the set is incomplete.
+    pub overflow: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ScalarKey {
+    Int(i64),
+    Double(u64),
+    Bool(bool),
+}
+
+/// Values kept per key (beyond this, `tag_values` decodes the head's spans).
+pub(crate) const SUMMARY_VALUES_CAP: usize = 1000;
+/// Distinct span attribute keys kept (beyond this the summary is abandoned until rebuilt).
+pub(crate) const SUMMARY_KEYS_CAP: usize = 10_000;
+
+impl ValueSet {
+    fn len(&self) -> usize {
+        self.strs.len() + self.others.len()
+    }
+
+    fn add_str(&mut self, s: &str) {
+        if !self.overflow && !self.strs.contains(s) {
+            if self.len() >= SUMMARY_VALUES_CAP {
+                self.overflow = true;
+            } else {
+                self.strs.insert(s.to_owned());
+            }
+        }
+    }
+
+    fn add(&mut self, v: &AttrValue) {
+        let k = match v {
+            AttrValue::Str(s) => return self.add_str(s),
+            AttrValue::Int(i) => ScalarKey::Int(*i),
+            AttrValue::Double(d) => ScalarKey::Double(d.to_bits()),
+            AttrValue::Bool(b) => ScalarKey::Bool(*b),
+            _ => return,
+        };
+        if !self.overflow && !self.others.contains(&k) {
+            if self.len() >= SUMMARY_VALUES_CAP {
+                self.overflow = true;
+            } else {
+                self.others.insert(k);
+            }
+        }
+    }
+
+    /// The values (strings first, unordered).
+    pub(crate) fn values(&self) -> impl Iterator<Item = AttrValue> + '_ {
+        self.strs
+            .iter()
+            .map(|s| AttrValue::Str(s.clone()))
+            .chain(self.others.iter().map(|k| match k {
+                ScalarKey::Int(i) => AttrValue::Int(*i),
+                ScalarKey::Double(d) => AttrValue::Double(f64::from_bits(*d)),
+                ScalarKey::Bool(b) => AttrValue::Bool(*b),
+            }))
+    }
+}
+
+/// What autocomplete needs from the head, kept up to date at append: attribute keys and their
+/// (capped) value sets, span names and status messages, and per resource how many spans use it
+/// and how many of those carry each span key (to tell whether an unscoped `.key` falls back to
+/// the resource). Answers only for ranges that hold every head span (see [`Summary::covers`]).
+#[derive(Default, Clone)]
+pub(crate) struct Summary {
+    /// False when the head holds spans the summary has not seen (after WAL replay or a
+    /// partial cut); it is then rebuilt by decoding the head.
+    pub valid: bool,
+    /// Latest span start and earliest span end (ns).
+    max_start: u64,
+    min_end: u64,
+    spans: u64,
+    /// Span attribute key → values of its first occurrence per span, and per resource index
+    /// how many spans of that resource carry the key.
+    pub keys: FastMap<String, (ValueSet, Vec<u64>)>,
+    pub names: ValueSet,
+    pub status_messages: ValueSet,
+    /// By resource index: spans using it.
+    pub res_spans: Vec<u64>,
+}
+
+impl Summary {
+    pub(crate) fn new() -> Summary {
+        Summary {
+            valid: true,
+            min_end: u64::MAX,
+            ..Summary::default()
+        }
+    }
+
+    /// Adds one span (with its resource index).
+    pub(crate) fn add(&mut self, res: u32, s: &Span) {
+        if !self.valid {
+            return;
+        }
+        self.spans += 1;
+        self.max_start = self.max_start.max(s.start_unix_nano);
+        self.min_end = self.min_end.min(s.end_unix_nano);
+        self.names.add_str(&s.name);
+        self.status_messages.add_str(&s.status_message);
+        let r = res as usize;
+        if self.res_spans.len() <= r {
+            self.res_spans.resize(r + 1, 0);
+        }
+        self.res_spans[r] += 1;
+        for (i, a) in s.attributes.iter().enumerate() {
+            if s.attributes[..i].iter().any(|b| b.key == a.key) {
+                continue; // Only the first attribute with a key counts.
+            }
+            let count = |(set, per_res): &mut (ValueSet, Vec<u64>)| {
+                set.add(&a.value);
+                if per_res.len() <= r {
+                    per_res.resize(r + 1, 0);
+                }
+                per_res[r] += 1;
+            };
+            if let Some(e) = self.keys.get_mut(a.key.as_str()) {
+                count(e);
+                continue;
+            }
+            if self.keys.len() >= SUMMARY_KEYS_CAP {
+                self.valid = false;
+                return;
+            }
+            count(self.keys.entry(a.key.clone()).or_default());
+        }
+    }
+
+    /// Whether every span of the head overlaps `[start_ns, end_ns]` (so the summary is exact
+    /// for that range).
+    pub(crate) fn covers(&self, start_ns: u64, end_ns: u64) -> bool {
+        self.valid && (self.spans == 0 || (self.max_start <= end_ns && self.min_end >= start_ns))
+    }
+
+    /// Rebuilt from every span of `head`.
+    pub(crate) fn rebuild(head: &Head) -> Summary {
+        let mut s = Summary::new();
+        for (id, t) in &head.traces {
+            match decode_trace(*id, t) {
+                Some(spans) => spans.iter().for_each(|(r, _, sp)| s.add(*r, sp)),
+                None => s.valid = false,
+            }
+        }
+        s
+    }
 }

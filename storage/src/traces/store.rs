@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::block::{Block, BlockWriter, Part};
 use super::codec::{get_resource, get_scope, get_span_body, FastSet};
-use super::head::{decode_trace, Head, HeadTrace};
+use super::head::{decode_trace, Head, HeadTrace, Summary};
 use super::wal::{self, TraceWal};
 use super::{
     find_attr, trace_matches, AttrScope, AttrValue, Resource, Span, SpanBatch, SpanField,
@@ -200,6 +200,8 @@ impl TraceStore {
                     insert_record(&mut head, payload, rec, 0, true)
                 })?;
             }
+            // Replayed spans were not summarised: rebuilt when autocomplete first asks.
+            head.summary.get_mut().valid = head.traces.is_empty();
         }
         let next_gen = gens.last().map_or(1, |g| g + 1);
         *store.wal.lock() = Some(TraceWal::create(&wal_dir, next_gen, store.opts.fsync)?);
@@ -284,6 +286,26 @@ impl TraceStore {
             block_bytes: blocks.iter().map(|b| b.bytes).sum(),
             quarantined_blocks: self.quarantined.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether the head's autocomplete summary is current (tests).
+    #[cfg(test)]
+    pub(crate) fn head_summary_valid(&self) -> bool {
+        self.head.read().summary.lock().valid
+    }
+
+    /// Whether `tag_values(field, True, range)` is answered from the head's summary (tests).
+    #[cfg(test)]
+    pub(crate) fn head_summary_answers(&self, field: &SpanField, start: u64, end: u64) -> bool {
+        let mut v = BTreeMap::new();
+        summary_tag_values(
+            &self.head.read(),
+            field,
+            &SpanFilter::True,
+            start,
+            end,
+            &mut v,
+        )
     }
 
     /// Moves the traces `pick` selects out of the head into a new block.
@@ -544,15 +566,26 @@ impl TraceStore {
         search: &TraceSearch<'_>,
         visit: &mut dyn FnMut(Trace) -> bool,
     ) -> Result<bool, StorageError> {
+        Ok(self.prepare(id, known, search)?.is_none_or(visit))
+    }
+
+    /// The whole trace `id` (see [`TraceStore::parts`]) when it overlaps the search and
+    /// matches its filter exactly.
+    fn prepare(
+        &self,
+        id: TraceId,
+        known: Option<(u64, Part)>,
+        search: &TraceSearch<'_>,
+    ) -> Result<Option<Trace>, StorageError> {
         let parts = self.parts(&id, None, known)?;
         let Some(trace) = assemble(id, parts) else {
-            return Ok(true);
+            return Ok(None);
         };
         let (s, e) = trace.time_range();
         if s > search.end_ns || e < search.start_ns || !trace_matches(&trace, search.filter) {
-            return Ok(true);
+            return Ok(None);
         }
-        Ok(visit(trace))
+        Ok(Some(trace))
     }
 
     /// Head candidates: traces with a part overlapping the range where some filter matches.
@@ -867,6 +900,10 @@ impl TraceAppender for TraceStore {
                         now,
                     );
                 }
+                let summary = head.summary.get_mut();
+                for &i in keep {
+                    summary.add(r, &batch.spans[i]);
+                }
             }
             head.bytes >= self.opts.max_head_bytes
         };
@@ -922,11 +959,13 @@ impl TraceSource for TraceStore {
                 continue;
             }
             let mut stop = false;
-            b.search_candidates(search, &mut |id, part| {
+            let seq = b.seq;
+            let prepare = |id: TraceId, part: Part| self.prepare(id, Some((seq, part)), search);
+            b.search_candidates(search, &prepare, &mut |id, trace| {
                 if !seen.insert(id) {
                     return Ok(true);
                 }
-                let go = self.emit(id, Some((b.seq, part)), search, visit)?;
+                let go = trace.is_none_or(&mut *visit);
                 stop = !go;
                 Ok(go)
             })?;
@@ -946,6 +985,9 @@ impl TraceSource for TraceStore {
     ) -> Result<Vec<String>, StorageError> {
         let mut names = BTreeSet::new();
         let mut add_head = |head: &Head| {
+            if summary_tag_names(head, scope, start_ns, end_ns, &mut names) {
+                return;
+            }
             for (id, t) in &head.traces {
                 if t.min_start > end_ns || t.max_end < start_ns {
                     continue;
@@ -998,6 +1040,9 @@ impl TraceSource for TraceStore {
             b.tag_values(field, filter, start_ns, end_ns, &mut values)?;
         }
         let mut add_head = |head: &Head| {
+            if summary_tag_values(head, field, filter, start_ns, end_ns, &mut values) {
+                return;
+            }
             for (id, t) in &head.traces {
                 if t.min_start > end_ns || t.max_end < start_ns {
                     continue;
@@ -1021,6 +1066,109 @@ impl TraceSource for TraceStore {
         add_head(&self.head.read());
         Ok(values.into_values().take(limit).collect())
     }
+}
+
+/// Runs `f` on the head's autocomplete summary (rebuilding it if stale) when the summary is
+/// exact for `[start_ns, end_ns]`; false (nothing done) otherwise.
+fn with_summary(head: &Head, start_ns: u64, end_ns: u64, f: impl FnOnce(&Summary) -> bool) -> bool {
+    let mut s = head.summary.lock();
+    if !s.valid {
+        *s = Summary::rebuild(head);
+    }
+    s.covers(start_ns, end_ns) && f(&s)
+}
+
+/// Resources used by some head span, with their index.
+fn used_resources<'a>(
+    head: &'a Head,
+    s: &'a Summary,
+) -> impl Iterator<Item = (u32, &'a Resource)> + 'a {
+    s.res_spans
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .filter_map(|(r, _)| Some((r as u32, &**head.resources.get(r)?)))
+}
+
+/// `tag_names` over a head from its summary; false when the summary cannot answer.
+fn summary_tag_names(
+    head: &Head,
+    scope: AttrScope,
+    start_ns: u64,
+    end_ns: u64,
+    names: &mut BTreeSet<String>,
+) -> bool {
+    with_summary(head, start_ns, end_ns, |s| {
+        if matches!(scope, AttrScope::Span | AttrScope::Any) {
+            for k in s.keys.keys() {
+                if !names.contains(k) {
+                    names.insert(k.clone());
+                }
+            }
+        }
+        if matches!(scope, AttrScope::Resource | AttrScope::Any) {
+            for (_, r) in used_resources(head, s) {
+                for a in &r.attributes {
+                    if !names.contains(&a.key) {
+                        names.insert(a.key.clone());
+                    }
+                }
+            }
+        }
+        true
+    })
+}
+
+/// `tag_values` over a head from its summary (unfiltered requests only); false when the
+/// summary cannot answer.
+fn summary_tag_values(
+    head: &Head,
+    field: &SpanField,
+    filter: &SpanFilter,
+    start_ns: u64,
+    end_ns: u64,
+    values: &mut BTreeMap<String, AttrValue>,
+) -> bool {
+    if !matches!(filter, SpanFilter::True) {
+        return false;
+    }
+    with_summary(head, start_ns, end_ns, |s| {
+        let set = match field {
+            SpanField::Kind | SpanField::Status | SpanField::Duration => return true,
+            SpanField::Name => Some(&s.names),
+            SpanField::StatusMessage => Some(&s.status_messages),
+            SpanField::Attr { scope, key } => match scope {
+                AttrScope::Resource => None,
+                AttrScope::Span | AttrScope::Any => s.keys.get(key.as_str()).map(|k| &k.0),
+            },
+        };
+        if set.is_some_and(|v| v.overflow) {
+            return false;
+        }
+        if let SpanField::Attr { scope, key } = field {
+            if matches!(scope, AttrScope::Resource | AttrScope::Any) {
+                for (r, res) in used_resources(head, s) {
+                    let all = s.res_spans.get(r as usize).copied().unwrap_or(0);
+                    let with_key = s
+                        .keys
+                        .get(key.as_str())
+                        .and_then(|k| k.1.get(r as usize))
+                        .copied()
+                        .unwrap_or(0);
+                    // Unscoped: the resource's value counts for spans lacking the key.
+                    if *scope == AttrScope::Resource || all > with_key {
+                        if let Some(v) = find_attr(&res.attributes, key) {
+                            add_value(values, v.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for v in set.into_iter().flat_map(|v| v.values()) {
+            add_value(values, v);
+        }
+        true
+    })
 }
 
 pub(crate) fn span_in_range(s: &Span, start_ns: u64, end_ns: u64) -> bool {

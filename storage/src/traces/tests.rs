@@ -118,6 +118,10 @@ fn gen_traces(rng: &mut Rng, n: usize, id_base: u8) -> Vec<Vec<(usize, usize, Sp
             if rng.chance(10) {
                 attrs.push(Attr::new("cached", AttrValue::Bool(rng.chance(50))));
             }
+            if rng.chance(3) {
+                // Shadows the resource attribute for unscoped `.host.id`.
+                attrs.push(Attr::new("host.id", AttrValue::Str("span-host".into())));
+            }
             if rng.chance(5) {
                 attrs.push(Attr::new(
                     "nested",
@@ -335,6 +339,70 @@ fn filters() -> Vec<(&'static str, TraceFilter)> {
             ])],
         ),
         (
+            "unindexed array key exists",
+            vec![cond(
+                attr(AttrScope::Span, "nested"),
+                FilterOp::Exists,
+                FilterValue::Bool(true),
+            )],
+        ),
+        (
+            "name = render || status msg regex",
+            vec![SpanFilter::Or(vec![
+                cond(
+                    SpanField::Name,
+                    FilterOp::Eq,
+                    FilterValue::Str("render".into()),
+                ),
+                cond(
+                    SpanField::StatusMessage,
+                    FilterOp::Regex,
+                    FilterValue::Regex(regex::Regex::new("^fail").unwrap()),
+                ),
+            ])],
+        ),
+        (
+            "route exists && code != 200 && dur >= 3s && .host.id",
+            vec![SpanFilter::And(vec![
+                cond(
+                    attr(AttrScope::Span, "http.route"),
+                    FilterOp::Exists,
+                    FilterValue::Bool(true),
+                ),
+                cond(
+                    attr(AttrScope::Span, "http.response.status_code"),
+                    FilterOp::Ne,
+                    FilterValue::Int(200),
+                ),
+                cond(
+                    SpanField::Duration,
+                    FilterOp::Ge,
+                    FilterValue::Duration(3_000_000_000),
+                ),
+                cond(
+                    attr(AttrScope::Any, "host.id"),
+                    FilterOp::Regex,
+                    FilterValue::Regex(regex::Regex::new(".").unwrap()),
+                ),
+            ])],
+        ),
+        (
+            "ratio double / cached false / dur < 5ns",
+            vec![
+                cond(
+                    attr(AttrScope::Any, "ratio"),
+                    FilterOp::Gt,
+                    FilterValue::Double(10.0),
+                ),
+                cond(
+                    attr(AttrScope::Span, "cached"),
+                    FilterOp::Ne,
+                    FilterValue::Bool(true),
+                ),
+                cond(SpanField::Duration, FilterOp::Lt, FilterValue::Double(5.0)),
+            ],
+        ),
+        (
             "kind != server, dur<=1ms",
             vec![SpanFilter::And(vec![
                 cond(
@@ -440,6 +508,10 @@ fn compare(store: &TraceStore, naive: &NaiveTraceStore, ids: &[TraceId], ranges:
             },
             SpanField::Attr {
                 scope: AttrScope::Resource,
+                key: "host.id".into(),
+            },
+            SpanField::Attr {
+                scope: AttrScope::Any,
                 key: "host.id".into(),
             },
             SpanField::Attr {
@@ -673,6 +745,10 @@ fn idle_cut_keeps_active_traces_durable() {
             1,
             "older WAL generations deleted"
         );
+        // The partial cut left the head's autocomplete summary stale: it is rebuilt.
+        assert!(!store.head_summary_valid());
+        compare(&store, &naive, &all_ids(&traces), &[FULL]);
+        assert!(store.head_summary_valid());
     }
     let store = TraceStore::open(dir.path(), opts).unwrap();
     assert_eq!(store.stats().head_traces, 20);
@@ -887,4 +963,53 @@ fn compaction_on_disk_deletes_sources_and_survives_reopen() {
     assert_eq!(block_files(dir.path()).len(), 1);
     let store = TraceStore::open(dir.path(), disk_opts()).unwrap();
     compare(&store, &naive, &all_ids(&traces), &partial_ranges());
+}
+
+/// The head keeps an autocomplete summary current at append, so `tag_names`/`tag_values` over
+/// a range holding the whole head answer without decoding spans, and agree with the naive store.
+#[test]
+fn head_summary_answers_autocomplete() {
+    let mut rng = Rng(77);
+    let traces = gen_traces(&mut rng, 80, 9);
+    let spans: Vec<_> = traces.iter().flatten().cloned().collect();
+    let store = TraceStore::in_memory_with(small_opts());
+    let naive = NaiveTraceStore::new();
+    append_both(&store, &naive, &spans[..spans.len() / 2]);
+    assert!(store.head_summary_valid());
+    let route = SpanField::Attr {
+        scope: AttrScope::Any,
+        key: "http.route".into(),
+    };
+    let (s, e) = FULL;
+    assert!(store.head_summary_answers(&route, s, e));
+    assert_eq!(
+        store
+            .tag_values(&route, &SpanFilter::True, s, e, 100)
+            .unwrap(),
+        naive
+            .tag_values(&route, &SpanFilter::True, s, e, 100)
+            .unwrap()
+    );
+    // "/dup" is only ever a span's second http.route: never listed.
+    assert!(!store
+        .tag_values(&route, &SpanFilter::True, s, e, 100)
+        .unwrap()
+        .contains(&AttrValue::Str("/dup".into())));
+    append_both(&store, &naive, &spans[spans.len() / 2..]);
+    assert!(store.head_summary_valid());
+    compare(&store, &naive, &all_ids(&traces), &[FULL]);
+    // A range that excludes some head spans is answered by decoding (still exact).
+    let late = traces
+        .iter()
+        .flatten()
+        .map(|x| x.2.start_unix_nano)
+        .max()
+        .unwrap();
+    assert!(!store.head_summary_answers(&route, late, u64::MAX));
+    compare(&store, &naive, &all_ids(&traces), &partial_ranges());
+    store.flush().unwrap();
+    assert!(
+        store.head_summary_valid(),
+        "an emptied head starts a fresh summary"
+    );
 }
