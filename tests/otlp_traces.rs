@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,15 +26,7 @@ use prost::Message;
 use serde_json::Value;
 use sextant_ingest::{OtlpOptions, OtlpState};
 use sextant_storage::traces::{NaiveTraceStore, TraceId, TraceSource};
-use support::{poll, urlencode, Server};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{free_port, poll, urlencode, venv_python, Server};
 
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -577,21 +568,6 @@ async fn the_last_partial_interval_is_written_on_shutdown() {
 }
 
 /// The test virtualenv's Python (`scripts/install-test-deps.sh` installs the OpenTelemetry SDK).
-fn venv_python() -> std::path::PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache")
-        });
-    let python = cache.join("sextant-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-test-deps.sh and rerun the tests",
-        python.display()
-    );
-    python
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_traces_become_span_metrics_and_service_graph_edges() {

@@ -28,7 +28,8 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -478,4 +479,22 @@ pub async fn api_get(
             json["error"].as_str().unwrap_or("?")
         ))
     }
+}
+
+/// The Python interpreter of the venv `scripts/install-test-deps.sh` creates (with the
+/// OpenTelemetry SDK); fails with the fix when it is missing.
+pub fn venv_python() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache")
+        });
+    let python = cache.join("sextant-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-test-deps.sh and rerun the tests",
+        python.display()
+    );
+    python
 }
