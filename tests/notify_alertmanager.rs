@@ -4,10 +4,13 @@
 //! same alerts equals ours (up to the time format and our extra `notification_reason`); and
 //! the silence API answers in the same shape.
 
+mod support;
+
+use support::free_port;
+
 mod notify_support;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,14 +36,6 @@ impl Drop for Alertmanager {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Alertmanager {

@@ -4,9 +4,12 @@
 //!
 //! Needs Debian's `prometheus` package (`scripts/install-test-deps.sh` installs it).
 
+mod support;
+
+use support::free_port;
+
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -412,11 +415,6 @@ remote_write:
 /// `<seconds>.<milliseconds>`, the API's time format.
 fn format_time(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// A child process that is killed when the guard is dropped; its output goes to a log file.

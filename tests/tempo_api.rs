@@ -3,6 +3,10 @@
 //! way Grafana's Tempo and Jaeger data sources query (protobuf trace by id, TraceQL search,
 //! tag autocomplete, Jaeger services/operations/search).
 
+mod support;
+
+use support::venv_python;
+
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::trace::v1::TracesData;
@@ -840,23 +844,6 @@ async fn streaming_search_over_grpc() {
     // The HTTP API still answers on the same port.
     let (status, _, body) = api.raw("/api/echo", &[], None).await;
     assert_eq!((status, body.as_slice()), (200, b"echo".as_slice()));
-}
-
-/// The venv Python with the OpenTelemetry packages (`scripts/install-test-deps.sh`).
-fn venv_python() -> std::path::PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache")
-        });
-    let python = cache.join("sextant-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-test-deps.sh and rerun the tests",
-        python.display()
-    );
-    python
 }
 
 /// A real peer reads our encodings: Python's official OTLP protobuf classes decode the

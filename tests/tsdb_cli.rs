@@ -2,7 +2,10 @@
 //! `Db` (blocks, a WAL-only head and a deletion) and through a running server (remote write,
 //! then `POST /api/v1/admin/tsdb/flush`). The commands must leave the directory untouched.
 
-use std::net::TcpListener;
+mod support;
+
+use support::free_port;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -204,14 +207,6 @@ fn list_analyze_and_dump_read_a_data_dir_without_changing_it() {
         before,
         "tsdb commands changed the data dir"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
