@@ -11,8 +11,7 @@
 mod compare;
 #[path = "promql_conformance/expected.rs"]
 mod expected;
-#[path = "promql_conformance/histogram_notation.rs"]
-mod histogram_notation;
+use sextant_storage::histogram::notation as histogram_notation;
 #[path = "promql_conformance/runner.rs"]
 mod runner;
 #[path = "promql_conformance/script.rs"]

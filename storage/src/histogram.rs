@@ -1808,5 +1808,7 @@ pub fn histogram_stdvar(h: &FloatHistogram) -> f64 {
     histogram_variance(h)
 }
 
+pub mod notation;
+
 #[cfg(test)]
 mod tests;

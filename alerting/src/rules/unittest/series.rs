@@ -6,8 +6,7 @@
 use sextant_query::promql::{parse, Expr};
 use sextant_storage::{FloatHistogram, Labels, MatchOp, STALE_NAN_BITS};
 
-#[path = "../../../../tests/promql_conformance/histogram_notation.rs"]
-pub(crate) mod histogram_notation;
+pub(crate) use sextant_storage::histogram::notation as histogram_notation;
 
 /// One position of an expanded series.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,9 +9,8 @@
 //! * [`histograms_match`] / [`histograms_match_hint`] — expected-vs-result comparison:
 //!   both sides compacted, schema / zero threshold / custom bounds exact, counts with the float
 //!   tolerance, counter-reset hint only when the expectation spells it out.
-#![allow(dead_code)]
 
-use sextant_storage::histogram::{CounterResetHint, FloatHistogram, Span, CUSTOM_BUCKETS_SCHEMA};
+use super::{spans_match, CounterResetHint, FloatHistogram, Span, CUSTOM_BUCKETS_SCHEMA};
 
 /// Relative tolerance of the reference test framework (`defaultEpsilon`).
 pub const EPSILON: f64 = 0.000001;
@@ -279,14 +278,15 @@ pub fn histograms_match_hint(
     }
     exp.zero_threshold == cur.zero_threshold
         && eq(exp.zero_count, cur.zero_count)
-        && sextant_storage::histogram::spans_match(&exp.negative_spans, &cur.negative_spans)
+        && spans_match(&exp.negative_spans, &cur.negative_spans)
         && all_eq(&exp.negative_buckets, &cur.negative_buckets)
-        && sextant_storage::histogram::spans_match(&exp.positive_spans, &cur.positive_spans)
+        && spans_match(&exp.positive_spans, &cur.positive_spans)
         && all_eq(&exp.positive_buckets, &cur.positive_buckets)
 }
 
-/// Self-checks of the notation, run by `selftest` or on demand: returns the failures.
-pub fn self_check() -> Vec<String> {
+/// Self-checks of the notation: returns the names of the failed checks.
+#[cfg(test)]
+fn self_check() -> Vec<String> {
     let mut failures = Vec::new();
     let mut check = |name: &str, ok: bool| {
         if !ok {
@@ -413,4 +413,12 @@ pub fn self_check() -> Vec<String> {
         check("comparison literals", false);
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn notation_parses_expands_and_compares_as_the_test_framework_does() {
+        assert_eq!(super::self_check(), Vec::<String>::new());
+    }
 }
