@@ -104,10 +104,12 @@ else
 fi
 
 # --- Web console browser test (tests/ui_e2e.rs) -------------------------------------------
-# Debian's chromium, driven by playwright-core; node and npm to run it; the console's locked
-# npm packages (playwright-core, and esbuild/preact/uplot for ui/build.sh) in ui/node_modules.
+# Debian's chromium, driven by playwright-core; Debian's firefox-esr, driven by puppeteer-core
+# over WebDriver BiDi; node and npm to run them; the console's locked npm packages
+# (playwright-core, puppeteer-core, and esbuild/preact/uplot for ui/build.sh) in ui/node_modules.
 need_ui_pkgs=()
 [ -x /usr/bin/chromium ] || need_ui_pkgs+=(chromium)
+[ -x /usr/bin/firefox-esr ] || need_ui_pkgs+=(firefox-esr)
 command -v node >/dev/null 2>&1 || need_ui_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_ui_pkgs+=(npm)
 if [ "${#need_ui_pkgs[@]}" -gt 0 ]; then
@@ -116,7 +118,7 @@ if [ "${#need_ui_pkgs[@]}" -gt 0 ]; then
     as_root apt-get -o DPkg::Lock::Timeout=600 update
     as_root apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${need_ui_pkgs[@]}"
 else
-    echo "install-test-deps: chromium, node and npm present"
+    echo "install-test-deps: chromium, firefox-esr, node and npm present"
 fi
 ui_dir="$(dirname "${BASH_SOURCE[0]}")/../ui"
 if [ -f "$ui_dir/node_modules/.package-lock.json" ] &&

@@ -1,21 +1,25 @@
-//! The web console in a real browser: `sextant serve` is started with a rule file, an SLO file
+//! The web console in real browsers: `sextant serve` is started with a rule file, an SLO file
 //! and the built-in notifier, seeded over its own ingest paths (remote write: request counters
 //! that burn the SLO's budget and a queue gauge that fires an alert; Loki push: log lines with
-//! trace ids in structured metadata), and `ui/tests/console.mjs` drives Debian's chromium
-//! through playwright-core over every page. The script checks each page against the API's
-//! answers (chart points, table rows, log counts, silences muting alerts in the notifier) and
-//! that no page logged a console error; this test asserts that every step passed.
+//! trace ids in structured metadata), and `ui/tests/console.mjs` runs one step list over every
+//! page in each browser: Debian's chromium through playwright-core, Debian's firefox-esr through
+//! puppeteer-core (WebDriver BiDi). The script checks each page against the API's answers
+//! (chart points, table rows, log counts, silences muting alerts in the notifier), light and
+//! dark, at 1280×800 and phone width, and that no page logged a console error; these tests
+//! assert that every step passed.
 //!
-//! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node` and `ui/node_modules` (all installed by
-//! `scripts/install-test-deps.sh`). Without chromium the test is skipped with a loud message;
-//! anything else missing fails it. Screenshots and `results.json` go to `$UI_ARTIFACTS`, by
-//! default `<target dir>/ui-artifacts/`.
+//! Needs the browser (`/usr/bin/chromium` or `$CHROMIUM`, `/usr/bin/firefox-esr` or `$FIREFOX`),
+//! `node` and `ui/node_modules` (all installed by `scripts/install-test-deps.sh`). Without the
+//! browser its test is skipped with a loud message; anything else missing fails it. The two
+//! tests seed their own servers in parallel but take turns with the browsers (2 cores).
+//! Screenshots and `results.json` go to `$UI_ARTIFACTS/<browser>/`, by default
+//! `<target dir>/ui-artifacts/<browser>/`.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -202,6 +206,38 @@ async fn get(client: &reqwest::Client, url: String) -> Option<Value> {
     client.get(url).send().await.ok()?.json().await.ok()
 }
 
+/// A browser the console test runs in, and what `ui/tests/drivers.mjs` drives it with.
+struct Browser {
+    /// `$BROWSER` for console.mjs, and the artifacts subfolder.
+    name: &'static str,
+    /// Environment variable overriding the executable (also passed on to console.mjs).
+    env: &'static str,
+    default_path: &'static str,
+    /// The Debian package providing `default_path`.
+    package: &'static str,
+    /// The npm package (in ui/node_modules) that drives it.
+    driver: &'static str,
+}
+
+const CHROMIUM: Browser = Browser {
+    name: "chromium",
+    env: "CHROMIUM",
+    default_path: "/usr/bin/chromium",
+    package: "chromium",
+    driver: "playwright-core",
+};
+
+const FIREFOX: Browser = Browser {
+    name: "firefox",
+    env: "FIREFOX",
+    default_path: "/usr/bin/firefox-esr",
+    package: "firefox-esr",
+    driver: "puppeteer-core",
+};
+
+/// Held while a browser runs, so the two tests' browsers take turns on the machine's cores.
+static BROWSER_TURN: Mutex<()> = Mutex::new(());
+
 fn artifacts_dir() -> PathBuf {
     match std::env::var_os("UI_ARTIFACTS") {
         Some(d) => PathBuf::from(d),
@@ -214,18 +250,30 @@ fn artifacts_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_pages_work_in_chromium_against_a_seeded_server() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
+    console_pages_work_in(&CHROMIUM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_pages_work_in_firefox_against_a_seeded_server() {
+    console_pages_work_in(&FIREFOX).await;
+}
+
+/// Seeds a server, runs `ui/tests/console.mjs` in `browser` and asserts every step passed.
+async fn console_pages_work_in(browser: &Browser) {
+    let executable = std::env::var(browser.env).unwrap_or_else(|_| browser.default_path.into());
+    if !Path::new(&executable).exists() {
         eprintln!(
-            "\n!!!!!!!! ui_e2e SKIPPED: {chromium} not found. The web console's browser test did \
-             NOT run. Install it with scripts/install-test-deps.sh (Debian's chromium). !!!!!!!!\n"
+            "\n!!!!!!!! ui_e2e SKIPPED: {executable} not found. The web console's browser test in \
+             {} did NOT run. Install it with scripts/install-test-deps.sh (Debian's {}). !!!!!!!!\n",
+            browser.name, browser.package
         );
         return;
     }
     let ui = repo().join("ui");
     assert!(
-        ui.join("node_modules/playwright-core").exists(),
-        "ui/node_modules is missing: run scripts/install-test-deps.sh (npm ci in ui/)"
+        ui.join("node_modules").join(browser.driver).exists(),
+        "ui/node_modules/{} is missing: run scripts/install-test-deps.sh (npm ci in ui/)",
+        browser.driver
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -310,15 +358,18 @@ async fn the_console_pages_work_in_chromium_against_a_seeded_server() {
     )
     .await;
 
-    let artifacts = artifacts_dir();
+    let artifacts = artifacts_dir().join(browser.name);
     let _ = std::fs::remove_dir_all(&artifacts);
     let script = ui.join("tests/console.mjs");
     let (base2, artifacts2) = (base.clone(), artifacts.clone());
+    let (name, env) = (browser.name, browser.env);
     let out = tokio::task::spawn_blocking(move || {
+        let _turn = BROWSER_TURN.lock().unwrap_or_else(|e| e.into_inner());
         std::process::Command::new("node")
             .arg(script)
             .env("SEXTANT_URL", &base2)
-            .env("CHROMIUM", &chromium)
+            .env("BROWSER", name)
+            .env(env, &executable)
             .env("UI_ARTIFACTS", &artifacts2)
             .env("SLO_ID", SLO_ID)
             .env("ALERT_NAME", ALERT)
@@ -344,7 +395,8 @@ async fn the_console_pages_work_in_chromium_against_a_seeded_server() {
     let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
     assert!(
         failed.is_empty() && out.status.success(),
-        "browser steps failed: {}\nstderr: {stderr}\nserver log:\n{}",
+        "{} steps failed: {}\nstderr: {stderr}\nserver log:\n{}",
+        browser.name,
         serde_json::to_string_pretty(&failed).unwrap_or_default(),
         support::tail_of(&server.log)
     );
@@ -353,7 +405,8 @@ async fn the_console_pages_work_in_chromium_against_a_seeded_server() {
         assert_eq!(
             s.map(|s| s["status"].clone()),
             Some(json!("passed")),
-            "traces: {s:?}"
+            "{}: traces: {s:?}",
+            browser.name
         );
     }
     // Every page was exercised (only the traces page may be skipped, while the Tempo API is
@@ -375,7 +428,8 @@ async fn the_console_pages_work_in_chromium_against_a_seeded_server() {
         assert_eq!(
             s.map(|s| s["status"].clone()),
             Some(json!("passed")),
-            "step {name}: {s:?}"
+            "{}: step {name}: {s:?}",
+            browser.name
         );
     }
     let shots = std::fs::read_dir(&artifacts)
@@ -387,7 +441,8 @@ async fn the_console_pages_work_in_chromium_against_a_seeded_server() {
         .unwrap_or(0);
     assert!(
         shots >= 11,
-        "only {shots} screenshots in {}",
+        "{}: only {shots} screenshots in {}",
+        browser.name,
         artifacts.display()
     );
 }
