@@ -11,6 +11,7 @@
 pub(crate) mod codec;
 mod format;
 pub(crate) mod hcodec;
+mod shared_pages;
 pub(crate) mod tombstones;
 pub(crate) mod writer;
 
@@ -80,7 +81,7 @@ pub(crate) struct ChunkMeta {
 #[derive(Default)]
 pub(crate) struct PageCache {
     offset: Option<u64>,
-    data: Vec<u8>,
+    data: std::sync::Arc<Vec<u8>>,
 }
 
 pub(crate) struct Block {
@@ -100,6 +101,8 @@ pub(crate) struct Block {
     postings_section: std::sync::OnceLock<Result<Vec<u8>, String>>,
     /// Deleted samples (`tombstones.rs`); the only part of a block that changes.
     tombstones: RwLock<std::sync::Arc<tombstones::Tombstones<u32>>>,
+    /// This block's key in [`shared_pages`].
+    pages_key: u64,
 }
 
 impl Block {
@@ -167,6 +170,7 @@ impl Block {
             n_ptable,
             obsolete: AtomicBool::new(false),
             tombstones: RwLock::new(std::sync::Arc::new(tombstones::load(dir)?)),
+            pages_key: shared_pages::new_block_key(),
         })
     }
 
@@ -439,6 +443,12 @@ impl Block {
     ) -> Result<(), StorageError> {
         let path = || self.dir.join(CHUNKS_FILE);
         if cache.offset != Some(c.page_offset) {
+            if let Some(data) = shared_pages::get(self.pages_key, c.page_offset) {
+                cache.data = data;
+                cache.offset = Some(c.page_offset);
+            }
+        }
+        if cache.offset != Some(c.page_offset) {
             let bytes = self.chunks.bytes();
             let at = c.page_offset as usize;
             let header = bytes
@@ -456,13 +466,14 @@ impl Block {
                 return Err(corrupt(&path(), at as u64, "page checksum mismatch".into()));
             }
             cache.offset = None;
-            cache.data.clear();
-            cache.data.reserve(rlen);
-            zstd::stream::copy_decode(body, &mut cache.data)
+            let mut data = Vec::with_capacity(rlen);
+            zstd::stream::copy_decode(body, &mut data)
                 .map_err(|e| corrupt(&path(), at as u64, e.to_string()))?;
-            if cache.data.len() != rlen {
+            if data.len() != rlen {
                 return Err(corrupt(&path(), at as u64, "page length mismatch".into()));
             }
+            cache.data = std::sync::Arc::new(data);
+            shared_pages::put(self.pages_key, c.page_offset, cache.data.clone());
             cache.offset = Some(c.page_offset);
         }
         // Format 3 pages: `u32` chunk-area length, the chunks, then the low-plane stream.

@@ -62,10 +62,14 @@ impl SeriesSamples {
         }
     }
 
-    /// Keeps the samples in `[mint, maxt]`.
-    pub(crate) fn retain_range(&mut self, mint: i64, maxt: i64) {
-        self.floats.retain(|s| s.t >= mint && s.t <= maxt);
-        self.hists.retain(|s| s.t >= mint && s.t <= maxt);
+    /// Appends the samples in `[mint, maxt]` to `out`, allocating exactly what they need.
+    pub(crate) fn copy_range_into(&self, mint: i64, maxt: i64, out: &mut SeriesSamples) {
+        let floats = in_range(&self.floats, mint, maxt);
+        out.floats.reserve_exact(floats.len());
+        out.floats.extend_from_slice(&floats);
+        let hists = in_range(&self.hists, mint, maxt);
+        out.hists.reserve_exact(hists.len());
+        out.hists.extend_from_slice(&hists);
     }
 
     /// Sorts both lists by time, keeps one sample per timestamp, and drops histogram samples
@@ -80,6 +84,19 @@ impl SeriesSamples {
             self.hists
                 .retain(|h| floats.binary_search_by_key(&h.t, |s| s.t).is_err());
         }
+    }
+}
+
+/// The part of a list in `[mint, maxt]`, found by binary search when the list is sorted by
+/// time (it always is when read from a block; the check is cheap next to decoding).
+fn in_range<T: Timed + Clone>(list: &[T], mint: i64, maxt: i64) -> std::borrow::Cow<'_, [T]> {
+    if list.windows(2).all(|w| w[0].t() <= w[1].t()) {
+        let lo = list.partition_point(|s| s.t() < mint);
+        let hi = list.partition_point(|s| s.t() <= maxt).max(lo);
+        std::borrow::Cow::Borrowed(&list[lo..hi])
+    } else {
+        let keep = |s: &&T| s.t() >= mint && s.t() <= maxt;
+        std::borrow::Cow::Owned(list.iter().filter(keep).cloned().collect())
     }
 }
 
@@ -130,6 +147,45 @@ mod tests {
         assert_eq!(s.floats.iter().map(|x| x.t).collect::<Vec<_>>(), vec![1, 5]);
         assert_eq!(s.hists.iter().map(|x| x.t).collect::<Vec<_>>(), vec![3, 7]);
         assert_eq!((s.min_t(), s.max_t(), s.len()), (Some(1), Some(7), 4));
+    }
+
+    #[test]
+    fn copy_range_into_keeps_inclusive_bounds_sorted_or_not() {
+        let h = |t| HistogramSample {
+            t,
+            h: FloatHistogram::default(),
+        };
+        let f = |t| Sample { t, v: t as f64 };
+        let ts = |s: &SeriesSamples| {
+            let f: Vec<i64> = s.floats.iter().map(|x| x.t).collect();
+            let h: Vec<i64> = s.hists.iter().map(|x| x.t).collect();
+            (f, h)
+        };
+        let sorted = SeriesSamples {
+            floats: (0..10).map(|i| f(i * 10)).collect(),
+            hists: vec![h(5), h(15), h(95)],
+        };
+        let mut out = SeriesSamples::default();
+        sorted.copy_range_into(20, 50, &mut out);
+        assert_eq!(ts(&out), (vec![20, 30, 40, 50], vec![]));
+        assert_eq!(out.floats.capacity(), 4);
+        let mut out = SeriesSamples::default();
+        sorted.copy_range_into(15, 95, &mut out);
+        assert_eq!(
+            ts(&out),
+            (vec![20, 30, 40, 50, 60, 70, 80, 90], vec![15, 95])
+        );
+        let mut out = SeriesSamples::default();
+        sorted.copy_range_into(91, 94, &mut out);
+        assert!(out.is_empty());
+        // Unsorted input is filtered, not binary-searched.
+        let unsorted = SeriesSamples {
+            floats: vec![f(30), f(10), f(50), f(20)],
+            hists: vec![h(40), h(5)],
+        };
+        let mut out = SeriesSamples::default();
+        unsorted.copy_range_into(10, 40, &mut out);
+        assert_eq!(ts(&out), (vec![30, 10, 20], vec![40]));
     }
 
     #[test]

@@ -37,7 +37,11 @@ pub async fn query(State(st): State<Arc<ApiState>>, p: Params) -> Result<Success
     let stats = StatsRequest::from_param(p.get("stats"));
     let started = Instant::now();
     let res = run_blocking(&st, timeout, move |db, engine| {
-        engine.instant_query(db, &text, &expr, t)
+        if stats == StatsRequest::None {
+            engine.instant_query(db, &text, &expr, t)
+        } else {
+            engine.instant_query_with_stats(db, &text, &expr, t)
+        }
     })
     .await?;
     Ok(encode_query_result(res, limit, stats, started.elapsed()))

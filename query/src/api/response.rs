@@ -278,12 +278,22 @@ pub fn format_value(v: f64) -> String {
     format!("{v}")
 }
 
+/// Appends [`format_value`]`(v)`, without a temporary string in the common plain-decimal case.
+pub fn write_value(out: &mut String, v: f64) {
+    let abs = v.abs();
+    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
+        let _ = write!(out, "{v}");
+    } else {
+        out.push_str(&format_value(v));
+    }
+}
+
 /// Appends `[<timestamp>,"<value>"]`.
 pub fn write_point(out: &mut String, t_ms: i64, v: f64) {
     out.push('[');
     write_timestamp(out, t_ms);
     out.push_str(",\"");
-    out.push_str(&format_value(v));
+    write_value(out, v);
     out.push_str("\"]");
 }
 
@@ -314,6 +324,9 @@ mod tests {
         ];
         for (v, want) in table {
             assert_eq!(format_value(*v), *want, "{v:?}");
+            let mut out = String::from("x");
+            write_value(&mut out, *v);
+            assert_eq!(out, format!("x{want}"), "{v:?}");
         }
     }
 

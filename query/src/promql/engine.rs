@@ -95,6 +95,29 @@ impl Engine {
         expr: &Expr,
         time_ms: i64,
     ) -> Result<QueryResult, QueryError> {
+        self.instant_query_impl(source, query, expr, time_ms, true)
+    }
+
+    /// [`Engine::instant_query`] with exact sample statistics (`stats` of the HTTP API):
+    /// always the step-by-step evaluator, as [`Engine::range_query_with_stats`].
+    pub fn instant_query_with_stats(
+        &self,
+        source: &dyn SeriesSource,
+        query: &str,
+        expr: &Expr,
+        time_ms: i64,
+    ) -> Result<QueryResult, QueryError> {
+        self.instant_query_impl(source, query, expr, time_ms, false)
+    }
+
+    fn instant_query_impl(
+        &self,
+        source: &dyn SeriesSource,
+        query: &str,
+        expr: &Expr,
+        time_ms: i64,
+        allow_columnar: bool,
+    ) -> Result<QueryResult, QueryError> {
         let deadline = Instant::now() + self.opts.timeout;
         // `step()` and `range()` are 0 for instant queries.
         let resolved = resolve_durations(expr, 0, 0)?;
@@ -102,6 +125,17 @@ impl Engine {
         let started = Instant::now();
         let data = prefetch::load(source, expr, time_ms, time_ms, &self.opts)?;
         let prepared = Instant::now();
+        if allow_columnar && self.opts.columnar && !columnar::disabled_by_env() {
+            if let Some(mut r) =
+                columnar::try_instant(&data, &self.opts, query, expr, time_ms, deadline)
+            {
+                if let Ok(res) = &mut r {
+                    res.stats.prepare_time = prepared - started;
+                    res.stats.inner_eval_time = prepared.elapsed();
+                }
+                return r;
+            }
+        }
         let mut ev = Evaluator::new(&self.opts, query, data, time_ms, time_ms, false, deadline);
         ev.init_steps(time_ms, 1, 1);
         ev.begin_step(0);

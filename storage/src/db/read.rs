@@ -183,19 +183,29 @@ fn read_block(
     let tombstones = block.tombstones();
     read_parallel(&ordinals, |part| {
         let mut cache = PageCache::default();
+        // Chunks that reach outside the range are decoded here and only their samples in
+        // range are copied out: an instant query's lookback window is a few samples of a
+        // chunk that may hold thousands, and 100k series would otherwise each keep a
+        // whole-chunk allocation.
+        let mut scratch = SeriesSamples::default();
         let mut out = Vec::with_capacity(part.len());
         for &ordinal in part {
             let (labels, chunks) = block.series(ordinal)?;
             let mut samples = SeriesSamples::default();
             let wanted = || chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint);
-            samples
-                .floats
-                .reserve(wanted().map(|c| c.samples as usize).sum());
-            for c in wanted() {
-                block.read_chunk(c, &mut cache, &mut samples)?;
-            }
-            if chunks.iter().any(|c| c.min_t < mint || c.max_t > maxt) {
-                samples.retain_range(mint, maxt);
+            if wanted().any(|c| c.min_t < mint || c.max_t > maxt) {
+                scratch.clear();
+                for c in wanted() {
+                    block.read_chunk(c, &mut cache, &mut scratch)?;
+                }
+                scratch.copy_range_into(mint, maxt, &mut samples);
+            } else {
+                samples
+                    .floats
+                    .reserve(wanted().map(|c| c.samples as usize).sum());
+                for c in wanted() {
+                    block.read_chunk(c, &mut cache, &mut samples)?;
+                }
             }
             tombstones.remove_deleted(&ordinal, &mut samples.floats, 0);
             tombstones.remove_deleted(&ordinal, &mut samples.hists, 0);

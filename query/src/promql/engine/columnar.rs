@@ -34,7 +34,7 @@ use super::EngineOptions;
 use crate::promql::ast::{
     AggregateOp, BinaryExpr, BinaryOp, Expr, UnaryOp, VectorMatchCardinality,
 };
-use crate::promql::value::{QueryError, QueryResult, RangeSeries, Value};
+use crate::promql::value::{QueryError, QueryResult, RangeSeries, Value, VectorSample};
 
 /// Environment variable that disables the fast path (any non-empty value but `0`).
 pub const DISABLE_ENV: &str = "SEXTANT_DISABLE_COLUMNAR";
@@ -185,6 +185,101 @@ pub(super) fn try_range(
         Err(Stop::Fallback) => None,
         Err(Stop::Err(e)) => Some(Err(e)),
     }
+}
+
+/// Evaluates an instant query on the fast path, as a range query of one step. `None` means
+/// "use the reference evaluator". Expressions with `topk`/`bottomk` stay with the reference:
+/// their instant results are ordered, and this path returns series sorted by labels.
+pub(super) fn try_instant(
+    data: &Data,
+    opts: &EngineOptions,
+    query: &str,
+    expr: &Expr,
+    time_ms: i64,
+    deadline: Instant,
+) -> Option<Result<QueryResult, QueryError>> {
+    if !supported(expr) || order_sensitive(expr) {
+        return None;
+    }
+    if data
+        .values()
+        .any(|v| v.iter().any(|s| !s.histograms.is_empty()))
+    {
+        return None;
+    }
+    let mut cx = Ctx {
+        env: Env {
+            data,
+            opts,
+            ts: vec![time_ms],
+        },
+        query,
+        annos: Annotations::default(),
+        samples: vec![0; 1],
+        deadline,
+    };
+    match run_instant(&mut cx, expr, time_ms) {
+        Ok(value) => Some(Ok(QueryResult {
+            value,
+            warnings: cx.annos.warnings,
+            infos: cx.annos.infos,
+            stats: Default::default(),
+        })),
+        Err(Stop::Fallback) => None,
+        Err(Stop::Err(e)) => Some(Err(e)),
+    }
+}
+
+/// Whether `e` contains an aggregation whose instant result is ordered.
+fn order_sensitive(e: &Expr) -> bool {
+    match e {
+        Expr::Paren(inner) => order_sensitive(inner),
+        Expr::Unary(u) => order_sensitive(&u.expr),
+        Expr::Binary(b) => order_sensitive(&b.lhs) || order_sensitive(&b.rhs),
+        Expr::Aggregate(a) => {
+            matches!(a.op, AggregateOp::Topk | AggregateOp::Bottomk)
+                || order_sensitive(&a.expr)
+                || a.param.as_deref().is_some_and(order_sensitive)
+        }
+        Expr::Call(c) => c.args.iter().any(order_sensitive),
+        _ => false,
+    }
+}
+
+fn run_instant(cx: &mut Ctx<'_>, expr: &Expr, time_ms: i64) -> R<Value> {
+    let val = eval(cx, expr)?;
+    if cx.samples.iter().any(|&s| s > cx.env.opts.max_samples) {
+        return Err(Stop::Fallback);
+    }
+    Ok(match val {
+        CVal::Scalar(vs) => Value::Scalar(time_ms, vs.first().copied().unwrap_or(f64::NAN)),
+        CVal::Vector(series) => {
+            let mut out: Vec<VectorSample> = Vec::with_capacity(series.len());
+            for mut s in series {
+                let (Some(&v), Some(true)) = (s.col.v.first(), s.col.p.first().copied()) else {
+                    continue;
+                };
+                if s.drop {
+                    remove_name(&mut s.labels);
+                }
+                out.push(VectorSample {
+                    labels: s.labels,
+                    t: time_ms,
+                    v,
+                    h: None,
+                });
+            }
+            out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+            // Two series with one label set: an error in the reference.
+            if out.windows(2).any(|w| w[0].labels == w[1].labels) {
+                return Err(Stop::Fallback);
+            }
+            if out.len() > cx.env.opts.max_samples {
+                return Err(Stop::Fallback);
+            }
+            Value::Vector(out)
+        }
+    })
 }
 
 fn run(cx: &mut Ctx<'_>, expr: &Expr) -> R<Value> {

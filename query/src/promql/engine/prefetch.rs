@@ -209,8 +209,12 @@ pub(super) fn load(
             if !s.histograms.is_empty() {
                 chunk_hints(s);
             }
-            s.samples.retain(|p| p.t >= mint);
-            s.histograms.retain(|p| p.t >= mint);
+            // Samples are sorted by time: drop the leading ones before `mint` (usually none,
+            // and then this does not touch the samples at all).
+            let k = s.samples.partition_point(|p| p.t < mint);
+            s.samples.drain(..k);
+            let k = s.histograms.partition_point(|p| p.t < mint);
+            s.histograms.drain(..k);
             if stats {
                 stats_hints(&mut s.histograms);
             }

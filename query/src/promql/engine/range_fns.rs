@@ -52,18 +52,60 @@ pub(super) fn extrapolated_rate(
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
+    counter_rate(points, arg, is_counter, is_rate, is_counter)
+}
+
+/// A timestamped float: the `(t, v)` pairs of the evaluators and storage's samples, so the
+/// window math can run on either without copying.
+pub(super) trait Point: Copy {
+    fn t(&self) -> i64;
+    fn v(&self) -> f64;
+}
+
+impl Point for (i64, f64) {
+    fn t(&self) -> i64 {
+        self.0
+    }
+    fn v(&self) -> f64 {
+        self.1
+    }
+}
+
+impl Point for sextant_storage::Sample {
+    fn t(&self) -> i64 {
+        self.t
+    }
+    fn v(&self) -> f64 {
+        self.v
+    }
+}
+
+/// True when some sample of `points` is lower than the one before it (a counter reset).
+pub(super) fn has_reset<P: Point>(points: &[P]) -> bool {
+    points.windows(2).any(|w| w[1].v() < w[0].v())
+}
+
+/// [`extrapolated_rate`], told whether the window may contain a counter reset: a caller that
+/// knows the whole series has none skips the per-window scan (the result is the same).
+pub(super) fn counter_rate<P: Point>(
+    points: &[P],
+    arg: &RangeArg,
+    is_counter: bool,
+    is_rate: bool,
+    may_reset: bool,
+) -> Option<f64> {
     if points.len() < 2 {
         return None;
     }
-    let (first_t, first_v) = *points.first()?;
-    let (last_t, last_v) = *points.last()?;
+    let first = points.first()?;
+    let last = points.last()?;
+    let (first_t, first_v, last_t, last_v) = (first.t(), first.v(), last.t(), last.v());
     let mut result = last_v - first_v;
-    if is_counter {
+    if is_counter && may_reset {
         for w in points.windows(2) {
-            if let [(_, a), (_, b)] = w {
-                if b < a {
-                    result += a;
-                }
+            let (a, b) = (w[0].v(), w[1].v());
+            if b < a {
+                result += a;
             }
         }
     }

@@ -70,7 +70,7 @@ fn run(
     let expr = parse(q).unwrap();
     let e = engine(max_samples);
     match range {
-        None => e.instant_query(db, q, &expr, t * 1000),
+        None => e.instant_query_with_stats(db, q, &expr, t * 1000),
         Some((end, step)) => {
             e.range_query_with_stats(db, q, &expr, t * 1000, end * 1000, step * 1000)
         }

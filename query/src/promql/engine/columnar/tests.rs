@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use sextant_storage::{Db, Labels, STALE_NAN_BITS};
 
-use super::try_range;
+use super::{try_instant, try_range};
 use crate::promql::engine::prefetch;
 use crate::promql::engine::tests::{db, l};
 use crate::promql::engine::{Engine, EngineOptions};
 use crate::promql::parse;
-use crate::promql::value::{QueryResult, Value};
+use crate::promql::value::{QueryResult, Value, VectorSample};
 
 const T0: i64 = 1_000_000;
 
@@ -282,4 +282,124 @@ fn sample_limit_falls_back_to_the_reference_error() {
         .range_query(&d, q, &expr, T0 + 120_000, T0 + 2_000_000, 15_000)
         .unwrap_err();
     assert!(err.to_string().contains("too many samples"), "{err}");
+}
+
+/// Instant results as label-sorted `(labels, t, value bits)`: the reference's vector order is
+/// not specified, the fast path's is by labels.
+fn instant_rows(q: &str, r: &QueryResult) -> Vec<(String, i64, u64)> {
+    match &r.value {
+        Value::Vector(v) => {
+            let mut rows: Vec<(String, i64, u64)> = v
+                .iter()
+                .map(|s: &VectorSample| {
+                    assert!(s.h.is_none(), "{q}: histogram sample");
+                    (s.labels.to_string(), s.t, s.v.to_bits())
+                })
+                .collect();
+            rows.sort();
+            rows
+        }
+        Value::Scalar(t, v) => vec![(String::new(), *t, v.to_bits())],
+        other => panic!("{q}: unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn instant_fast_path_matches_reference() {
+    let d = dataset();
+    let mut compared_rows = 0usize;
+    for delayed in [false, true] {
+        for t in [
+            T0 + 120_000,
+            T0 + 1_000_000,
+            T0 + 1_234_567,
+            T0 + 160 * 15_000,
+        ] {
+            for q in QUERIES {
+                let expr = parse(q).unwrap();
+                let slow = Engine::new(opts(delayed, false))
+                    .instant_query(&d, q, &expr, t)
+                    .unwrap();
+                let o = opts(delayed, true);
+                let data = prefetch::load(&d, &expr, t, t, &o).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let fast = try_instant(&data, &o, q, &expr, t, deadline);
+                if q.contains("topk") || q.contains("bottomk") {
+                    // Ordered results stay with the reference evaluator.
+                    assert!(fast.is_none(), "{q}: topk/bottomk must fall back");
+                    continue;
+                }
+                let fast = fast
+                    .unwrap_or_else(|| panic!("{q}: fell back (delayed={delayed})"))
+                    .unwrap();
+                assert_eq!(fast.warnings, slow.warnings, "{q}: warnings");
+                assert_eq!(fast.infos, slow.infos, "{q}: infos");
+                let want = instant_rows(q, &slow);
+                assert_eq!(instant_rows(q, &fast), want, "{q} at {t}");
+                let via_engine = Engine::new(o).instant_query(&d, q, &expr, t).unwrap();
+                assert_eq!(instant_rows(q, &via_engine), want, "{q} at {t}");
+                compared_rows += want.len();
+            }
+        }
+    }
+    assert!(
+        compared_rows > 1000,
+        "too little output compared: {compared_rows}"
+    );
+}
+
+#[test]
+fn instant_stats_query_uses_the_reference_accounting() {
+    let d = dataset();
+    let q = "sum(rate(node_cpu_seconds_total[5m]))";
+    let expr = parse(q).unwrap();
+    let t = T0 + 1_000_000;
+    let e = Engine::new(opts(false, true));
+    let with_stats = e.instant_query_with_stats(&d, q, &expr, t).unwrap();
+    let fast = e.instant_query(&d, q, &expr, t).unwrap();
+    assert!(with_stats.stats.total_samples > 0);
+    assert_eq!(instant_rows(q, &fast), instant_rows(q, &with_stats));
+}
+
+/// Counters without staleness markers take the in-place rate path; with and without resets.
+#[test]
+fn rate_without_staleness_markers_matches_reference() {
+    let mut rng = Rng(0x0bad_cafe_f00d_1234);
+    let mut series = Vec::new();
+    for i in 0..8 {
+        let mut v = 0.0;
+        let mut t = T0;
+        let mut samples = Vec::new();
+        for _ in 0..200 {
+            t += 15_000 + (rng.next() % 300) as i64;
+            if i % 2 == 1 && rng.next().is_multiple_of(40) {
+                v = rng.unit(); // reset
+            } else {
+                v += rng.unit() * 10.0;
+            }
+            samples.push((t, v));
+        }
+        let inst = i.to_string();
+        series.push((l(&[("__name__", "c_total"), ("instance", &inst)]), samples));
+    }
+    let d = db(&series);
+    let (start, end) = (T0 + 60_000, T0 + 200 * 15_000);
+    for q in [
+        "rate(c_total[5m])",
+        "increase(c_total[2m])",
+        "sum(rate(c_total[1m] offset 30s))",
+    ] {
+        let expr = parse(q).unwrap();
+        let slow = Engine::new(opts(false, false))
+            .range_query(&d, q, &expr, start, end, 10_000)
+            .unwrap();
+        let fast = Engine::new(opts(false, true))
+            .range_query(&d, q, &expr, start, end, 10_000)
+            .unwrap();
+        assert_same(q, &fast, &slow);
+        let Value::Matrix(m) = &fast.value else {
+            panic!("{q}: not a matrix")
+        };
+        assert!(m.iter().map(|s| s.points.len()).sum::<usize>() > 100, "{q}");
+    }
 }

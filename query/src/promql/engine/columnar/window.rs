@@ -8,7 +8,7 @@ use super::{Col, Ctx, Env, SCol, Sink, Stop, R};
 use crate::promql::ast::{Call, MatrixSelector, VectorSelector};
 use crate::promql::engine::eval::RangeArg;
 use crate::promql::engine::prefetch::key;
-use crate::promql::engine::range_fns::{self, Params};
+use crate::promql::engine::range_fns::{self, Params, Point};
 
 /// Series per sequential batch: bounds the columns held at once.
 const BATCH: usize = 4096;
@@ -149,13 +149,52 @@ fn range_series(
     range: i64,
     counts: &mut [usize],
 ) -> R<Option<SCol>> {
-    // The non-stale points, once per series; each window is a slice of them.
-    let points: Vec<(i64, f64)> = s
-        .samples
-        .iter()
-        .filter(|p| !is_stale_nan(p.v))
-        .map(|p| (p.t, p.v))
-        .collect();
+    let col = match name {
+        // rate/increase read the samples in place unless staleness markers must be skipped
+        // first, and look for counter resets in a window only when the series has some.
+        "rate" | "increase" if !s.samples.iter().any(|p| is_stale_nan(p.v)) => {
+            let (is_rate, may_reset) = (name == "rate", range_fns::has_reset(&s.samples));
+            window_steps(env, &s.samples, offset, range, counts, |window, arg, _| {
+                Ok(range_fns::counter_rate(
+                    window, arg, true, is_rate, may_reset,
+                ))
+            })?
+        }
+        _ => {
+            // The non-stale points, once per series; each window is a slice of them.
+            let points: Vec<(i64, f64)> = s
+                .samples
+                .iter()
+                .filter(|p| !is_stale_nan(p.v))
+                .map(|p| (p.t, p.v))
+                .collect();
+            window_steps(env, &points, offset, range, counts, |window, arg, t| {
+                let params = Params {
+                    t,
+                    ..Params::default()
+                };
+                range_fns::apply(name, window, arg, params).map_err(|_| Stop::Fallback)
+            })?
+        }
+    };
+    Ok(col.map(|col| SCol {
+        labels: s.labels.clone(),
+        drop: false,
+        col,
+    }))
+}
+
+/// Slides the window `(t - offset - range, t - offset]` over `points` (sorted, no staleness
+/// markers) for every step and stores `f(window, arg, t)` of each non-empty window. `None`
+/// when no step has a value.
+fn window_steps<P: Point>(
+    env: &Env<'_>,
+    points: &[P],
+    offset: i64,
+    range: i64,
+    counts: &mut [usize],
+    mut f: impl FnMut(&[P], &RangeArg, i64) -> R<Option<f64>>,
+) -> R<Option<Col>> {
     if points.is_empty() {
         return Ok(None);
     }
@@ -174,11 +213,11 @@ fn range_series(
     for (step, &t) in env.ts.iter().enumerate() {
         let et = t.saturating_sub(offset);
         let lo = et.saturating_sub(range);
-        while points.get(a).is_some_and(|p| p.0 <= lo) {
+        while points.get(a).is_some_and(|p| p.t() <= lo) {
             a += 1;
         }
         b = b.max(a);
-        while points.get(b).is_some_and(|p| p.0 <= et) {
+        while points.get(b).is_some_and(|p| p.t() <= et) {
             b += 1;
         }
         let window = points.get(a..b).unwrap_or(&[]);
@@ -188,23 +227,11 @@ fn range_series(
         counts[step] += window.len();
         arg.start = lo;
         arg.end = et;
-        let params = Params {
-            t,
-            ..Params::default()
-        };
-        match range_fns::apply(name, window, &arg, params) {
-            Ok(Some(v)) => {
-                col.v[step] = v;
-                col.p[step] = true;
-                any = true;
-            }
-            Ok(None) => {}
-            Err(_) => return Err(Stop::Fallback),
+        if let Some(v) = f(window, &arg, t)? {
+            col.v[step] = v;
+            col.p[step] = true;
+            any = true;
         }
     }
-    Ok(any.then(|| SCol {
-        labels: s.labels.clone(),
-        drop: false,
-        col,
-    }))
+    Ok(any.then_some(col))
 }
