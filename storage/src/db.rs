@@ -459,8 +459,11 @@ impl Db {
             HashMap::with_capacity_and_hasher(hint, Default::default());
         // Accepted samples by series id, in batch order; what the WAL logs and the head applies.
         let mut accepted: Vec<(u32, Sample)> = Vec::with_capacity(hint);
-        for (labels, samples) in batch {
-            let (id, series, created) = self.head.get_or_create(labels);
+        let batch: Vec<(&L, &[Sample])> = batch.collect();
+        let keys: Vec<&L> = batch.iter().map(|(l, _)| *l).collect();
+        let mut resolved = Vec::new();
+        self.head.get_or_create_batch(&keys, &mut resolved);
+        for ((id, series, created), (_, samples)) in resolved.into_iter().zip(batch) {
             let at = match position.get(&id) {
                 Some(&at) => at,
                 None => {
