@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
-use sextant_storage::traces::TraceAppender;
+use sextant_storage::traces::{SpanBatchEncoder, TraceAppender};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{http, BoxFuture, StdError};
 
@@ -82,6 +82,9 @@ impl OtlpState {
     ) -> Result<ExportTraceServiceResponse, OtlpError> {
         let backend = self.traces_backend()?;
         check_size(backend, raw)?;
+        if backend.generator.is_none() {
+            return store_traces_encoded(backend, raw);
+        }
         let decoded = wire::decode(raw).map_err(|e| {
             OtlpError::BadRequest(format!(
                 "body is not a protobuf ExportTraceServiceRequest: {e}"
@@ -112,6 +115,39 @@ fn check_size(backend: &TracesBackend, raw: &[u8]) -> Result<(), OtlpError> {
     Ok(())
 }
 
+/// Encodes the request straight into the store's record ([`wire::encode`]) and appends it
+/// with [`TraceAppender::append_encoded`]; same answers as [`wire::decode`] + [`store_traces`]
+/// (on a decoding error, `decode` is re-run for its exact message).
+fn store_traces_encoded(
+    backend: &TracesBackend,
+    raw: &[u8],
+) -> Result<ExportTraceServiceResponse, OtlpError> {
+    let mut enc = SpanBatchEncoder::with_capacity(raw.len() + raw.len() / 8);
+    let counts = match wire::encode(raw, &mut enc) {
+        Ok(counts) => counts,
+        Err(_) => {
+            let decoded = wire::decode(raw).map_err(|e| {
+                OtlpError::BadRequest(format!(
+                    "body is not a protobuf ExportTraceServiceRequest: {e}"
+                ))
+            })?;
+            return store_traces(backend, decoded);
+        }
+    };
+    let encoded = enc
+        .finish()
+        .map_err(|e| OtlpError::Internal(format!("trace encoding failed: {e}")))?;
+    let outcome = if encoded.accepted_spans() == 0 && encoded.rejected_spans() == 0 {
+        Default::default()
+    } else {
+        backend
+            .appender
+            .append_encoded(encoded)
+            .map_err(|e| OtlpError::Internal(format!("storage error: {e}")))?
+    };
+    answer(counts, outcome)
+}
+
 /// Feeds the generator, appends, and builds the answer (with `partial_success` when spans were
 /// refused by the decoder or the store).
 fn store_traces(
@@ -137,6 +173,14 @@ fn store_traces(
             .append(batches)
             .map_err(|e| OtlpError::Internal(format!("storage error: {e}")))?
     };
+    answer(decoded, outcome)
+}
+
+/// The export answer: `partial_success` when the decoder or the store refused spans.
+fn answer(
+    decoded: DecodedTraces,
+    outcome: sextant_storage::traces::TraceAppendOutcome,
+) -> Result<ExportTraceServiceResponse, OtlpError> {
     let rejected = decoded.rejected as u64 + outcome.rejected_spans;
     if rejected == 0 {
         return Ok(ExportTraceServiceResponse {
