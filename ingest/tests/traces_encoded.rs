@@ -1,6 +1,8 @@
 //! The direct protobuf → store encoding path (`wire::encode` + `append_encoded`) against the
 //! reference path (`wire::decode` → `SpanBatch` → `append`): same counts, same errors, same
-//! stored traces, on realistic, randomised, merged-field and mutated (malformed) requests.
+//! stored traces, the same autocomplete answers (tag names and values from the head summary),
+//! and the same span metrics and service-graph series, on realistic, randomised, merged-field
+//! and mutated (malformed) requests.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
@@ -9,11 +11,16 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use std::sync::Arc;
+
 use prost::Message;
 use sextant_ingest::otlp::traces::wire;
+use sextant_ingest::spanmetrics::{HistogramMode, SpanMetrics, SpanMetricsOptions};
 use sextant_storage::traces::{
-    SpanBatchEncoder, TraceAppender, TraceId, TraceSearch, TraceSource, TraceStore,
+    AttrScope, SpanBatchEncoder, SpanField, SpanFilter, TraceAppender, TraceId, TraceSearch,
+    TraceSource, TraceStore,
 };
+use sextant_storage::Db;
 
 struct Rng(u64);
 
@@ -78,6 +85,38 @@ fn id(rng: &mut Rng, n: usize) -> Vec<u8> {
 }
 
 fn rand_request(rng: &mut Rng) -> ExportTraceServiceRequest {
+    rand_request_with(rng, false)
+}
+
+/// A span id: random, or with `pool` often one of a few shared ids (so CLIENT and SERVER
+/// spans pair up in the service graph).
+fn span_id(rng: &mut Rng, pool: bool) -> Vec<u8> {
+    if pool && rng.below(2) == 0 {
+        vec![1 + rng.below(40) as u8; 8]
+    } else {
+        id(rng, 8)
+    }
+}
+
+/// Span attributes; with `pool`, sometimes the service-graph ones too.
+fn span_attrs(rng: &mut Rng, pool: bool) -> Vec<KeyValue> {
+    let mut a = rand_attrs(rng, 0, 20);
+    if pool {
+        for key in ["db.system", "db.name", "peer.service", "db.namespace"] {
+            if rng.below(6) == 0 {
+                let v = match rng.below(5) {
+                    0 => AV::StringValue(String::new()),
+                    1 => AV::IntValue(3),
+                    _ => AV::StringValue(format!("{key}-{}", rng.below(3))),
+                };
+                a.push(kv(key, v));
+            }
+        }
+    }
+    a
+}
+
+fn rand_request_with(rng: &mut Rng, pool: bool) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: (0..1 + rng.below(3))
             .map(|_| ResourceSpans {
@@ -105,8 +144,12 @@ fn rand_request(rng: &mut Rng) -> ExportTraceServiceRequest {
                             .map(|_| {
                                 let start = 1_700_000_000_000_000_000 + rng.below(1 << 40);
                                 Span {
-                                    trace_id: id(rng, 16),
-                                    span_id: id(rng, 8),
+                                    trace_id: if pool {
+                                        vec![1 + rng.below(3) as u8; 16]
+                                    } else {
+                                        id(rng, 16)
+                                    },
+                                    span_id: span_id(rng, pool),
                                     trace_state: if rng.below(5) == 0 {
                                         "a=1".into()
                                     } else {
@@ -115,14 +158,14 @@ fn rand_request(rng: &mut Rng) -> ExportTraceServiceRequest {
                                     parent_span_id: match rng.below(3) {
                                         0 => vec![],
                                         1 => vec![0; 8],
-                                        _ => id(rng, 8),
+                                        _ => span_id(rng, pool),
                                     },
                                     flags: rng.below(512) as u32,
                                     name: format!("op{}", rng.below(9)),
                                     kind: rng.below(7) as i32,
                                     start_time_unix_nano: start,
                                     end_time_unix_nano: start + rng.below(1 << 30),
-                                    attributes: rand_attrs(rng, 0, 20),
+                                    attributes: span_attrs(rng, pool),
                                     dropped_attributes_count: rng.below(2) as u32,
                                     events: (0..rng.below(3))
                                         .map(|_| Event {
@@ -223,6 +266,32 @@ fn check(body: &[u8], old: &TraceStore, new: &TraceStore) -> bool {
     }
 }
 
+/// Both stores give the same autocomplete answers over all time (served from the head
+/// summary, which each path maintains on its own); returns how many tag names there were.
+fn same_autocomplete(old: &TraceStore, new: &TraceStore) -> usize {
+    let mut names = 0;
+    let values = |s: &TraceStore, f: &SpanField| {
+        s.tag_values(f, &SpanFilter::True, 0, u64::MAX, 1_000_000)
+            .unwrap()
+    };
+    for scope in [AttrScope::Span, AttrScope::Resource, AttrScope::Any] {
+        let a = old.tag_names(scope, 0, u64::MAX, 1_000_000).unwrap();
+        let b = new.tag_names(scope, 0, u64::MAX, 1_000_000).unwrap();
+        assert_eq!(a, b, "tag names of {scope:?}");
+        names += a.len();
+        for key in a {
+            let f = SpanField::Attr { scope, key };
+            assert_eq!(values(old, &f), values(new, &f), "values of {f:?}");
+        }
+    }
+    for f in [SpanField::Name, SpanField::StatusMessage] {
+        let a = values(old, &f);
+        assert!(!a.is_empty(), "no values of {f:?}");
+        assert_eq!(a, values(new, &f), "values of {f:?}");
+    }
+    names
+}
+
 #[test]
 fn random_requests_store_identical_traces() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
@@ -237,6 +306,7 @@ fn random_requests_store_identical_traces() {
     let (a, b) = (all_traces(&old), all_traces(&new));
     assert!(a.len() > 100, "only {} traces", a.len());
     assert_eq!(a, b);
+    assert!(same_autocomplete(&old, &new) > 20);
 }
 
 #[test]
@@ -269,6 +339,85 @@ fn mutated_requests_fail_or_store_alike() {
     }
     assert!(ok > 50 && bad > 50, "ok {ok} bad {bad}");
     assert_eq!(all_traces(&old), all_traces(&new));
+    assert!(same_autocomplete(&old, &new) > 20);
+}
+
+/// The generator fed from the encoded record's views (the protobuf ingest path) produces
+/// exactly the series, values and exemplars it produces from decoded `SpanBatch`es: span
+/// metrics with dimensions (span attribute first, then resource), classic and native
+/// latency, and service-graph edges (paired across requests, database / `peer.service` /
+/// `user` virtual nodes, failures).
+#[test]
+fn span_metrics_from_views_equal_span_metrics_from_batches() {
+    let options = SpanMetricsOptions {
+        dimensions: vec![
+            "k0.1".into(),
+            "k1.3".into(),
+            "service.name".into(),
+            "k0.0".into(),
+        ],
+        histogram: HistogramMode::Both,
+        ..SpanMetricsOptions::default()
+    };
+    let make = || SpanMetrics::new(Arc::new(Db::in_memory()), options.clone()).unwrap();
+    let (from_batches, from_views) = (make(), make());
+    let mut rng = Rng(0x0bad_cafe_7777);
+    const T: i64 = 1_700_000_000_000;
+    let mut spans = 0;
+    for i in 0..120 {
+        let mut body = rand_request_with(&mut rng, true).encode_to_vec();
+        if i % 7 == 3 {
+            // Malformed tails too: both paths must refuse the same bodies.
+            let at = rng.below(body.len().max(1) as u64) as usize;
+            body.truncate(at);
+        }
+        let now = T + i * 1000;
+        let mut enc = SpanBatchEncoder::default();
+        match (wire::decode(&body), wire::encode(&body, &mut enc)) {
+            (Ok(d), Ok(_)) => {
+                let rec = enc.finish().unwrap();
+                spans += d.accepted();
+                from_batches.observe_at(&d.batches, now);
+                from_views.observe_views_at(&rec.views().unwrap(), now);
+            }
+            (Err(_), Err(_)) => {}
+            (d, e) => panic!("paths disagree: decode {d:?} vs encode {e:?}"),
+        }
+        if i % 40 == 39 {
+            let (a, b) = (
+                from_batches.collect_at(now, false),
+                from_views.collect_at(now, false),
+            );
+            assert_eq!(a.floats, b.floats);
+            assert_eq!(a.histograms, b.histograms);
+            assert_eq!(a.exemplars, b.exemplars);
+        }
+    }
+    assert!(spans > 1000, "only {spans} spans");
+    let (a, b) = (
+        from_batches.collect_at(T + 200_000, true),
+        from_views.collect_at(T + 200_000, true),
+    );
+    let has = |name: &str| {
+        a.floats
+            .iter()
+            .filter(|(l, _)| l.get("__name__") == Some(name))
+            .count()
+    };
+    assert!(has("traces_spanmetrics_calls_total") > 50);
+    assert!(has("traces_service_graph_request_total") > 5);
+    assert!(a
+        .floats
+        .iter()
+        .any(|(l, _)| l.get("k0_1").is_some_and(|v| !v.is_empty())));
+    assert!(a
+        .floats
+        .iter()
+        .any(|(l, _)| l.get("connection_type") == Some("database")));
+    assert!(!a.histograms.is_empty() && !a.exemplars.is_empty());
+    assert_eq!(a.floats, b.floats);
+    assert_eq!(a.histograms, b.histograms);
+    assert_eq!(a.exemplars, b.exemplars);
 }
 
 fn ld(field: u32, bytes: &[u8]) -> Vec<u8> {

@@ -581,6 +581,8 @@ mod store;
 mod tests;
 mod wal;
 
-pub use encoder::{EncodeError, EncodedSpans, SpanBatchEncoder, SpanHeader};
+pub use encoder::{
+    AttrsRef, BatchRef, EncodeError, EncodedSpans, SpanBatchEncoder, SpanHeader, SpanRef, ValueRef,
+};
 pub use naive::NaiveTraceStore;
 pub use store::{TraceStore, TraceStoreOptions, TraceStoreStats};

@@ -3,8 +3,10 @@
 //!
 //! Request bytes are decoded once, straight into the store's span model ([`wire`] for
 //! protobuf on both transports — the gRPC service uses a raw-bytes codec, so no prost messages
-//! are built — and [`json`] for OTLP/JSON). Decoded spans go to the span-metrics generator
-//! ([`crate::spanmetrics`], when attached) and then to the [`TraceAppender`]. Answers follow the
+//! are built — and [`json`] for OTLP/JSON). Protobuf is encoded straight into the store's
+//! record ([`wire::encode`] → [`SpanBatchEncoder`], no `Span` structs); the span-metrics
+//! generator ([`crate::spanmetrics`], when attached) reads that record through borrowed views,
+//! then it goes to [`TraceAppender::append_encoded`]. JSON takes the `SpanBatch` path. Answers follow the
 //! OTLP specification, like metrics and logs ([`super::OtlpError`]): `partial_success` with
 //! `rejected_spans` for spans with malformed or all-zero ids, 400 / `INVALID_ARGUMENT` for
 //! undecodable bodies, 413 / `RESOURCE_EXHAUSTED` for oversized ones, 501 / `UNIMPLEMENTED`
@@ -82,15 +84,7 @@ impl OtlpState {
     ) -> Result<ExportTraceServiceResponse, OtlpError> {
         let backend = self.traces_backend()?;
         check_size(backend, raw)?;
-        if backend.generator.is_none() {
-            return store_traces_encoded(backend, raw);
-        }
-        let decoded = wire::decode(raw).map_err(|e| {
-            OtlpError::BadRequest(format!(
-                "body is not a protobuf ExportTraceServiceRequest: {e}"
-            ))
-        })?;
-        store_traces(backend, decoded)
+        store_traces_encoded(backend, raw)
     }
 
     /// Decodes an OTLP/JSON traces request and stores it. Blocking.
@@ -137,6 +131,16 @@ fn store_traces_encoded(
     let encoded = enc
         .finish()
         .map_err(|e| OtlpError::Internal(format!("trace encoding failed: {e}")))?;
+    // The generator sees the spans the encoder accepted, as views of the record (the store
+    // refuses nothing more: all-zero ids were already dropped).
+    if let Some(g) = &backend.generator {
+        if encoded.accepted_spans() > 0 {
+            let views = encoded
+                .views()
+                .map_err(|e| OtlpError::Internal(format!("trace encoding failed: {e}")))?;
+            g.observe_views(&views);
+        }
+    }
     let outcome = if encoded.accepted_spans() == 0 && encoded.rejected_spans() == 0 {
         Default::default()
     } else {

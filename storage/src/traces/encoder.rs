@@ -13,8 +13,9 @@
 use std::sync::Arc;
 
 use super::codec::{
-    get_resource, get_scope, get_span_body, kind_status_byte, put_bytes, put_str, MAX_DEPTH,
-    TAG_ARRAY, TAG_BYTES, TAG_DOUBLE, TAG_EMPTY, TAG_FALSE, TAG_INT, TAG_KVLIST, TAG_STR, TAG_TRUE,
+    get_bytes, get_count, get_fixed, get_i, get_resource, get_scope, get_span_body, get_u, get_u8,
+    kind_status_byte, put_bytes, put_str, split_kind_status, MAX_DEPTH, TAG_ARRAY, TAG_BYTES,
+    TAG_DOUBLE, TAG_EMPTY, TAG_FALSE, TAG_INT, TAG_KVLIST, TAG_STR, TAG_TRUE,
 };
 use super::wal::{parse_record, FRAME_HEADER};
 use super::{SpanBatch, SpanId, SpanKind, StatusCode, TraceAppendOutcome, TraceId};
@@ -788,6 +789,342 @@ impl SpanBatchEncoder {
             rejected: self.rejected,
             errors: self.errors,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Borrowed views: what per-span consumers (the head summary, span metrics, the service graph)
+// read from a record, without building `Span`s.
+
+/// An attribute value borrowed from a record or a decoded [`super::AttrValue`]. Arrays and
+/// key/value lists are opaque ([`ValueRef::Nested`]): no consumer of views looks inside them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Empty,
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    /// An array or key/value list.
+    Nested,
+}
+
+impl<'a> ValueRef<'a> {
+    /// The view of a decoded value.
+    pub fn of(v: &'a super::AttrValue) -> ValueRef<'a> {
+        use super::AttrValue as V;
+        match v {
+            V::Empty => ValueRef::Empty,
+            V::Str(s) => ValueRef::Str(s),
+            V::Bool(b) => ValueRef::Bool(*b),
+            V::Int(i) => ValueRef::Int(*i),
+            V::Double(d) => ValueRef::Double(*d),
+            V::Bytes(b) => ValueRef::Bytes(b),
+            V::Array(_) | V::KvList(_) => ValueRef::Nested,
+        }
+    }
+}
+
+/// An attribute list: encoded (count-prefixed, as the record holds it) or decoded.
+#[derive(Clone, Copy, Debug)]
+pub struct AttrsRef<'a>(AttrsRepr<'a>);
+
+#[derive(Clone, Copy, Debug)]
+enum AttrsRepr<'a> {
+    /// The list's entries (after the count) and how many there are.
+    Encoded(&'a [u8], usize),
+    Decoded(&'a [super::Attr]),
+}
+
+impl<'a> AttrsRef<'a> {
+    /// The view of decoded attributes.
+    pub fn of(attrs: &'a [super::Attr]) -> AttrsRef<'a> {
+        AttrsRef(AttrsRepr::Decoded(attrs))
+    }
+
+    /// The value of the first attribute named `key` (as [`super::find_attr`]).
+    pub fn get(&self, key: &str) -> Option<ValueRef<'a>> {
+        match self.0 {
+            AttrsRepr::Decoded(a) => super::find_attr(a, key).map(ValueRef::of),
+            AttrsRepr::Encoded(..) => self
+                .raw()
+                .find(|(k, _)| *k == key.as_bytes())
+                .and_then(|(_, mut v)| get_value_ref(&mut v, 0)),
+        }
+    }
+
+    /// `(key, value)` in order, duplicates included.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, ValueRef<'a>)> + 'a {
+        let decoded = match self.0 {
+            AttrsRepr::Decoded(a) => a,
+            AttrsRepr::Encoded(..) => &[],
+        };
+        let encoded = match self.0 {
+            AttrsRepr::Decoded(_) => RawAttrs { buf: &[], left: 0 },
+            AttrsRepr::Encoded(..) => self.raw(),
+        };
+        decoded
+            .iter()
+            .map(|a| (a.key.as_str(), ValueRef::of(&a.value)))
+            .chain(encoded.filter_map(|(k, mut v)| {
+                Some((std::str::from_utf8(k).ok()?, get_value_ref(&mut v, 0)?))
+            }))
+    }
+
+    /// How many attributes (duplicates included).
+    pub fn len(&self) -> usize {
+        match self.0 {
+            AttrsRepr::Decoded(a) => a.len(),
+            AttrsRepr::Encoded(_, n) => n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn raw(&self) -> RawAttrs<'a> {
+        match self.0 {
+            AttrsRepr::Encoded(buf, left) => RawAttrs { buf, left },
+            AttrsRepr::Decoded(_) => RawAttrs { buf: &[], left: 0 },
+        }
+    }
+}
+
+/// Walks encoded `(key, value)` entries; stops at the first malformed one (records come from
+/// [`SpanBatchEncoder`] or the CRC-checked WAL, so that does not happen).
+struct RawAttrs<'a> {
+    buf: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for RawAttrs<'a> {
+    /// The key and the value's encoding (read with [`get_value_ref`] when wanted, so lookups
+    /// do not UTF-8-check the values they pass over).
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let mut b = self.buf;
+        let entry = get_bytes(&mut b).and_then(|k| {
+            let start = b;
+            skip_value(&mut b, 0)?;
+            Some((k, &start[..start.len() - b.len()]))
+        });
+        match entry {
+            Some(e) => {
+                self.buf = b;
+                self.left -= 1;
+                Some(e)
+            }
+            None => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+}
+
+/// Reads one tagged value as a view (nested values are skipped over).
+fn get_value_ref<'a>(b: &mut &'a [u8], depth: u32) -> Option<ValueRef<'a>> {
+    Some(match get_u8(b)? {
+        TAG_EMPTY => ValueRef::Empty,
+        TAG_STR => ValueRef::Str(std::str::from_utf8(get_bytes(b)?).ok()?),
+        TAG_FALSE => ValueRef::Bool(false),
+        TAG_TRUE => ValueRef::Bool(true),
+        TAG_INT => ValueRef::Int(get_i(b)?),
+        TAG_DOUBLE => ValueRef::Double(f64::from_bits(u64::from_le_bytes(get_fixed(b)?))),
+        TAG_BYTES => ValueRef::Bytes(get_bytes(b)?),
+        TAG_ARRAY if depth < MAX_DEPTH => {
+            for _ in 0..get_count(b)? {
+                skip_value(b, depth + 1)?;
+            }
+            ValueRef::Nested
+        }
+        TAG_KVLIST if depth < MAX_DEPTH => {
+            skip_attrs(b, depth + 1)?;
+            ValueRef::Nested
+        }
+        _ => return None,
+    })
+}
+
+/// Skips one tagged value without UTF-8-checking its strings (records hold strings that were
+/// checked when encoded; values handed out are checked again by [`get_value_ref`]).
+fn skip_value(b: &mut &[u8], depth: u32) -> Option<()> {
+    match get_u8(b)? {
+        TAG_EMPTY | TAG_FALSE | TAG_TRUE => {}
+        TAG_STR | TAG_BYTES => drop(get_bytes(b)?),
+        TAG_INT => drop(get_i(b)?),
+        TAG_DOUBLE => drop(get_fixed::<8>(b)?),
+        TAG_ARRAY if depth < MAX_DEPTH => {
+            for _ in 0..get_count(b)? {
+                skip_value(b, depth + 1)?;
+            }
+        }
+        TAG_KVLIST if depth < MAX_DEPTH => drop(skip_attrs(b, depth + 1)?),
+        _ => return None,
+    }
+    Some(())
+}
+
+/// Skips a count-prefixed attribute list, returning its entries and count.
+fn skip_attrs<'a>(b: &mut &'a [u8], depth: u32) -> Option<(&'a [u8], usize)> {
+    let n = get_count(b)?;
+    let start = *b;
+    for _ in 0..n {
+        get_bytes(b)?;
+        skip_value(b, depth)?;
+    }
+    Some((&start[..start.len() - b.len()], n))
+}
+
+/// The fields of one span that per-span consumers read, borrowed from a record (or a decoded
+/// [`super::Span`] via [`SpanRef::of`]). Times are Unix nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct SpanRef<'a> {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub name: &'a str,
+    pub kind: SpanKind,
+    pub status_code: StatusCode,
+    pub status_message: &'a str,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+    pub attributes: AttrsRef<'a>,
+}
+
+impl<'a> SpanRef<'a> {
+    /// The view of a decoded span.
+    pub fn of(s: &'a super::Span) -> SpanRef<'a> {
+        SpanRef {
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            name: &s.name,
+            kind: s.kind,
+            status_code: s.status_code,
+            status_message: &s.status_message,
+            start_unix_nano: s.start_unix_nano,
+            end_unix_nano: s.end_unix_nano,
+            attributes: AttrsRef::of(&s.attributes),
+        }
+    }
+
+    /// End minus start, 0 when negative (as [`super::Span::duration_nanos`]).
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_unix_nano.saturating_sub(self.start_unix_nano)
+    }
+
+    /// Reads a span body ([`super::codec::put_span_body`]'s layout); `None` if malformed.
+    pub(crate) fn parse(trace_id: TraceId, body: &'a [u8]) -> Option<SpanRef<'a>> {
+        let b = &mut &body[..];
+        let span_id = get_fixed(b)?;
+        let parent_span_id = match get_u8(b)? {
+            0 => None,
+            1 => Some(get_fixed(b)?),
+            _ => return None,
+        };
+        get_bytes(b)?; // trace state
+        get_u(b)?; // flags
+        let name = std::str::from_utf8(get_bytes(b)?).ok()?;
+        let (kind, status_code) = split_kind_status(get_u8(b)?)?;
+        let start = get_u(b)?;
+        let end = start.wrapping_add(get_i(b)? as u64);
+        let (attrs, n) = skip_attrs(b, 0)?;
+        get_u(b)?; // dropped attributes
+        for _ in 0..get_count(b)? {
+            get_u(b)?; // time
+            get_bytes(b)?; // name
+            skip_attrs(b, 0)?;
+            get_u(b)?; // dropped attributes
+        }
+        get_u(b)?; // dropped events
+        for _ in 0..get_count(b)? {
+            get_fixed::<24>(b)?; // trace id, span id
+            get_bytes(b)?; // trace state
+            skip_attrs(b, 0)?;
+            get_u(b)?; // dropped attributes
+            get_u(b)?; // flags
+        }
+        get_u(b)?; // dropped links
+        let status_message = std::str::from_utf8(get_bytes(b)?).ok()?;
+        b.is_empty().then_some(SpanRef {
+            trace_id,
+            span_id,
+            parent_span_id,
+            name,
+            kind,
+            status_code,
+            status_message,
+            start_unix_nano: start,
+            end_unix_nano: end,
+            attributes: AttrsRef(AttrsRepr::Encoded(attrs, n)),
+        })
+    }
+}
+
+/// The view of an encoded resource's attributes ([`super::codec::put_resource`]'s layout).
+pub(crate) fn resource_attrs(enc: &[u8]) -> Option<AttrsRef<'_>> {
+    let b = &mut &enc[..];
+    let (attrs, n) = skip_attrs(b, 0)?;
+    Some(AttrsRef(AttrsRepr::Encoded(attrs, n)))
+}
+
+/// One batch of a record as views: the resource's attributes and the spans.
+#[derive(Clone, Debug)]
+pub struct BatchRef<'a> {
+    pub resource: AttrsRef<'a>,
+    pub spans: Vec<SpanRef<'a>>,
+}
+
+impl<'a> BatchRef<'a> {
+    /// The view of a decoded batch.
+    pub fn of(b: &'a SpanBatch) -> BatchRef<'a> {
+        BatchRef {
+            resource: AttrsRef::of(&b.resource.attributes),
+            spans: b.spans.iter().map(SpanRef::of).collect(),
+        }
+    }
+
+    /// The resource's `service.name` when it is a string.
+    pub fn service_name(&self) -> Option<&'a str> {
+        match self.resource.get("service.name") {
+            Some(ValueRef::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl EncodedSpans {
+    /// The record's batches as views (no decoding of attribute values, events or links).
+    pub fn views(&self) -> Result<Vec<BatchRef<'_>>, StorageError> {
+        let corrupt = || StorageError::Corruption {
+            path: "<encoded spans>".into(),
+            offset: 0,
+            reason: "encoded span record does not parse".into(),
+        };
+        if self.accepted == 0 {
+            return Ok(Vec::new());
+        }
+        let payload = &self.frame()[FRAME_HEADER..];
+        let rec = parse_record(payload).ok_or_else(corrupt)?;
+        rec.iter()
+            .map(|b| {
+                let resource = resource_attrs(&payload[b.resource.clone()]).ok_or_else(corrupt)?;
+                let spans = b
+                    .spans
+                    .iter()
+                    .map(|s| SpanRef::parse(s.trace_id, &payload[s.body.clone()]))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(corrupt)?;
+                Ok(BatchRef { resource, spans })
+            })
+            .collect()
     }
 }
 

@@ -902,7 +902,7 @@ impl TraceAppender for TraceStore {
                 }
                 let summary = head.summary.get_mut();
                 for &i in keep {
-                    summary.add(r, &batch.spans[i]);
+                    summary.add(r, &super::SpanRef::of(&batch.spans[i]));
                 }
             }
             head.bytes >= self.opts.max_head_bytes
@@ -941,6 +941,17 @@ impl TraceAppender for TraceStore {
         let rec = wal::parse_record(payload)
             .ok_or_else(|| corrupt("encoded trace record does not parse"))?;
         debug_assert!(insert_record(&mut Head::default(), payload, &rec, 0, true));
+        // What the head summary reads of each span, parsed before taking the locks.
+        let views = rec
+            .iter()
+            .map(|b| {
+                b.spans
+                    .iter()
+                    .map(|sp| super::SpanRef::parse(sp.trace_id, &payload[sp.body.clone()]))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| corrupt("encoded span does not parse"))?;
         let full = {
             let mut wal_guard = self.wal.lock();
             if let Some(w) = wal_guard.as_mut() {
@@ -948,7 +959,7 @@ impl TraceAppender for TraceStore {
             }
             let mut head = self.head.write();
             let now = self.now_ms();
-            for b in &rec {
+            for (b, spans) in rec.iter().zip(&views) {
                 let res_enc = &payload[b.resource.clone()];
                 let scope_enc = &payload[b.scope.clone()];
                 let r = head.intern_resource(res_enc, || {
@@ -972,6 +983,10 @@ impl TraceAppender for TraceStore {
                         sp.end,
                         now,
                     );
+                }
+                let summary = head.summary.get_mut();
+                for v in spans {
+                    summary.add(r, v);
                 }
             }
             head.bytes >= self.opts.max_head_bytes
