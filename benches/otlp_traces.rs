@@ -3,6 +3,9 @@
 //! per span on the wire, as the corpus), decoded by the one-pass decoder into the store's span model, and
 //! decoded plus folded into the span-metrics / service-graph generator.
 //!
+//! Also the store write path: decode + `append` into `TraceStore::in_memory` (old) against
+//! `wire::encode` + `append_encoded` (new, no span structs).
+//!
 //! `cargo bench --bench otlp_traces` (throughput is reported per span).
 
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use sextant_ingest::otlp::traces::wire;
 use sextant_ingest::spanmetrics::{SpanMetrics, SpanMetricsOptions};
+use sextant_storage::traces::{SpanBatchEncoder, TraceAppender};
 
 const SERVICES: [&str; 12] = [
     "frontend",
@@ -208,6 +212,25 @@ fn bench(c: &mut Criterion) {
             let d = wire::decode(black_box(&bodies[at])).unwrap();
             generator.observe(&d.batches);
             d
+        })
+    });
+    let old_store = sextant_storage::traces::TraceStore::in_memory();
+    g.bench_function("old_decode_and_append_2000_spans", |b| {
+        b.iter(|| {
+            at = (at + 1) % bodies.len();
+            let d = wire::decode(black_box(&bodies[at])).unwrap();
+            old_store.append(d.batches).unwrap()
+        })
+    });
+    let new_store = sextant_storage::traces::TraceStore::in_memory();
+    g.bench_function("new_encode_and_append_encoded_2000_spans", |b| {
+        b.iter(|| {
+            at = (at + 1) % bodies.len();
+            let raw = black_box(&bodies[at]);
+            let mut enc = SpanBatchEncoder::with_capacity(raw.len() + raw.len() / 8);
+            let counts = wire::encode(raw, &mut enc).unwrap();
+            assert_eq!(counts.spans, SPANS);
+            new_store.append_encoded(enc.finish().unwrap()).unwrap()
         })
     });
     g.finish();

@@ -34,7 +34,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sextant_storage::histogram::{CounterResetHint, FloatHistogram, Span as HSpan};
 use sextant_storage::labels::SeriesHasher;
-use sextant_storage::traces::{AttrValue, SpanBatch, SpanKind, StatusCode, TraceId};
+use sextant_storage::traces::{BatchRef, SpanBatch, SpanKind, StatusCode, TraceId, ValueRef};
 use sextant_storage::{Db, Exemplar, HistogramSample, Labels, MetricMetadata, Sample};
 
 pub use graph::ServiceGraphOptions;
@@ -521,14 +521,14 @@ pub fn status_label(s: StatusCode) -> &'static str {
 }
 
 /// Writes an attribute's scalar value into `out` (arrays, maps and bytes give nothing).
-pub(crate) fn write_value(out: &mut String, v: &AttrValue) {
+pub(crate) fn write_value(out: &mut String, v: ValueRef<'_>) {
     match v {
-        AttrValue::Str(s) => out.push_str(s),
-        AttrValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        AttrValue::Int(i) => {
+        ValueRef::Str(s) => out.push_str(s),
+        ValueRef::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        ValueRef::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        AttrValue::Double(d) => {
+        ValueRef::Double(d) => {
             let _ = write!(out, "{d}");
         }
         _ => {}
@@ -606,6 +606,18 @@ impl SpanMetrics {
     /// [`SpanMetrics::observe`] at a given wall-clock time (Unix ms; drives staleness and the
     /// service-graph wait).
     pub fn observe_at(&self, batches: &[SpanBatch], now: i64) {
+        let views: Vec<BatchRef<'_>> = batches.iter().map(BatchRef::of).collect();
+        self.observe_views_at(&views, now);
+    }
+
+    /// Folds spans read as views (e.g. [`sextant_storage::traces::EncodedSpans::views`], so
+    /// the protobuf path never builds `Span`s); same series as [`SpanMetrics::observe`].
+    pub fn observe_views(&self, batches: &[BatchRef<'_>]) {
+        self.observe_views_at(batches, now_ms());
+    }
+
+    /// [`SpanMetrics::observe_views`] at a given wall-clock time (Unix ms).
+    pub fn observe_views_at(&self, batches: &[BatchRef<'_>], now: i64) {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let mut spans = 0u64;
@@ -613,7 +625,7 @@ impl SpanMetrics {
         let classic = self.options.histogram != HistogramMode::Native;
         let native = self.options.histogram != HistogramMode::Classic;
         for batch in batches {
-            let service = batch.resource.service_name().unwrap_or("");
+            let service = batch.service_name().unwrap_or("");
             spans += batch.spans.len() as u64;
             let red_spans = if self.options.span_metrics {
                 &batch.spans[..]
@@ -625,17 +637,17 @@ impl SpanMetrics {
                 key[0].clear();
                 key[0].push_str(service);
                 key[1].clear();
-                key[1].push_str(&span.name);
+                key[1].push_str(span.name);
                 key[2].clear();
                 key[2].push_str(kind_label(span.kind));
                 key[3].clear();
                 key[3].push_str(status_label(span.status_code));
                 for (slot, (attr, _)) in key[FIXED_DIMS..].iter_mut().zip(&self.dimensions) {
                     slot.clear();
-                    let v =
-                        sextant_storage::traces::find_attr(&span.attributes, attr).or_else(|| {
-                            sextant_storage::traces::find_attr(&batch.resource.attributes, attr)
-                        });
+                    let v = span
+                        .attributes
+                        .get(attr)
+                        .or_else(|| batch.resource.get(attr));
                     if let Some(v) = v {
                         write_value(slot, v);
                     }

@@ -509,6 +509,24 @@ pub struct TraceAppendOutcome {
 /// rejected (counted, with a reason), never stored.
 pub trait TraceAppender: Send + Sync {
     fn append(&self, batches: Vec<SpanBatch>) -> Result<TraceAppendOutcome, StorageError>;
+
+    /// Appends spans already in the store's encoding (see [`SpanBatchEncoder`]), with the
+    /// same durability and visibility as [`TraceAppender::append`]. The outcome includes the
+    /// encoder's rejections. The default decodes into [`SpanBatch`]es and calls `append`.
+    fn append_encoded(&self, spans: EncodedSpans) -> Result<TraceAppendOutcome, StorageError> {
+        let batches = spans.to_batches()?;
+        let mut out = if batches.is_empty() {
+            TraceAppendOutcome::default()
+        } else {
+            self.append(batches)?
+        };
+        out.rejected_spans += spans.rejected_spans();
+        let mut errors = spans.outcome().errors;
+        errors.append(&mut out.errors);
+        errors.truncate(5);
+        out.errors = errors;
+        Ok(out)
+    }
 }
 
 /// The read side of the trace store.
@@ -554,6 +572,7 @@ pub trait TraceSource: Send + Sync {
 
 mod block;
 mod codec;
+mod encoder;
 mod head;
 mod index;
 mod naive;
@@ -562,5 +581,8 @@ mod store;
 mod tests;
 mod wal;
 
+pub use encoder::{
+    AttrsRef, BatchRef, EncodeError, EncodedSpans, SpanBatchEncoder, SpanHeader, SpanRef, ValueRef,
+};
 pub use naive::NaiveTraceStore;
 pub use store::{TraceStore, TraceStoreOptions, TraceStoreStats};

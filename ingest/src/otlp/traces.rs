@@ -3,8 +3,10 @@
 //!
 //! Request bytes are decoded once, straight into the store's span model ([`wire`] for
 //! protobuf on both transports — the gRPC service uses a raw-bytes codec, so no prost messages
-//! are built — and [`json`] for OTLP/JSON). Decoded spans go to the span-metrics generator
-//! ([`crate::spanmetrics`], when attached) and then to the [`TraceAppender`]. Answers follow the
+//! are built — and [`json`] for OTLP/JSON). Protobuf is encoded straight into the store's
+//! record ([`wire::encode`] → [`SpanBatchEncoder`], no `Span` structs); the span-metrics
+//! generator ([`crate::spanmetrics`], when attached) reads that record through borrowed views,
+//! then it goes to [`TraceAppender::append_encoded`]. JSON takes the `SpanBatch` path. Answers follow the
 //! OTLP specification, like metrics and logs ([`super::OtlpError`]): `partial_success` with
 //! `rejected_spans` for spans with malformed or all-zero ids, 400 / `INVALID_ARGUMENT` for
 //! undecodable bodies, 413 / `RESOURCE_EXHAUSTED` for oversized ones, 501 / `UNIMPLEMENTED`
@@ -25,7 +27,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
-use sextant_storage::traces::TraceAppender;
+use sextant_storage::traces::{SpanBatchEncoder, TraceAppender};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{http, BoxFuture, StdError};
 
@@ -82,12 +84,7 @@ impl OtlpState {
     ) -> Result<ExportTraceServiceResponse, OtlpError> {
         let backend = self.traces_backend()?;
         check_size(backend, raw)?;
-        let decoded = wire::decode(raw).map_err(|e| {
-            OtlpError::BadRequest(format!(
-                "body is not a protobuf ExportTraceServiceRequest: {e}"
-            ))
-        })?;
-        store_traces(backend, decoded)
+        store_traces_encoded(backend, raw)
     }
 
     /// Decodes an OTLP/JSON traces request and stores it. Blocking.
@@ -110,6 +107,49 @@ fn check_size(backend: &TracesBackend, raw: &[u8]) -> Result<(), OtlpError> {
         )));
     }
     Ok(())
+}
+
+/// Encodes the request straight into the store's record ([`wire::encode`]) and appends it
+/// with [`TraceAppender::append_encoded`]; same answers as [`wire::decode`] + [`store_traces`]
+/// (on a decoding error, `decode` is re-run for its exact message).
+fn store_traces_encoded(
+    backend: &TracesBackend,
+    raw: &[u8],
+) -> Result<ExportTraceServiceResponse, OtlpError> {
+    let mut enc = SpanBatchEncoder::with_capacity(raw.len() + raw.len() / 8);
+    let counts = match wire::encode(raw, &mut enc) {
+        Ok(counts) => counts,
+        Err(_) => {
+            let decoded = wire::decode(raw).map_err(|e| {
+                OtlpError::BadRequest(format!(
+                    "body is not a protobuf ExportTraceServiceRequest: {e}"
+                ))
+            })?;
+            return store_traces(backend, decoded);
+        }
+    };
+    let encoded = enc
+        .finish()
+        .map_err(|e| OtlpError::Internal(format!("trace encoding failed: {e}")))?;
+    // The generator sees the spans the encoder accepted, as views of the record (the store
+    // refuses nothing more: all-zero ids were already dropped).
+    if let Some(g) = &backend.generator {
+        if encoded.accepted_spans() > 0 {
+            let views = encoded
+                .views()
+                .map_err(|e| OtlpError::Internal(format!("trace encoding failed: {e}")))?;
+            g.observe_views(&views);
+        }
+    }
+    let outcome = if encoded.accepted_spans() == 0 && encoded.rejected_spans() == 0 {
+        Default::default()
+    } else {
+        backend
+            .appender
+            .append_encoded(encoded)
+            .map_err(|e| OtlpError::Internal(format!("storage error: {e}")))?
+    };
+    answer(counts, outcome)
 }
 
 /// Feeds the generator, appends, and builds the answer (with `partial_success` when spans were
@@ -137,6 +177,14 @@ fn store_traces(
             .append(batches)
             .map_err(|e| OtlpError::Internal(format!("storage error: {e}")))?
     };
+    answer(decoded, outcome)
+}
+
+/// The export answer: `partial_success` when the decoder or the store refused spans.
+fn answer(
+    decoded: DecodedTraces,
+    outcome: sextant_storage::traces::TraceAppendOutcome,
+) -> Result<ExportTraceServiceResponse, OtlpError> {
     let rejected = decoded.rejected as u64 + outcome.rejected_spans;
     if rejected == 0 {
         return Ok(ExportTraceServiceResponse {

@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sextant_storage::traces::{find_attr, AttrValue, SpanBatch, SpanKind, StatusCode, TraceId};
+use sextant_storage::traces::{AttrsRef, BatchRef, SpanKind, StatusCode, TraceId, ValueRef};
 
 use super::{series_labels, Collected, Ex, Hist, Table};
 
@@ -104,9 +104,9 @@ pub(crate) struct Graph {
     key: Vec<String>,
 }
 
-fn str_attr<'a>(attrs: &'a [sextant_storage::traces::Attr], key: &str) -> Option<&'a str> {
-    match find_attr(attrs, key) {
-        Some(AttrValue::Str(s)) if !s.is_empty() => Some(s),
+fn str_attr<'a>(attrs: &AttrsRef<'a>, key: &str) -> Option<&'a str> {
+    match attrs.get(key) {
+        Some(ValueRef::Str(s)) if !s.is_empty() => Some(s),
         _ => None,
     }
 }
@@ -179,9 +179,9 @@ impl Graph {
     }
 
     /// Pairs the spans of `batch`; `room` is how many more edge tuples may be created.
-    pub(crate) fn observe(&mut self, batch: &SpanBatch, now: i64, room: usize) -> GraphOutcome {
+    pub(crate) fn observe(&mut self, batch: &BatchRef<'_>, now: i64, room: usize) -> GraphOutcome {
         let mut out = GraphOutcome::default();
-        let service = batch.resource.service_name().unwrap_or("");
+        let service = batch.service_name().unwrap_or("");
         let mut shared: Option<Arc<str>> = None;
         let virtual_nodes = self.options.virtual_nodes;
         for span in &batch.spans {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::codec::{self, get_bytes, get_u32, FastMap, FastSet};
-use super::{AttrValue, Resource, Scope, Span, TraceId};
+use super::{AttrValue, Resource, Scope, Span, SpanRef, TraceId, ValueRef};
 use crate::varint::write_uvarint;
 
 /// One trace's spans in the head.
@@ -225,12 +225,12 @@ impl ValueSet {
         }
     }
 
-    fn add(&mut self, v: &AttrValue) {
+    fn add(&mut self, v: ValueRef<'_>) {
         let k = match v {
-            AttrValue::Str(s) => return self.add_str(s),
-            AttrValue::Int(i) => ScalarKey::Int(*i),
-            AttrValue::Double(d) => ScalarKey::Double(d.to_bits()),
-            AttrValue::Bool(b) => ScalarKey::Bool(*b),
+            ValueRef::Str(s) => return self.add_str(s),
+            ValueRef::Int(i) => ScalarKey::Int(i),
+            ValueRef::Double(d) => ScalarKey::Double(d.to_bits()),
+            ValueRef::Bool(b) => ScalarKey::Bool(b),
             _ => return,
         };
         if !self.overflow && !self.others.contains(&k) {
@@ -287,32 +287,42 @@ impl Summary {
     }
 
     /// Adds one span (with its resource index).
-    pub(crate) fn add(&mut self, res: u32, s: &Span) {
+    pub(crate) fn add(&mut self, res: u32, s: &SpanRef<'_>) {
         if !self.valid {
             return;
         }
         self.spans += 1;
         self.max_start = self.max_start.max(s.start_unix_nano);
         self.min_end = self.min_end.min(s.end_unix_nano);
-        self.names.add_str(&s.name);
-        self.status_messages.add_str(&s.status_message);
+        self.names.add_str(s.name);
+        self.status_messages.add_str(s.status_message);
         let r = res as usize;
         if self.res_spans.len() <= r {
             self.res_spans.resize(r + 1, 0);
         }
         self.res_spans[r] += 1;
-        for (i, a) in s.attributes.iter().enumerate() {
-            if s.attributes[..i].iter().any(|b| b.key == a.key) {
+        // Keys seen so far in this span (the first few on the stack; the rest re-scanned).
+        let mut seen: [&str; 32] = [""; 32];
+        for (i, (key, value)) in s.attributes.iter().enumerate() {
+            let dup = if i <= seen.len() {
+                seen[..i].contains(&key)
+            } else {
+                s.attributes.iter().take(i).any(|(k, _)| k == key)
+            };
+            if let Some(slot) = seen.get_mut(i) {
+                *slot = key;
+            }
+            if dup {
                 continue; // Only the first attribute with a key counts.
             }
             let count = |(set, per_res): &mut (ValueSet, Vec<u64>)| {
-                set.add(&a.value);
+                set.add(value);
                 if per_res.len() <= r {
                     per_res.resize(r + 1, 0);
                 }
                 per_res[r] += 1;
             };
-            if let Some(e) = self.keys.get_mut(a.key.as_str()) {
+            if let Some(e) = self.keys.get_mut(key) {
                 count(e);
                 continue;
             }
@@ -320,7 +330,7 @@ impl Summary {
                 self.valid = false;
                 return;
             }
-            count(self.keys.entry(a.key.clone()).or_default());
+            count(self.keys.entry(key.to_owned()).or_default());
         }
     }
 
@@ -335,7 +345,9 @@ impl Summary {
         let mut s = Summary::new();
         for (id, t) in &head.traces {
             match decode_trace(*id, t) {
-                Some(spans) => spans.iter().for_each(|(r, _, sp)| s.add(*r, sp)),
+                Some(spans) => spans
+                    .iter()
+                    .for_each(|(r, _, sp)| s.add(*r, &SpanRef::of(sp))),
                 None => s.valid = false,
             }
         }

@@ -902,13 +902,96 @@ impl TraceAppender for TraceStore {
                 }
                 let summary = head.summary.get_mut();
                 for &i in keep {
-                    summary.add(r, &batch.spans[i]);
+                    summary.add(r, &super::SpanRef::of(&batch.spans[i]));
                 }
             }
             head.bytes >= self.opts.max_head_bytes
         };
         if full {
             // The head is full: cut all of it now (the writer pays; memory stays bounded).
+            let mut m = self.maintenance.lock();
+            if self.head.read().bytes >= self.opts.max_head_bytes {
+                tracing::info!(
+                    bytes = self.head.read().bytes,
+                    "trace head reached max_head_bytes; cutting a block"
+                );
+                self.cut(&mut m, |_| true)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the encoder's frame to the WAL as is and copies its span bodies into the head:
+    /// no decoding except for resources and scopes not yet interned.
+    fn append_encoded(
+        &self,
+        spans: super::EncodedSpans,
+    ) -> Result<TraceAppendOutcome, StorageError> {
+        let out = spans.outcome();
+        if out.accepted_spans == 0 {
+            return Ok(out);
+        }
+        let frame = spans.frame();
+        let payload = &frame[wal::FRAME_HEADER..];
+        let corrupt = |reason: &str| StorageError::Corruption {
+            path: PathBuf::from("<trace append>"),
+            offset: 0,
+            reason: reason.into(),
+        };
+        let rec = wal::parse_record(payload)
+            .ok_or_else(|| corrupt("encoded trace record does not parse"))?;
+        debug_assert!(insert_record(&mut Head::default(), payload, &rec, 0, true));
+        // What the head summary reads of each span, parsed before taking the locks.
+        let views = rec
+            .iter()
+            .map(|b| {
+                b.spans
+                    .iter()
+                    .map(|sp| super::SpanRef::parse(sp.trace_id, &payload[sp.body.clone()]))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| corrupt("encoded span does not parse"))?;
+        let full = {
+            let mut wal_guard = self.wal.lock();
+            if let Some(w) = wal_guard.as_mut() {
+                w.write(frame)?;
+            }
+            let mut head = self.head.write();
+            let now = self.now_ms();
+            for (b, spans) in rec.iter().zip(&views) {
+                let res_enc = &payload[b.resource.clone()];
+                let scope_enc = &payload[b.scope.clone()];
+                let r = head.intern_resource(res_enc, || {
+                    let mut x = res_enc;
+                    get_resource(&mut x).map(Arc::new)
+                });
+                let s = head.intern_scope(scope_enc, || {
+                    let mut x = scope_enc;
+                    get_scope(&mut x).map(Arc::new)
+                });
+                let (Some(r), Some(s)) = (r, s) else {
+                    return Err(corrupt("encoded resource or scope does not decode"));
+                };
+                for sp in &b.spans {
+                    head.push(
+                        sp.trace_id,
+                        r,
+                        s,
+                        &payload[sp.body.clone()],
+                        sp.start,
+                        sp.end,
+                        now,
+                    );
+                }
+                let summary = head.summary.get_mut();
+                for v in spans {
+                    summary.add(r, v);
+                }
+            }
+            head.bytes >= self.opts.max_head_bytes
+        };
+        if full {
             let mut m = self.maintenance.lock();
             if self.head.read().bytes >= self.opts.max_head_bytes {
                 tracing::info!(

@@ -16,8 +16,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use sextant_storage::traces::{
-    Attr, AttrValue, Resource, Scope, Span, SpanBatch, SpanEvent, SpanKind, SpanLink, StatusCode,
-    TraceId,
+    Attr, AttrValue, Resource, Scope, Span, SpanBatch, SpanBatchEncoder, SpanEvent, SpanHeader,
+    SpanKind, SpanLink, StatusCode, TraceId,
 };
 
 const VARINT: u8 = 0;
@@ -395,6 +395,390 @@ fn any_value_into(buf: &[u8], depth: u32, v: &mut AttrValue) -> Result<()> {
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct encoding: protobuf → the store's record, without building spans.
+
+/// Decodes a protobuf `ExportTraceServiceRequest` straight into `enc` (strings borrowed from
+/// `buf`, UTF-8-checked once). The returned [`DecodedTraces`] has no batches, only the span,
+/// rejection and reason counts, which are those [`decode`] reports for the same bytes. On an
+/// error the encoder holds a partial request and must be dropped; the error may differ from
+/// [`decode`]'s for the same bytes (callers wanting its message re-run [`decode`]).
+pub fn encode(buf: &[u8], enc: &mut SpanBatchEncoder) -> Result<DecodedTraces> {
+    let mut out = DecodedTraces::default();
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => enc_resource_spans(r.bytes()?, enc, &mut out)?,
+            _ => r.skip_unknown(field, wt, &[1])?,
+        }
+    }
+    Ok(out)
+}
+
+/// Calls `f` with the payload of each length-delimited field `field` of a message whose keys
+/// were already validated.
+fn each_len<'a>(
+    buf: &'a [u8],
+    field: u32,
+    mut f: impl FnMut(&'a [u8]) -> Result<()>,
+) -> Result<()> {
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        let (fl, wt) = r.key()?;
+        if fl == field && wt == LEN {
+            f(r.bytes()?)?;
+        } else {
+            r.skip(fl, wt, 0)?;
+        }
+    }
+    Ok(())
+}
+
+fn enc_resource_spans(
+    buf: &[u8],
+    enc: &mut SpanBatchEncoder,
+    out: &mut DecodedTraces,
+) -> Result<()> {
+    let mut r = Reader::new(buf);
+    let mut schema = "";
+    let mut dropped = 0u32;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => {
+                let mut rr = Reader::new(r.bytes()?);
+                while !rr.is_empty() {
+                    let (f, w) = rr.key()?;
+                    match (f, w) {
+                        (1, LEN) => drop(rr.bytes()?),
+                        (2, VARINT) => dropped = rr.varint()? as u32,
+                        _ => rr.skip_unknown(f, w, &[1, 2])?,
+                    }
+                }
+            }
+            (2, LEN) => drop(r.bytes()?),
+            (3, LEN) => schema = r.string()?,
+            _ => r.skip_unknown(field, wt, &[1, 2, 3])?,
+        }
+    }
+    enc.begin_resource(dropped, schema);
+    each_len(buf, 1, |res| {
+        each_len(res, 1, |kv| enc_key_value(kv, 0, enc))
+    })?;
+    each_len(buf, 2, |ss| enc_scope_spans(ss, enc, out))
+}
+
+fn enc_scope_spans(buf: &[u8], enc: &mut SpanBatchEncoder, out: &mut DecodedTraces) -> Result<()> {
+    let mut r = Reader::new(buf);
+    let (mut name, mut version, mut dropped, mut schema) = ("", "", 0u32, "");
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => {
+                let mut rr = Reader::new(r.bytes()?);
+                while !rr.is_empty() {
+                    let (f, w) = rr.key()?;
+                    match (f, w) {
+                        (1, LEN) => name = rr.string()?,
+                        (2, LEN) => version = rr.string()?,
+                        (3, LEN) => drop(rr.bytes()?),
+                        (4, VARINT) => dropped = rr.varint()? as u32,
+                        _ => rr.skip_unknown(f, w, &[1, 2, 3, 4])?,
+                    }
+                }
+            }
+            (2, LEN) => drop(r.bytes()?),
+            (3, LEN) => schema = r.string()?,
+            _ => r.skip_unknown(field, wt, &[1, 2, 3])?,
+        }
+    }
+    enc.begin_scope(name, version, dropped, schema);
+    each_len(buf, 1, |sc| each_len(sc, 3, |kv| enc_key_value(kv, 0, enc)))?;
+    each_len(buf, 2, |sp| enc_span(sp, enc, out))
+}
+
+fn enc_span(buf: &[u8], enc: &mut SpanBatchEncoder, out: &mut DecodedTraces) -> Result<()> {
+    let mut r = Reader::new(buf);
+    let mut ids = RawIds::default();
+    let mut h = SpanHeader::default();
+    let (mut events, mut links) = (false, false);
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => ids.trace_id = r.bytes()?,
+            (2, LEN) => ids.span_id = r.bytes()?,
+            (3, LEN) => h.trace_state = r.string()?,
+            (4, LEN) => ids.parent_span_id = r.bytes()?,
+            (5, LEN) => h.name = r.string()?,
+            (6, VARINT) => h.kind = SpanKind::from_i32(r.varint()? as i32),
+            (7, FIXED64) => h.start_unix_nano = r.fixed64()?,
+            (8, FIXED64) => h.end_unix_nano = r.fixed64()?,
+            (9, LEN) => drop(r.bytes()?),
+            (10, VARINT) => h.dropped_attributes_count = r.varint()? as u32,
+            (11, LEN) => {
+                r.bytes()?;
+                events = true;
+            }
+            (12, VARINT) => h.dropped_events_count = r.varint()? as u32,
+            (13, LEN) => {
+                r.bytes()?;
+                links = true;
+            }
+            (14, VARINT) => h.dropped_links_count = r.varint()? as u32,
+            (15, LEN) => {
+                let mut rr = Reader::new(r.bytes()?);
+                while !rr.is_empty() {
+                    let (f, w) = rr.key()?;
+                    match (f, w) {
+                        (2, LEN) => h.status_message = rr.string()?,
+                        (3, VARINT) => h.status_code = StatusCode::from_i32(rr.varint()? as i32),
+                        _ => rr.skip_unknown(f, w, &[2, 3])?,
+                    }
+                }
+            }
+            (16, FIXED32) => h.flags = r.fixed32()?,
+            _ => r.skip_unknown(
+                field,
+                wt,
+                &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+            )?,
+        }
+    }
+    out.spans += 1;
+    let (trace_id, span_id, parent) = match ids.check() {
+        Ok(ids) => ids,
+        Err(reason) => {
+            // Not stored, but its contents must still be valid (as `decode` checks them).
+            span(buf)?;
+            out.reject(reason);
+            return Ok(());
+        }
+    };
+    h.trace_id = trace_id;
+    h.span_id = span_id;
+    h.parent_span_id = parent;
+    enc.begin_span(&h);
+    each_len(buf, 9, |kv| enc_key_value(kv, 0, enc))?;
+    if events {
+        each_len(buf, 11, |e| enc_event(e, enc))?;
+    }
+    if links {
+        each_len(buf, 13, |l| enc_link(l, enc))?;
+    }
+    enc.end_span();
+    Ok(())
+}
+
+fn enc_event(buf: &[u8], enc: &mut SpanBatchEncoder) -> Result<()> {
+    let mut r = Reader::new(buf);
+    let (mut time, mut name, mut dropped) = (0u64, "", 0u32);
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, FIXED64) => time = r.fixed64()?,
+            (2, LEN) => name = r.string()?,
+            (3, LEN) => drop(r.bytes()?),
+            (4, VARINT) => dropped = r.varint()? as u32,
+            _ => r.skip_unknown(field, wt, &[1, 2, 3, 4])?,
+        }
+    }
+    enc.begin_event(time, name, dropped);
+    each_len(buf, 3, |kv| enc_key_value(kv, 0, enc))
+}
+
+fn enc_link(buf: &[u8], enc: &mut SpanBatchEncoder) -> Result<()> {
+    let mut r = Reader::new(buf);
+    let (mut trace_id, mut span_id, mut state, mut dropped, mut flags) =
+        (TraceId::default(), [0u8; 8], "", 0u32, 0u32);
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => {
+                if let Ok(id) = <[u8; 16]>::try_from(r.bytes()?) {
+                    trace_id = TraceId(id);
+                }
+            }
+            (2, LEN) => {
+                if let Ok(id) = <[u8; 8]>::try_from(r.bytes()?) {
+                    span_id = id;
+                }
+            }
+            (3, LEN) => state = r.string()?,
+            (4, LEN) => drop(r.bytes()?),
+            (5, VARINT) => dropped = r.varint()? as u32,
+            (6, FIXED32) => flags = r.fixed32()?,
+            _ => r.skip_unknown(field, wt, &[1, 2, 3, 4, 5, 6])?,
+        }
+    }
+    enc.begin_link(trace_id, span_id, state, dropped, flags);
+    each_len(buf, 4, |kv| enc_key_value(kv, 0, enc))
+}
+
+/// Encodes one `KeyValue` of the list the encoder has open. The common shape (one value
+/// field holding one variant) is encoded straight from the bytes; anything else (repeated
+/// value fields, several variants merged) goes through [`key_value`], whose merge rules are
+/// the reference.
+fn enc_key_value(buf: &[u8], depth: u32, enc: &mut SpanBatchEncoder) -> Result<()> {
+    let mut r = Reader::new(buf);
+    let mut key = "";
+    let mut value: Option<&[u8]> = None;
+    let mut simple = true;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => key = r.string()?,
+            (2, LEN) => {
+                let v = r.bytes()?;
+                simple &= value.is_none();
+                value = Some(v);
+            }
+            _ => r.skip_unknown(field, wt, &[1, 2])?,
+        }
+    }
+    if simple {
+        if let Some(v) = value {
+            if let Some(done) = enc_any_value(v, depth, Some(key), enc)? {
+                return Ok(done);
+            }
+        } else {
+            enc.attr_empty(key);
+            return Ok(());
+        }
+    }
+    let kv = key_value(buf, depth)?;
+    emit_value(enc, Some(&kv.key), &kv.value);
+    Ok(())
+}
+
+/// Encodes an `AnyValue` holding at most one field; `Ok(None)` (nothing written) when it
+/// holds more, for the caller to take the general path.
+fn enc_any_value(
+    buf: &[u8],
+    depth: u32,
+    key: Option<&str>,
+    enc: &mut SpanBatchEncoder,
+) -> Result<Option<()>> {
+    if depth >= MAX_DEPTH {
+        return Err(DecodeError::TooDeep);
+    }
+    let mut r = Reader::new(buf);
+    if r.is_empty() {
+        match key {
+            Some(k) => enc.attr_empty(k),
+            None => enc.item_empty(),
+        }
+        return Ok(Some(()));
+    }
+    let (field, wt) = r.key()?;
+    let start = r.buf;
+    // Validate and skip the one field; more fields (or unknown ones) take the general path.
+    match (field, wt) {
+        (1, LEN) | (5, LEN) | (6, LEN) | (7, LEN) => drop(r.bytes()?),
+        (2, VARINT) | (3, VARINT) => drop(r.varint()?),
+        (4, FIXED64) => drop(r.fixed64()?),
+        _ => return Ok(None),
+    }
+    if !r.is_empty() {
+        return Ok(None);
+    }
+    let mut r = Reader { buf: start };
+    match (field, key) {
+        (1, Some(k)) => enc.attr_str(k, r.string()?),
+        (1, None) => enc.item_str(r.string()?),
+        (2, Some(k)) => enc.attr_bool(k, r.varint()? != 0),
+        (2, None) => enc.item_bool(r.varint()? != 0),
+        (3, Some(k)) => enc.attr_int(k, r.varint()? as i64),
+        (3, None) => enc.item_int(r.varint()? as i64),
+        (4, Some(k)) => enc.attr_double(k, f64::from_bits(r.fixed64()?)),
+        (4, None) => enc.item_double(f64::from_bits(r.fixed64()?)),
+        (7, Some(k)) => enc.attr_bytes(k, r.bytes()?),
+        (7, None) => enc.item_bytes(r.bytes()?),
+        (5, _) => {
+            let items = r.bytes()?;
+            // Validate before opening, so a failure leaves nothing half-written.
+            let mut a = Reader::new(items);
+            while !a.is_empty() {
+                let (f, w) = a.key()?;
+                match (f, w) {
+                    (1, LEN) => drop(a.bytes()?),
+                    _ => a.skip_unknown(f, w, &[1])?,
+                }
+            }
+            match key {
+                Some(k) => enc.attr_array(k),
+                None => enc.item_array(),
+            }
+            each_len(items, 1, |item| {
+                if enc_any_value(item, depth + 1, None, enc)?.is_none() {
+                    let mut v = AttrValue::Empty;
+                    any_value_into(item, depth + 1, &mut v)?;
+                    emit_value(enc, None, &v);
+                }
+                Ok(())
+            })?;
+            enc.end_nested();
+        }
+        (6, _) => {
+            let kvs = r.bytes()?;
+            let mut a = Reader::new(kvs);
+            while !a.is_empty() {
+                let (f, w) = a.key()?;
+                match (f, w) {
+                    (1, LEN) => drop(a.bytes()?),
+                    _ => a.skip_unknown(f, w, &[1])?,
+                }
+            }
+            match key {
+                Some(k) => enc.attr_kvlist(k),
+                None => enc.item_kvlist(),
+            }
+            each_len(kvs, 1, |kv| enc_key_value(kv, depth + 1, enc))?;
+            enc.end_nested();
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(()))
+}
+
+/// Encodes a decoded value (the general path of [`enc_key_value`]).
+fn emit_value(enc: &mut SpanBatchEncoder, key: Option<&str>, v: &AttrValue) {
+    match (key, v) {
+        (Some(k), AttrValue::Empty) => enc.attr_empty(k),
+        (Some(k), AttrValue::Str(s)) => enc.attr_str(k, s),
+        (Some(k), AttrValue::Bool(b)) => enc.attr_bool(k, *b),
+        (Some(k), AttrValue::Int(i)) => enc.attr_int(k, *i),
+        (Some(k), AttrValue::Double(d)) => enc.attr_double(k, *d),
+        (Some(k), AttrValue::Bytes(b)) => enc.attr_bytes(k, b),
+        (None, AttrValue::Empty) => enc.item_empty(),
+        (None, AttrValue::Str(s)) => enc.item_str(s),
+        (None, AttrValue::Bool(b)) => enc.item_bool(*b),
+        (None, AttrValue::Int(i)) => enc.item_int(*i),
+        (None, AttrValue::Double(d)) => enc.item_double(*d),
+        (None, AttrValue::Bytes(b)) => enc.item_bytes(b),
+        (k, AttrValue::Array(items)) => {
+            match k {
+                Some(k) => enc.attr_array(k),
+                None => enc.item_array(),
+            }
+            for it in items {
+                emit_value(enc, None, it);
+            }
+            enc.end_nested();
+        }
+        (k, AttrValue::KvList(kvs)) => {
+            match k {
+                Some(k) => enc.attr_kvlist(k),
+                None => enc.item_kvlist(),
+            }
+            for kv in kvs {
+                emit_value(enc, Some(&kv.key), &kv.value);
+            }
+            enc.end_nested();
+        }
+    }
 }
 
 /// How many times length-delimited field `field` occurs at the top level of `buf` (0 when the
