@@ -100,6 +100,7 @@ mod store;
 mod tests;
 mod tokens;
 mod wal;
+mod words;
 
 pub use store::{
     LogAppendOutcome, LogRejectReason, LogRejection, LogStats, LogStore, LogStoreOptions,

@@ -8,16 +8,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::logs::codec::{decode_block, encode_block, get_labels, get_len, put_labels};
+use crate::logs::words::{WordIndex, WordIndexBuilder};
 use crate::logs::{bloom, tokens, LogEntry};
 use crate::mmap::MappedFile;
 use crate::varint::{read_uvarint, read_varint, write_uvarint, write_varint};
 use crate::{Labels, StorageError};
 
+/// Format 1: blocks, table, Bloom filters.
 const MAGIC: &[u8; 8] = b"SXLOGSG1";
+/// Format 2: format 1 plus the word index section (written whenever the vocabulary is under
+/// its cap; otherwise the segment is written as format 1).
+const MAGIC2: &[u8; 8] = b"SXLOGSG2";
 const FOOTER_MAGIC: &[u8; 8] = b"SXLOGEND";
 /// meta offset u64, meta len u64, meta crc u32, blooms offset u64, blooms len u64,
 /// blooms crc u32, magic.
 const FOOTER_LEN: usize = 8 + 8 + 4 + 8 + 8 + 4 + 8;
+/// Format 2 inserts words offset u64, words len u64, words crc u32 before the magic.
+const FOOTER2_LEN: usize = FOOTER_LEN + 8 + 8 + 4;
 const ZSTD_LEVEL: i32 = 3;
 /// Bound on a block's decoded payload, to refuse absurd lengths from a damaged table.
 const MAX_BLOCK_RAW: u64 = 1 << 31;
@@ -66,6 +73,9 @@ pub(crate) struct Segment {
     pub(crate) path: Option<PathBuf>,
     bytes: Bytes,
     blooms_offset: usize,
+    /// Format 2's word index (`None` for format 1 segments).
+    words: Option<WordIndex>,
+    words_bytes: u64,
 }
 
 fn corrupt(path: &Option<PathBuf>, offset: u64, reason: impl Into<String>) -> StorageError {
@@ -85,7 +95,8 @@ pub(crate) fn build(
     block_bytes: usize,
 ) -> Result<Vec<u8>, StorageError> {
     let mut out = Vec::with_capacity(1 << 20);
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(MAGIC2);
+    let mut words = WordIndexBuilder::default();
     let mut infos: Vec<BlockInfo> = Vec::new();
     let mut blooms: Vec<u8> = Vec::new();
     let mut table: Vec<&Labels> = Vec::new();
@@ -121,8 +132,10 @@ pub(crate) fn build(
             .map_err(|e| StorageError::io("<zstd>", e))?;
         hashes.clear();
         let mut parts: BTreeMap<u32, StreamPart> = BTreeMap::new();
+        let block_no = infos.len() as u32;
         for (s, e) in chunk {
             winnower.for_each(&e.line, |h| hashes.push(h));
+            words.add_line(&e.line, block_no);
             let p = parts.entry(*s).or_insert(StreamPart {
                 stream: *s,
                 count: 0,
@@ -192,6 +205,19 @@ pub(crate) fn build(
     out.extend_from_slice(&blooms_offset.to_le_bytes());
     out.extend_from_slice(&(blooms.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&blooms).to_le_bytes());
+    match words.finish() {
+        Some(section) => {
+            let words_offset = (out.len() - FOOTER_LEN + 8) as u64;
+            // The section goes before the footer: move the footer fields after it.
+            let footer: Vec<u8> = out.split_off(out.len() - (FOOTER_LEN - 8));
+            out.extend_from_slice(&section);
+            out.extend_from_slice(&footer);
+            out.extend_from_slice(&words_offset.to_le_bytes());
+            out.extend_from_slice(&(section.len() as u64).to_le_bytes());
+            out.extend_from_slice(&crc32fast::hash(&section).to_le_bytes());
+        }
+        None => out[..MAGIC.len()].copy_from_slice(MAGIC),
+    }
     out.extend_from_slice(FOOTER_MAGIC);
     Ok(out)
 }
@@ -239,10 +265,15 @@ impl Segment {
             Bytes::Owned(v) => v,
         };
         let n = data.len();
-        if n < MAGIC.len() + FOOTER_LEN || &data[..8] != MAGIC || &data[n - 8..] != FOOTER_MAGIC {
+        let v2 = data.get(..8) == Some(&MAGIC2[..]);
+        let footer_len = if v2 { FOOTER2_LEN } else { FOOTER_LEN };
+        if n < MAGIC.len() + footer_len
+            || (&data[..8] != MAGIC && !v2)
+            || &data[n - 8..] != FOOTER_MAGIC
+        {
             return Err(corrupt(&path, 0, "bad magic or truncated segment"));
         }
-        let f = n - FOOTER_LEN;
+        let f = n - footer_len;
         let meta_off = le_u64(data, f);
         let meta_len = le_u64(data, f + 8);
         let meta_crc = le_u32(data, f + 16);
@@ -256,6 +287,23 @@ impl Segment {
         if !in_file(meta_off, meta_len) || !in_file(blooms_off, blooms_len) {
             return Err(corrupt(&path, f as u64, "footer offsets out of range"));
         }
+        let words_section = if v2 {
+            let (off, len, crc) = (
+                le_u64(data, f + 40),
+                le_u64(data, f + 48),
+                le_u32(data, f + 56),
+            );
+            if !in_file(off, len) {
+                return Err(corrupt(&path, f as u64, "footer offsets out of range"));
+            }
+            let section = &data[off as usize..(off + len) as usize];
+            if crc32fast::hash(section) != crc {
+                return Err(corrupt(&path, off, "word index checksum mismatch"));
+            }
+            Some((off, section))
+        } else {
+            None
+        };
         let meta = &data[meta_off as usize..(meta_off + meta_len) as usize];
         if crc32fast::hash(meta) != meta_crc {
             return Err(corrupt(&path, meta_off, "segment table checksum mismatch"));
@@ -343,6 +391,14 @@ impl Segment {
         if !b.is_empty() {
             return Err(bad());
         }
+        let words_bytes = words_section.map_or(0, |(_, w)| w.len() as u64);
+        let words = match words_section {
+            Some((off, section)) => Some(
+                WordIndex::decode(section, blocks.len())
+                    .ok_or_else(|| corrupt(&path, off, "malformed word index"))?,
+            ),
+            None => None,
+        };
         Ok(Segment {
             seq,
             covers,
@@ -353,6 +409,8 @@ impl Segment {
             path,
             bytes,
             blooms_offset: blooms_off as usize,
+            words,
+            words_bytes,
         })
     }
 
@@ -361,6 +419,18 @@ impl Segment {
     pub(crate) fn read_block(
         &self,
         i: usize,
+        keep: impl FnMut(u32, i64, &str) -> bool,
+    ) -> Result<Vec<(u32, LogEntry)>, StorageError> {
+        self.read_block_containing(i, &[], keep)
+    }
+
+    /// As [`Segment::read_block`], but when the decoded payload lacks one of `must` (byte
+    /// strings every kept line contains), the block is skipped without decoding its entries:
+    /// one `memmem` pass over the payload instead of a search per line.
+    pub(crate) fn read_block_containing(
+        &self,
+        i: usize,
+        must: &[memchr::memmem::Finder<'_>],
         mut keep: impl FnMut(u32, i64, &str) -> bool,
     ) -> Result<Vec<(u32, LogEntry)>, StorageError> {
         let b = &self.blocks[i];
@@ -370,6 +440,9 @@ impl Segment {
         }
         let raw = zstd::bulk::decompress(data, b.raw_len as usize)
             .map_err(|e| corrupt(&self.path, b.offset, format!("zstd: {e}")))?;
+        if must.iter().any(|f| f.find(&raw).is_none()) {
+            return Ok(Vec::new());
+        }
         let mut n = 0u32;
         let entries = decode_block(&raw, |s, t, l| {
             n += 1;
@@ -393,8 +466,26 @@ impl Segment {
         hashes.iter().all(|&h| bloom::may_contain(filter, h))
     }
 
+    /// Flags, per block, the blocks that may hold a line containing every needle according to
+    /// the word index (all true without one); see `words.rs`.
+    pub(crate) fn word_candidates(&self, needles: &[(&str, bool)]) -> Vec<bool> {
+        let mut allowed = vec![true; self.blocks.len()];
+        if let Some(w) = &self.words {
+            for (text, ci) in needles {
+                w.restrict(text, *ci, &mut allowed);
+            }
+        }
+        allowed
+    }
+
+    /// Distinct words of the word index (`None`: format 1, no word index).
+    #[cfg(test)]
+    pub(crate) fn word_count(&self) -> Option<usize> {
+        self.words.as_ref().map(WordIndex::len)
+    }
+
     /// Bytes of the Bloom filters (the content index), for size reports.
     pub(crate) fn index_bytes(&self) -> u64 {
-        self.blocks.iter().map(|b| b.bloom_len).sum()
+        self.blocks.iter().map(|b| b.bloom_len).sum::<u64>() + self.words_bytes
     }
 }

@@ -694,6 +694,12 @@ impl LogStore {
         Ok(())
     }
 
+    /// The open segments, oldest first.
+    #[cfg(test)]
+    pub(crate) fn segments(&self) -> Vec<Arc<Segment>> {
+        self.inner.read().segments.clone()
+    }
+
     /// Sizes for reports (`/index/stats` uses [`LogStore::stats`]).
     pub fn sizes(&self) -> LogStoreSizes {
         let inner = self.inner.read();
@@ -909,6 +915,11 @@ impl LogStore {
         for n in q.needles {
             hashes.extend(tokens::needle_grams(&n.text, n.case_insensitive));
         }
+        let needle_texts: Vec<(&str, bool)> = q
+            .needles
+            .iter()
+            .map(|n| (n.text.as_str(), n.case_insensitive))
+            .collect();
         let keep = |e: &LogEntry| {
             e.ts_ns >= q.start_ns
                 && e.ts_ns < q.end_ns
@@ -942,6 +953,7 @@ impl LogStore {
                     .iter()
                     .map(|l| matches_all(q.matchers, l))
                     .collect();
+                let by_words = seg.word_candidates(&needle_texts);
                 let blocks: Vec<usize> = seg
                     .blocks
                     .iter()
@@ -950,6 +962,7 @@ impl LogStore {
                         b.max_ts >= q.start_ns
                             && b.min_ts < q.end_ns
                             && b.streams.iter().any(|p| selected[p.stream as usize])
+                            && by_words[*i]
                             && seg.block_may_contain_all(*i, &hashes)
                     })
                     .map(|(i, _)| i)
@@ -1039,12 +1052,19 @@ impl LogStore {
         let mut prefetched: Vec<Option<Vec<(u32, LogEntry)>>> =
             (0..runs.len()).map(|_| None).collect();
         let batch = rayon::current_num_threads().max(1) * 2;
+        // Case-sensitive needles: a block whose payload lacks one holds no kept line.
+        let must: Vec<memchr::memmem::Finder<'_>> = q
+            .needles
+            .iter()
+            .filter(|n| !n.case_insensitive && !n.text.is_empty())
+            .map(|n| memchr::memmem::Finder::new(n.text.as_bytes()))
+            .collect();
         let load = |src: &RunSource| -> Result<Vec<(u32, LogEntry)>, StorageError> {
             let RunSource::Block(seg, i, ranks) = src else {
                 return Ok(Vec::new());
             };
             Ok(seg
-                .read_block(*i, |s, t, line| {
+                .read_block_containing(*i, &must, |s, t, line| {
                     ranks[s as usize].is_some()
                         && t >= q.start_ns
                         && t < q.end_ns

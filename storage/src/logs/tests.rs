@@ -203,7 +203,127 @@ fn needles_filter_in_head_and_in_segments() {
         }],
     };
     let (_, runs) = s.plan(&q);
-    assert_eq!(runs.len(), 6, "a short needle prunes nothing");
+    assert_eq!(
+        runs.len(),
+        2,
+        "the word index keeps only the blocks with a word containing a short needle"
+    );
+    let q = LogQuery {
+        needles: &[Needle {
+            text: "a3".into(),
+            case_insensitive: false,
+        }],
+        ..q
+    };
+    let (_, runs) = s.plan(&q);
+    assert_eq!(runs.len(), 6, "a short hex/digit needle prunes nothing");
+}
+
+/// Rewrites a format 2 segment file as format 1 (drops the word index section).
+fn to_format1(bytes: &[u8]) -> Vec<u8> {
+    let n = bytes.len();
+    assert_eq!(&bytes[..8], b"SXLOGSG2");
+    let f = n - (48 + 20);
+    let words_off = u64::from_le_bytes(bytes[f + 40..f + 48].try_into().unwrap()) as usize;
+    let mut out = bytes[..words_off].to_vec();
+    out[..8].copy_from_slice(b"SXLOGSG1");
+    out.extend_from_slice(&bytes[f..f + 40]);
+    out.extend_from_slice(b"SXLOGEND");
+    out
+}
+
+#[test]
+fn short_needles_use_the_word_index_exactly_and_format_1_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || LogStoreOptions {
+        block_bytes: 1,
+        ..disk_opts()
+    };
+    let s = LogStore::open(dir.path(), opts()).unwrap();
+    let l = lbl(&[("app", "api")]);
+    let lines: Vec<String> = (0..200)
+        .map(|i| match i % 50 {
+            7 => format!("level=error code=ERR7731Q req={i:04x} failed"),
+            19 => format!("{{\"msg\":\"xERR7731Qy\",\"n\":{i}}}"),
+            23 => format!("warn err7731q lower {i}"),
+            _ => format!("level=info code=ERR6120 req={i:04x} ok deadline"),
+        })
+        .collect();
+    let entries = lines
+        .iter()
+        .enumerate()
+        .map(|(i, t)| entry(i as i64, t))
+        .collect();
+    s.append(&[batch(l, entries)]).unwrap();
+    s.flush().unwrap();
+    let check = |s: &LogStore, text: &str, ci: bool, pruned: bool| {
+        let needle = [Needle {
+            text: text.into(),
+            case_insensitive: ci,
+        }];
+        let got: Vec<String> = collect(s, &[], 0, 1000, Direction::Forward, &needle)
+            .into_iter()
+            .map(|x| x.2)
+            .collect();
+        let want: Vec<String> = lines
+            .iter()
+            .filter(|x| {
+                if ci {
+                    x.to_ascii_lowercase().contains(&text.to_ascii_lowercase())
+                } else {
+                    x.contains(text)
+                }
+            })
+            .cloned()
+            .collect();
+        assert_eq!(got, want, "{text:?}");
+        let q = LogQuery {
+            matchers: &[],
+            start_ns: 0,
+            end_ns: 1000,
+            direction: Direction::Forward,
+            needles: &needle,
+        };
+        let (_, runs) = s.plan(&q);
+        let total = s.segments()[0].blocks.len();
+        assert!(total >= 200, "one line per block: {total}");
+        if pruned {
+            assert!(runs.len() <= want.len(), "{text:?}: {} runs", runs.len());
+        } else {
+            assert_eq!(runs.len(), total, "{text:?}");
+        }
+        want.len()
+    };
+    let cases = [
+        ("ERR7731Q", false, true, 8),
+        ("RR7731", false, true, 8),
+        ("err7731Q", true, true, 12),
+        ("code=ERR7731Q r", false, true, 4),
+        ("ERR6120", false, true, 188),
+        ("nowhere", false, true, 0),
+        ("7731", false, false, 12),
+    ];
+    for (text, ci, pruned, n) in cases {
+        assert_eq!(check(&s, text, ci, pruned), n, "{text:?}");
+    }
+    assert!(s.segments()[0].word_count().is_some());
+    drop(s);
+    // The same segment as format 1 (no word index) reads back and answers the same.
+    let seg_dir = dir.path().join("segments");
+    for e in std::fs::read_dir(&seg_dir).unwrap() {
+        let p = e.unwrap().path();
+        let v1 = to_format1(&std::fs::read(&p).unwrap());
+        std::fs::write(&p, v1).unwrap();
+    }
+    let s = LogStore::open(dir.path(), opts()).unwrap();
+    assert!(s.segments()[0].word_count().is_none());
+    assert!(std::fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .next()
+        .is_none());
+    for (text, ci, _, n) in cases {
+        assert_eq!(check(&s, text, ci, false), n, "{text:?}");
+    }
 }
 
 #[test]
