@@ -547,6 +547,22 @@ pub trait TraceSource: Send + Sync {
         visit: &mut dyn FnMut(Trace) -> bool,
     ) -> Result<(), StorageError>;
 
+    /// [`TraceSource::search`] for a caller that reads only some of each span: its ids, parent,
+    /// name, kind, status, status message, times and resource, and the span attributes whose
+    /// key is in `span_keys` (plus those the filter tests). A store may then leave other span
+    /// attributes, events, links, trace state, flags and dropped counts out of the traces it
+    /// passes to `visit` (their parts from blocks; the answer set is the same). The default
+    /// passes whole traces.
+    fn search_projected(
+        &self,
+        search: &TraceSearch<'_>,
+        span_keys: &[String],
+        visit: &mut dyn FnMut(Trace) -> bool,
+    ) -> Result<(), StorageError> {
+        let _ = span_keys;
+        self.search(search, visit)
+    }
+
     /// Distinct attribute keys in `scope` (`Any` = span and resource) of spans in the range,
     /// sorted, at most `limit`.
     fn tag_names(

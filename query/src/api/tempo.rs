@@ -422,8 +422,141 @@ async fn search(
     let query: Pipeline = traceql::parse(&text).map_err(invalid_traceql)?;
     let compiled = traceql::compile(&query).map_err(invalid_traceql)?;
     let source = st.source.clone();
-    let result = blocking(move || Ok(traceql::search(&*source, &compiled, &req)?)).await?;
-    Ok(axum::Json(search_json(&result)).into_response())
+    // The body is serialised on the blocking thread, straight from the result (no `Value`
+    // tree): its bytes equal `search_json`'s.
+    let body = blocking(move || {
+        let result = traceql::search(&*source, &compiled, &req)?;
+        Ok(search_body(&result))
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// [`search_json`] serialised (same bytes: keys in the same sorted order).
+pub fn search_body(r: &SearchResult) -> Vec<u8> {
+    use serde::ser::{SerializeMap, SerializeSeq};
+    use serde::{Serialize, Serializer};
+
+    struct Kvs<'a>(&'a [(String, AttrValue)]);
+    impl Serialize for Kvs<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for (k, v) in self.0 {
+                seq.serialize_element(&json!({ "key": k, "value": encode::any_value_json(v) }))?;
+            }
+            seq.end()
+        }
+    }
+    struct Set<'a>(&'a traceql::Spanset);
+    impl Serialize for Set<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let set = self.0;
+            let mut m = s.serialize_map(None)?;
+            if !set.attributes.is_empty() {
+                m.serialize_entry("attributes", &Kvs(&set.attributes))?;
+            }
+            m.serialize_entry("matched", &set.matched)?;
+            m.serialize_entry("spans", &Spans(&set.spans))?;
+            m.end()
+        }
+    }
+    struct Spans<'a>(&'a [traceql::SpanMatch]);
+    impl Serialize for Spans<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for sp in self.0 {
+                seq.serialize_element(&OneSpan(sp))?;
+            }
+            seq.end()
+        }
+    }
+    struct OneSpan<'a>(&'a traceql::SpanMatch);
+    impl Serialize for OneSpan<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let sp = self.0;
+            let mut m = s.serialize_map(None)?;
+            if !sp.attributes.is_empty() {
+                m.serialize_entry("attributes", &Kvs(&sp.attributes))?;
+            }
+            m.serialize_entry("durationNanos", &sp.duration_ns.to_string())?;
+            m.serialize_entry("name", &sp.name)?;
+            m.serialize_entry("spanID", &sextant_storage::traces::hex(&sp.span_id))?;
+            m.serialize_entry("startTimeUnixNano", &sp.start_ns.to_string())?;
+            m.end()
+        }
+    }
+    struct Sets<'a>(&'a [traceql::Spanset]);
+    impl Serialize for Sets<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for set in self.0 {
+                seq.serialize_element(&Set(set))?;
+            }
+            seq.end()
+        }
+    }
+    struct OneTrace<'a>(&'a TraceMatch);
+    impl Serialize for OneTrace<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let t = self.0;
+            let mut m = s.serialize_map(None)?;
+            let ms = t.duration_ns / 1_000_000;
+            if ms > 0 {
+                m.serialize_entry("durationMs", &ms)?;
+            }
+            m.serialize_entry(
+                "rootServiceName",
+                t.root_service_name
+                    .as_deref()
+                    .unwrap_or(ROOT_SPAN_NOT_YET_RECEIVED),
+            )?;
+            if let Some(name) = &t.root_trace_name {
+                m.serialize_entry("rootTraceName", name)?;
+            }
+            if let Some(first) = t.spansets.first() {
+                m.serialize_entry("spanSet", &Set(first))?;
+            }
+            m.serialize_entry("spanSets", &Sets(&t.spansets))?;
+            m.serialize_entry("startTimeUnixNano", &t.start_ns.to_string())?;
+            m.serialize_entry("traceID", &search_trace_id(&t.trace_id))?;
+            m.end()
+        }
+    }
+    struct Traces<'a>(&'a [TraceMatch]);
+    impl Serialize for Traces<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for t in self.0 {
+                seq.serialize_element(&OneTrace(t))?;
+            }
+            seq.end()
+        }
+    }
+    struct Body<'a>(&'a SearchResult);
+    impl Serialize for Body<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let r = self.0;
+            let mut m = s.serialize_map(None)?;
+            m.serialize_entry(
+                "metrics",
+                &json!({
+                    "inspectedTraces": r.inspected_traces,
+                    "inspectedBytes": "0",
+                    "inspectedSpans": r.inspected_spans.to_string(),
+                    "completedJobs": 1,
+                    "totalJobs": 1,
+                }),
+            )?;
+            m.serialize_entry("traces", &Traces(&r.traces))?;
+            m.end()
+        }
+    }
+    let mut out = Vec::with_capacity(256 + 1024 * r.traces.len());
+    // Serialising plain strings and numbers into a Vec cannot fail.
+    if serde_json::to_writer(&mut out, &Body(r)).is_err() {
+        out.clear();
+    }
+    out
 }
 
 /// Tempo's hex form of a trace id in search results: leading zeros removed.

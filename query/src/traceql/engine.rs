@@ -65,6 +65,9 @@ pub struct Compiled {
     pub pushdown: TraceFilter,
     /// Attributes reported on each returned span (those the query tests, then `select`ed ones).
     pub report: Vec<Attribute>,
+    /// Every span attribute key the evaluation reads (span- or unscoped attributes tested,
+    /// reported, aggregated or grouped by): the store may leave other span attributes out.
+    pub span_keys: Vec<String>,
 }
 
 /// Compiles `query` (see the module docs).
@@ -72,11 +75,46 @@ pub fn compile(query: &Pipeline) -> Result<Compiled, TraceqlError> {
     let mut report = Vec::new();
     let root = compile_pipeline(query, &mut report)?;
     let pushdown = node_pushdown(&root);
+    let mut read = report.clone();
+    node_attributes(&root, &mut read);
+    let mut span_keys: Vec<String> = read
+        .into_iter()
+        .filter_map(|a| match a {
+            Attribute::Scoped {
+                scope: AttrScope::Span | AttrScope::Any,
+                key,
+            } => Some(key),
+            _ => None,
+        })
+        .collect();
+    span_keys.sort();
+    span_keys.dedup();
     Ok(Compiled {
         root,
         pushdown,
         report,
+        span_keys,
     })
+}
+
+/// Attributes read by aggregates and `by()` stages (the others are in the report list).
+fn node_attributes(n: &Node, out: &mut Vec<Attribute>) {
+    match n {
+        Node::Filter(_) => {}
+        Node::Pipeline(src, stages) => {
+            node_attributes(src, out);
+            for st in stages {
+                match st {
+                    CStage::Aggregate { arg: Some(a), .. } | CStage::By(a) => out.push(a.clone()),
+                    _ => {}
+                }
+            }
+        }
+        Node::Binary(_, l, r) => {
+            node_attributes(l, out);
+            node_attributes(r, out);
+        }
+    }
 }
 
 /// The span-level condition of a query made of one span filter (`{ … }`), for narrowing tag
@@ -868,7 +906,7 @@ pub fn search(
         end_ns: req.end_ns,
         filter: &query.pushdown,
     };
-    source.search(&search, &mut |trace: Trace| {
+    source.search_projected(&search, &query.span_keys, &mut |trace: Trace| {
         result.inspected_traces += 1;
         result.inspected_spans += trace.span_count() as u64;
         if let Some(m) = evaluate(query, &trace, req) {

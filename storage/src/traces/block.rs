@@ -605,6 +605,68 @@ pub(crate) struct Block {
     ids_off: usize,
     /// See [`bloom_build`]; checked before the binary search of the id table.
     bloom: Vec<u64>,
+    /// This block's key in the [`ColumnCache`] (unique per opened block in the process).
+    uid: u64,
+}
+
+/// Bytes of decompressed columns kept by the process-wide [`ColumnCache`].
+const COLUMN_CACHE_BYTES: usize = 256 << 20;
+
+/// (block uid, row group, column).
+type ColKey = (u64, u32, u32);
+
+/// A process-wide LRU cache of decompressed, checksum-verified row group columns, keyed by
+/// (block uid, row group, column). Searches and trace reads of recently read row groups then
+/// skip zstd; entries of deleted blocks age out.
+struct ColumnCache {
+    /// Key → (column, last use tick).
+    map: HashMap<ColKey, (Arc<Vec<u8>>, u64)>,
+    /// Use tick → key, oldest first.
+    order: BTreeMap<u64, ColKey>,
+    bytes: usize,
+    tick: u64,
+}
+
+static COLUMN_CACHE: std::sync::LazyLock<parking_lot::Mutex<ColumnCache>> =
+    std::sync::LazyLock::new(|| {
+        parking_lot::Mutex::new(ColumnCache {
+            map: HashMap::new(),
+            order: BTreeMap::new(),
+            bytes: 0,
+            tick: 0,
+        })
+    });
+
+static NEXT_BLOCK_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl ColumnCache {
+    fn get(&mut self, key: ColKey) -> Option<Arc<Vec<u8>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (col, used) = self.map.get_mut(&key)?;
+        self.order.remove(used);
+        *used = tick;
+        self.order.insert(tick, key);
+        Some(col.clone())
+    }
+
+    fn put(&mut self, key: ColKey, col: Arc<Vec<u8>>) {
+        if col.len() > COLUMN_CACHE_BYTES / 8 || self.map.contains_key(&key) {
+            return;
+        }
+        self.tick += 1;
+        self.bytes += col.len();
+        self.order.insert(self.tick, key);
+        self.map.insert(key, (col, self.tick));
+        while self.bytes > COLUMN_CACHE_BYTES {
+            let Some((_, old)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((c, _)) = self.map.remove(&old) {
+                self.bytes -= c.len();
+            }
+        }
+    }
 }
 
 /// Fails with a `Corruption` error naming the block.
@@ -711,6 +773,7 @@ impl Block {
             rgs: parsed.rgs,
             ids_off: ids_off as usize,
             bloom: parsed.bloom,
+            uid: NEXT_BLOCK_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -770,12 +833,31 @@ impl Block {
         Ok(raw)
     }
 
+    /// [`Block::column`] through the process-wide [`ColumnCache`].
+    fn column_cached(&self, rg: usize, col: usize) -> Result<Arc<Vec<u8>>, StorageError> {
+        let key = (self.uid, rg as u32, col as u32);
+        if let Some(c) = COLUMN_CACHE.lock().get(key) {
+            return Ok(c);
+        }
+        let mut raw = self.column(rg, col)?;
+        raw.shrink_to_fit();
+        let c = Arc::new(raw);
+        COLUMN_CACHE.lock().put(key, c.clone());
+        Ok(c)
+    }
+
     fn bad_rg(&self, rg: usize) -> StorageError {
         corrupt(&self.path, self.rgs[rg].offset, "malformed row group")
     }
 
     /// This block's spans of `id`, or `None` when the block does not hold the trace.
-    pub(crate) fn trace_part(&self, id: &TraceId) -> Result<Option<Part>, StorageError> {
+    /// With `proj`, only the span attributes whose key it holds and no events or links (see
+    /// [`super::TraceSource::search_projected`]).
+    pub(crate) fn trace_part(
+        &self,
+        id: &TraceId,
+        proj: Option<&BTreeSet<String>>,
+    ) -> Result<Option<Part>, StorageError> {
         let Some(t) = self.find(id) else {
             return Ok(None);
         };
@@ -785,7 +867,7 @@ impl Block {
             .saturating_sub(1);
         let local = t - self.rgs[rg].first_trace as usize;
         let mut out = None;
-        self.decode_rg(rg, &|i| i == local, local + 1, &mut |_, _, part| {
+        self.decode_rg(rg, &|i| i == local, local + 1, proj, &mut |_, _, part| {
             out = Some(part)
         })?;
         Ok(out)
@@ -794,7 +876,7 @@ impl Block {
     /// Every trace of a row group with its spans, in id order.
     pub(crate) fn decode_row_group(&self, rg: usize) -> Result<Vec<(TraceId, Part)>, StorageError> {
         let mut out = Vec::with_capacity(self.rgs[rg].traces as usize);
-        self.decode_rg(rg, &|_| true, usize::MAX, &mut |_, id, part| {
+        self.decode_rg(rg, &|_| true, usize::MAX, None, &mut |_, id, part| {
             out.push((id, part))
         })?;
         Ok(out)
@@ -806,12 +888,19 @@ impl Block {
         rg: usize,
         want: &dyn Fn(usize) -> bool,
         until: usize,
+        proj: Option<&BTreeSet<String>>,
         emit: &mut dyn FnMut(usize, TraceId, Part),
     ) -> Result<(), StorageError> {
         let meta = &self.rgs[rg];
+        // A projection leaves out the value columns of other keys and events/links.
+        let keep: Vec<bool> = meta
+            .keys
+            .iter()
+            .map(|k| proj.is_none_or(|p| p.contains(k)))
+            .collect();
         // Columns no wanted trace has bytes in (events, external parents, attribute values of
         // keys the wanted traces lack) are not decompressed.
-        let dir_col = self.column(rg, C_DIR)?;
+        let dir_col = self.column_cached(rg, C_DIR)?;
         let mut need = vec![false; DIR_COLS.len() + meta.keys.len()];
         {
             let mut d = dir_col.as_slice();
@@ -824,29 +913,30 @@ impl Block {
             }
         }
         let mut complete = true;
-        let mut cols: Vec<Vec<u8>> = Vec::with_capacity(meta.cols.len());
+        let empty = Arc::new(Vec::new());
+        let mut cols: Vec<Arc<Vec<u8>>> = Vec::with_capacity(meta.cols.len());
         for c in 0..meta.cols.len() {
             let skip = match c {
                 C_SEARCH => true,
                 C_EXT_PARENT => !need[1],
-                C_EVENTS_LINKS => !need[DIR_COLS.len() - 1],
-                c if c >= N_FIXED => !need[DIR_COLS.len() + c - N_FIXED],
+                C_EVENTS_LINKS => !need[DIR_COLS.len() - 1] || proj.is_some(),
+                c if c >= N_FIXED => !need[DIR_COLS.len() + c - N_FIXED] || !keep[c - N_FIXED],
                 _ => false,
             };
             if skip {
                 complete &= c == C_SEARCH;
-                cols.push(Vec::new());
+                cols.push(empty.clone());
             } else if c == C_DIR {
-                cols.push(Vec::new());
+                cols.push(dir_col.clone());
             } else {
-                cols.push(self.column(rg, c)?);
+                cols.push(self.column_cached(rg, c)?);
             }
         }
-        cols[C_DIR] = dir_col;
-        let r = decode_spans(self, meta, &cols, want, until, complete, emit)
-            .ok_or_else(|| self.bad_rg(rg));
-        codec::recycle(cols);
-        r
+        let mut loaded = vec![true; DIR_COLS.len()];
+        loaded[DIR_COLS.len() - 1] = proj.is_none();
+        loaded.extend_from_slice(&keep);
+        decode_spans(self, meta, &cols, &loaded, want, until, complete, emit)
+            .ok_or_else(|| self.bad_rg(rg))
     }
 
     /// Calls `f(id, prepare(id, part))` for each trace with a part in this block that overlaps
@@ -856,6 +946,7 @@ impl Block {
     pub(crate) fn search_candidates<T: Send>(
         &self,
         search: &TraceSearch<'_>,
+        proj: Option<&BTreeSet<String>>,
         prepare: &(dyn Fn(TraceId, Part) -> Result<T, StorageError> + Sync),
         f: &mut dyn FnMut(TraceId, T) -> Result<bool, StorageError>,
     ) -> Result<(), StorageError> {
@@ -876,7 +967,7 @@ impl Block {
             let found: Vec<Result<Vec<(TraceId, T)>, StorageError>> = chunk
                 .par_iter()
                 .map(|&rg| {
-                    self.rg_candidates(rg, search)?
+                    self.rg_candidates(rg, search, proj)?
                         .into_iter()
                         .map(|(id, part)| Ok((id, prepare(id, part)?)))
                         .collect()
@@ -900,6 +991,7 @@ impl Block {
         &self,
         rg: usize,
         search: &TraceSearch<'_>,
+        proj: Option<&BTreeSet<String>>,
     ) -> Result<Vec<(TraceId, Part)>, StorageError> {
         let hit = match self.index_hits(rg, search)? {
             Some(h) => h,
@@ -912,7 +1004,7 @@ impl Block {
         else {
             return Ok(found);
         };
-        self.decode_rg(rg, &|t| hit.get(t), last + 1, &mut |_, id, part| {
+        self.decode_rg(rg, &|t| hit.get(t), last + 1, proj, &mut |_, id, part| {
             found.push((id, part))
         })?;
         Ok(found)
@@ -927,8 +1019,8 @@ impl Block {
     ) -> Result<Option<Bits>, StorageError> {
         let meta = &self.rgs[rg];
         let nt = meta.traces as usize;
-        let col = self.column(rg, C_SEARCH)?;
-        let result = (|| {
+        let col = self.column_cached(rg, C_SEARCH)?;
+        (|| {
             let idx =
                 SearchIndex::parse(&col, nt, meta.keys.len()).ok_or_else(|| self.bad_rg(rg))?;
             let mut hits = if search.filter.is_empty() {
@@ -956,9 +1048,7 @@ impl Block {
                 }
             }
             Ok(Some(hits))
-        })();
-        codec::recycle([col]);
-        result
+        })()
     }
 
     /// The row group's traces that overlap the search and have a span matching some filter,
@@ -1590,10 +1680,12 @@ fn split_dict(col: &[u8]) -> Option<(Vec<&[u8]>, &[u8])> {
 /// Rebuilds the spans of the traces `want` selects (local numbers below `until`) from the
 /// columns of a row group, seeking to each wanted trace through the directory column so that
 /// other traces cost a few varint reads. `None` on malformed data.
+#[allow(clippy::too_many_arguments)]
 fn decode_spans(
     block: &Block,
     meta: &RgMeta,
-    cols: &[Vec<u8>],
+    cols: &[Arc<Vec<u8>>],
+    loaded: &[bool],
     want: &dyn Fn(usize) -> bool,
     until: usize,
     complete: bool,
@@ -1631,7 +1723,7 @@ fn decode_spans(
         key_dicts.push(dict);
         bases.push(vals);
     }
-    if key_dicts.len() != nk {
+    if key_dicts.len() != nk || loaded.len() != bases.len() {
         return None;
     }
     let mut dir = cols[C_DIR].as_slice();
@@ -1651,7 +1743,7 @@ fn decode_spans(
         }
         if want(t) {
             for (i, c) in cur.iter_mut().enumerate() {
-                *c = if seg[i] == 0 {
+                *c = if seg[i] == 0 || !loaded[i] {
                     &[]
                 } else {
                     bases[i].get(off[i]..off[i].checked_add(seg[i])?)?
@@ -1664,6 +1756,7 @@ fn decode_spans(
                 (span_ids, ks),
                 [&names, &smsgs, &tstates],
                 &key_dicts,
+                loaded,
                 &mut cur,
                 id,
                 g,
@@ -1696,6 +1789,7 @@ fn decode_trace_spans(
     (span_ids, ks): (&[u8], &[u8]),
     [names, smsgs, tstates]: [&[&[u8]]; 3],
     key_dicts: &[Vec<&[u8]>],
+    loaded: &[bool],
     cur: &mut [&[u8]],
     id: TraceId,
     g: usize,
@@ -1703,6 +1797,8 @@ fn decode_trace_spans(
     tmin: u64,
 ) -> Option<Part> {
     let (fixed, key_segs) = cur.split_at_mut(DIR_COLS.len());
+    let (fixed_loaded, key_loaded) = loaded.split_at(DIR_COLS.len());
+    let events_loaded = fixed_loaded.last().copied().unwrap_or(true);
     let [parents, ext, starts, durs, name_c, pairs, smsg_c, tstate_c, misc, keys, evl] = fixed
     else {
         return None;
@@ -1738,6 +1834,9 @@ fn decode_trace_spans(
         let mut attrs = Vec::with_capacity(na);
         for _ in 0..na {
             let code = get_u(keys)? as usize;
+            if !*key_loaded.get(code)? {
+                continue;
+            }
             let cb = key_segs.get_mut(code)?;
             let tag = get_u8(cb)?;
             let value = if tag == TAG_STR {
@@ -1750,8 +1849,11 @@ fn decode_trace_spans(
                 value,
             });
         }
-        let events = codec::get_events(evl)?;
-        let links = codec::get_links(evl)?;
+        let (events, links) = if events_loaded {
+            (codec::get_events(evl)?, codec::get_links(evl)?)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let (res, scope) = block.pairs.get(pair)?.clone();
         part.push((
             res,

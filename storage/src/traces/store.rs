@@ -526,6 +526,7 @@ impl TraceStore {
         id: &TraceId,
         range: Option<(u64, u64)>,
         mut known: Option<(u64, Part)>,
+        proj: Option<&BTreeSet<String>>,
     ) -> Result<Vec<Part>, StorageError> {
         let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
         let mut parts = Vec::new();
@@ -541,7 +542,7 @@ impl TraceStore {
                     continue;
                 }
             }
-            if let Some(p) = b.trace_part(id)? {
+            if let Some(p) = b.trace_part(id, proj)? {
                 parts.push(p);
             }
         }
@@ -566,7 +567,7 @@ impl TraceStore {
         search: &TraceSearch<'_>,
         visit: &mut dyn FnMut(Trace) -> bool,
     ) -> Result<bool, StorageError> {
-        Ok(self.prepare(id, known, search)?.is_none_or(visit))
+        Ok(self.prepare(id, known, search, None)?.is_none_or(visit))
     }
 
     /// The whole trace `id` (see [`TraceStore::parts`]) when it overlaps the search and
@@ -576,8 +577,9 @@ impl TraceStore {
         id: TraceId,
         known: Option<(u64, Part)>,
         search: &TraceSearch<'_>,
+        proj: Option<&BTreeSet<String>>,
     ) -> Result<Option<Trace>, StorageError> {
-        let parts = self.parts(&id, None, known)?;
+        let parts = self.parts(&id, None, known, proj)?;
         let Some(trace) = assemble(id, parts) else {
             return Ok(None);
         };
@@ -586,6 +588,56 @@ impl TraceStore {
             return Ok(None);
         }
         Ok(Some(trace))
+    }
+
+    /// [`TraceSource::search`]; `proj` as in [`Block::trace_part`].
+    fn search_with(
+        &self,
+        search: &TraceSearch<'_>,
+        proj: Option<&BTreeSet<String>>,
+        visit: &mut dyn FnMut(Trace) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut seen: HashSet<TraceId> = HashSet::new();
+        // Head and frozen heads first (the most recent traces).
+        let mut cands = Vec::new();
+        TraceStore::head_candidates(&self.head.read(), search, &mut cands);
+        for f in self.frozen.read().iter() {
+            TraceStore::head_candidates(f, search, &mut cands);
+        }
+        cands.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, id) in cands {
+            if seen.insert(id) && !self.emit(id, None, search, visit)? {
+                return Ok(());
+            }
+        }
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        for b in blocks.iter().rev() {
+            if b.max_time < search.start_ns || b.min_time > search.end_ns {
+                continue;
+            }
+            let mut stop = false;
+            let seq = b.seq;
+            // A trace already visited (from the head or a newer block) is not assembled again.
+            let done = seen.clone();
+            let prepare = |id: TraceId, part: Part| {
+                if done.contains(&id) {
+                    return Ok(None);
+                }
+                self.prepare(id, Some((seq, part)), search, proj)
+            };
+            b.search_candidates(search, proj, &prepare, &mut |id, trace| {
+                if !seen.insert(id) {
+                    return Ok(true);
+                }
+                let go = trace.is_none_or(&mut *visit);
+                stop = !go;
+                Ok(go)
+            })?;
+            if stop {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Head candidates: traces with a part overlapping the range where some filter matches.
@@ -1011,7 +1063,7 @@ impl TraceSource for TraceStore {
         id: &TraceId,
         range: Option<(u64, u64)>,
     ) -> Result<Option<Trace>, StorageError> {
-        Ok(assemble(*id, self.parts(id, range, None)?))
+        Ok(assemble(*id, self.parts(id, range, None, None)?))
     }
 
     /// Candidates are traces with a part (in the head or a block row group) that overlaps the
@@ -1023,40 +1075,22 @@ impl TraceSource for TraceStore {
         search: &TraceSearch<'_>,
         visit: &mut dyn FnMut(Trace) -> bool,
     ) -> Result<(), StorageError> {
-        let mut seen: HashSet<TraceId> = HashSet::new();
-        // Head and frozen heads first (the most recent traces).
-        let mut cands = Vec::new();
-        TraceStore::head_candidates(&self.head.read(), search, &mut cands);
-        for f in self.frozen.read().iter() {
-            TraceStore::head_candidates(f, search, &mut cands);
+        self.search_with(search, None, visit)
+    }
+
+    /// Block parts are decoded with only the span attributes in `span_keys` and those the
+    /// filter tests, without events and links; head parts are whole.
+    fn search_projected(
+        &self,
+        search: &TraceSearch<'_>,
+        span_keys: &[String],
+        visit: &mut dyn FnMut(Trace) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut keys: BTreeSet<String> = span_keys.iter().cloned().collect();
+        for f in search.filter {
+            filter_span_keys(f, &mut keys);
         }
-        cands.sort_unstable_by(|a, b| b.cmp(a));
-        for (_, id) in cands {
-            if seen.insert(id) && !self.emit(id, None, search, visit)? {
-                return Ok(());
-            }
-        }
-        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
-        for b in blocks.iter().rev() {
-            if b.max_time < search.start_ns || b.min_time > search.end_ns {
-                continue;
-            }
-            let mut stop = false;
-            let seq = b.seq;
-            let prepare = |id: TraceId, part: Part| self.prepare(id, Some((seq, part)), search);
-            b.search_candidates(search, &prepare, &mut |id, trace| {
-                if !seen.insert(id) {
-                    return Ok(true);
-                }
-                let go = trace.is_none_or(&mut *visit);
-                stop = !go;
-                Ok(go)
-            })?;
-            if stop {
-                return Ok(());
-            }
-        }
-        Ok(())
+        self.search_with(search, Some(&keys), visit)
     }
 
     fn tag_names(
@@ -1291,3 +1325,20 @@ const _: fn() = || {
     fn is<T: Send + Sync>() {}
     is::<TraceStore>();
 };
+
+/// Span attribute keys a filter tests (span-scoped or unscoped).
+fn filter_span_keys(f: &SpanFilter, out: &mut BTreeSet<String>) {
+    match f {
+        SpanFilter::True => {}
+        SpanFilter::And(p) | SpanFilter::Or(p) => p.iter().for_each(|x| filter_span_keys(x, out)),
+        SpanFilter::Cond { field, .. } => {
+            if let SpanField::Attr {
+                scope: AttrScope::Span | AttrScope::Any,
+                key,
+            } = field
+            {
+                out.insert(key.clone());
+            }
+        }
+    }
+}

@@ -420,6 +420,39 @@ fn filters() -> Vec<(&'static str, TraceFilter)> {
     ]
 }
 
+/// What a projected search must keep of a flattened trace: the span attributes with one of
+/// `keys` or tested by `filter`; no events, links, trace state, flags or dropped counts.
+fn project(mut t: Flat, keys: &[String], filter: &TraceFilter) -> Flat {
+    fn tested(f: &SpanFilter, out: &mut Vec<String>) {
+        match f {
+            SpanFilter::True => {}
+            SpanFilter::And(p) | SpanFilter::Or(p) => p.iter().for_each(|x| tested(x, out)),
+            SpanFilter::Cond { field, .. } => {
+                if let SpanField::Attr {
+                    scope: AttrScope::Span | AttrScope::Any,
+                    key,
+                } = field
+                {
+                    out.push(key.clone());
+                }
+            }
+        }
+    }
+    let mut keep = keys.to_vec();
+    filter.iter().for_each(|f| tested(f, &mut keep));
+    for (_, _, s) in &mut t {
+        s.attributes.retain(|a| keep.contains(&a.key));
+        s.events.clear();
+        s.links.clear();
+        s.trace_state.clear();
+        s.flags = 0;
+        s.dropped_attributes_count = 0;
+        s.dropped_events_count = 0;
+        s.dropped_links_count = 0;
+    }
+    t
+}
+
 fn search_all(src: &dyn TraceSource, s: &TraceSearch<'_>) -> BTreeMap<TraceId, Flat> {
     let mut out = BTreeMap::new();
     src.search(s, &mut |t| {
@@ -457,6 +490,25 @@ fn compare(store: &TraceStore, naive: &NaiveTraceStore, ids: &[TraceId], ranges:
                 "search {name} range {start_ns}..{end_ns}"
             );
             assert_eq!(a, b, "search {name}: trace contents");
+            // A projected search visits the same traces; the spans it passes carry at least
+            // the projected span attributes (and everything but attributes, events, links,
+            // trace state, flags and dropped counts) exactly.
+            let keys = ["http.route".to_string(), "cached".to_string()];
+            let mut p = BTreeMap::new();
+            store
+                .search_projected(&s, &keys, &mut |t| {
+                    assert!(p.insert(t.id, project(flat(&t), &keys, &f)).is_none());
+                    true
+                })
+                .unwrap();
+            let want: BTreeMap<TraceId, Flat> = b
+                .into_iter()
+                .map(|(id, t)| (id, project(t, &keys, &f)))
+                .collect();
+            assert_eq!(
+                p, want,
+                "projected search {name} range {start_ns}..{end_ns}"
+            );
         }
         // Early stop: visit returning false ends the search after one trace.
         let s = TraceSearch {

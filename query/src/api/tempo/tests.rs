@@ -69,3 +69,61 @@ fn time_ranges_are_seconds() {
     let p = Params::from_parts(None, Some("start=30&end=20"));
     assert!(time_range(&p).is_err());
 }
+
+#[test]
+fn search_body_is_search_json_serialised() {
+    use crate::traceql::{SpanMatch, Spanset};
+    let span = |n: u8, attrs: Vec<(String, AttrValue)>| SpanMatch {
+        span_id: [n; 8],
+        name: format!("op{n}"),
+        start_ns: 1_000 + n as u64,
+        duration_ns: 2_500_000 * n as u64,
+        attributes: attrs,
+    };
+    let set = |attrs: Vec<(String, AttrValue)>| Spanset {
+        spans: vec![
+            span(1, vec![("service.name".into(), AttrValue::Str("a".into()))]),
+            span(2, vec![]),
+        ],
+        matched: 7,
+        attributes: attrs,
+    };
+    let r = SearchResult {
+        traces: vec![
+            TraceMatch {
+                trace_id: TraceId([0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
+                root_service_name: Some("svc".into()),
+                root_trace_name: Some("GET /".into()),
+                start_ns: 123,
+                duration_ns: 5_000_000,
+                spansets: vec![
+                    set(vec![]),
+                    set(vec![
+                        ("k".into(), AttrValue::Int(3)),
+                        ("d".into(), AttrValue::Double(0.5)),
+                        ("b".into(), AttrValue::Bool(true)),
+                    ]),
+                ],
+            },
+            TraceMatch {
+                trace_id: TraceId([9; 16]),
+                root_service_name: None,
+                root_trace_name: None,
+                start_ns: 5,
+                duration_ns: 10,
+                spansets: vec![],
+            },
+        ],
+        inspected_traces: 4,
+        inspected_spans: 40,
+    };
+    let want = serde_json::to_vec(&search_json(&r)).unwrap();
+    assert_eq!(
+        String::from_utf8(search_body(&r)).unwrap(),
+        String::from_utf8(want).unwrap()
+    );
+    assert_eq!(
+        String::from_utf8(search_body(&SearchResult::default())).unwrap(),
+        serde_json::to_string(&search_json(&SearchResult::default())).unwrap()
+    );
+}
