@@ -15,7 +15,8 @@
 //! from `now - span` to now at `--interval`; hosts are split among `--concurrency` workers,
 //! each sending its hosts' steps in time order, `--batch` hosts per request. `--delta` sends
 //! sums and histograms with delta temporality (Sextant turns them cumulative); `--gzip`
-//! compresses bodies. Refused points (`partial_success`) and failed requests are counted and
+//! compresses bodies. `--grpc` sends the same requests over OTLP/gRPC instead (`--url` is then
+//! the gRPC endpoint, e.g. `http://127.0.0.1:4317`; one HTTP/2 connection per worker). Refused points (`partial_success`) and failed requests are counted and
 //! make the exit status non-zero (a second run into the same data directory overlaps the first
 //! in time, so its points are refused as out of order: start from an empty one).
 
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -60,13 +62,14 @@ struct Opts {
     concurrency: usize,
     delta: bool,
     gzip: bool,
+    grpc: bool,
     pid: Option<u32>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: otlp_load [--url URL] [--hosts N] [--span 1h] [--interval 15s] [--batch HOSTS] \
-         [--concurrency N] [--delta] [--gzip] [--pid SERVER_PID]"
+         [--concurrency N] [--delta] [--gzip] [--grpc] [--pid SERVER_PID]"
     );
     std::process::exit(2)
 }
@@ -92,6 +95,7 @@ fn parse_args() -> Opts {
         concurrency: 4,
         delta: false,
         gzip: false,
+        grpc: false,
         pid: None,
     };
     let mut args = std::env::args().skip(1);
@@ -107,6 +111,7 @@ fn parse_args() -> Opts {
             "--pid" => o.pid = Some(value().parse().unwrap_or_else(|_| usage())),
             "--delta" => o.delta = true,
             "--gzip" => o.gzip = true,
+            "--grpc" => o.grpc = true,
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             "-h" | "--help" => usage(),
@@ -433,8 +438,74 @@ struct Totals {
     failed_requests: AtomicU64,
 }
 
+/// Where a worker sends its requests.
+enum Sender {
+    Http(reqwest::Client),
+    Grpc(MetricsServiceClient<tonic::transport::Channel>),
+}
+
+impl Sender {
+    async fn new(opts: &Opts) -> Result<Sender, String> {
+        if !opts.grpc {
+            return Ok(Sender::Http(reqwest::Client::new()));
+        }
+        let client = MetricsServiceClient::connect(opts.url.clone())
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", opts.url))?
+            .max_encoding_message_size(usize::MAX);
+        Ok(Sender::Grpc(if opts.gzip {
+            client.send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        } else {
+            client
+        }))
+    }
+
+    /// Sends one request; the refused points it reports, or why it failed.
+    async fn send(&mut self, opts: &Opts, req: ExportMetricsServiceRequest) -> Result<u64, String> {
+        let client = match self {
+            Sender::Grpc(client) => {
+                let resp = client.export(req).await.map_err(|e| e.to_string())?;
+                return Ok(resp
+                    .into_inner()
+                    .partial_success
+                    .map_or(0, |p| p.rejected_data_points as u64));
+            }
+            Sender::Http(client) => client,
+        };
+        let mut body = req.encode_to_vec();
+        let mut builder = client
+            .post(&opts.url)
+            .header("Content-Type", "application/x-protobuf");
+        if opts.gzip {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            if enc.write_all(&body).is_ok() {
+                if let Ok(z) = enc.finish() {
+                    body = z;
+                    builder = builder.header("Content-Encoding", "gzip");
+                }
+            }
+        }
+        let resp = builder.body(body).send().await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        let bytes = resp.bytes().await.unwrap_or_default();
+        Ok(ExportMetricsServiceResponse::decode(bytes.as_ref())
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map_or(0, |p| p.rejected_data_points as u64))
+    }
+}
+
 async fn worker(opts: Arc<Opts>, hosts: Vec<usize>, totals: Arc<Totals>, end_ns: u64) {
-    let client = reqwest::Client::new();
+    let mut sender = match Sender::new(&opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            totals.failed_requests.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
     let steps = (opts.span.as_secs() / opts.interval.as_secs().max(1)).max(1);
     let start_ns = end_ns - steps * opts.interval.as_nanos() as u64;
     let dt = opts.interval.as_secs_f64();
@@ -449,37 +520,12 @@ async fn worker(opts: Arc<Opts>, hosts: Vec<usize>, totals: Arc<Totals>, end_ns:
                     .collect(),
             };
             let (points, samples) = count(&req);
-            let mut body = req.encode_to_vec();
-            let mut builder = client
-                .post(&opts.url)
-                .header("Content-Type", "application/x-protobuf");
-            if opts.gzip {
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                if enc.write_all(&body).is_ok() {
-                    if let Ok(z) = enc.finish() {
-                        body = z;
-                        builder = builder.header("Content-Encoding", "gzip");
-                    }
-                }
-            }
             totals.requests.fetch_add(1, Ordering::Relaxed);
-            match builder.body(body).send().await {
-                Ok(resp) if resp.status().is_success() => {
+            match sender.send(&opts, req).await {
+                Ok(refused) => {
                     totals.points.fetch_add(points, Ordering::Relaxed);
                     totals.samples.fetch_add(samples, Ordering::Relaxed);
-                    let bytes = resp.bytes().await.unwrap_or_default();
-                    if let Ok(r) = ExportMetricsServiceResponse::decode(bytes.as_ref()) {
-                        if let Some(p) = r.partial_success {
-                            totals
-                                .refused_points
-                                .fetch_add(p.rejected_data_points as u64, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Ok(resp) => {
-                    totals.failed_requests.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("request failed: HTTP {}", resp.status());
+                    totals.refused_points.fetch_add(refused, Ordering::Relaxed);
                 }
                 Err(e) => {
                     totals.failed_requests.fetch_add(1, Ordering::Relaxed);

@@ -14,6 +14,7 @@
 //! The conversion to the Prometheus model is in [`convert`], names in [`translate`].
 
 pub mod convert;
+pub mod grpc_raw;
 pub mod json;
 pub mod logs;
 pub mod traces;
@@ -38,9 +39,6 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -635,38 +633,6 @@ fn decode_body(raw: &[u8], format: Format) -> Result<ExportMetricsServiceRequest
 // ---------------------------------------------------------------------------------------------
 // OTLP/gRPC
 
-struct GrpcMetrics {
-    state: Arc<OtlpState>,
-}
-
-#[tonic::async_trait]
-impl MetricsService for GrpcMetrics {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let fail = |e: OtlpError| {
-            tracing::warn!(error = %e.message(), "OTLP/gRPC request refused");
-            e.grpc_status()
-        };
-        if self.state.db.get().is_none() {
-            return Err(fail(OtlpError::NotReady));
-        }
-        let permit = self
-            .state
-            .inflight
-            .try_acquire()
-            .map_err(|_| fail(OtlpError::Overloaded))?;
-        let state = self.state.clone();
-        let req = request.into_inner();
-        let result = tokio::task::spawn_blocking(move || state.export_blocking(&req))
-            .await
-            .map_err(|e| fail(OtlpError::Internal(format!("OTLP task failed: {e}"))))?;
-        drop(permit);
-        result.map(tonic::Response::new).map_err(fail)
-    }
-}
-
 struct GrpcLogs {
     state: Arc<OtlpState>,
 }
@@ -706,13 +672,10 @@ pub fn grpc_logs_service(state: Arc<OtlpState>) -> LogsServiceServer<impl LogsSe
         .max_decoding_message_size(max)
 }
 
-/// The gRPC metrics service (gzip accepted, messages up to `max_body_bytes`).
-pub fn grpc_service(state: Arc<OtlpState>) -> MetricsServiceServer<impl MetricsService> {
-    let max = state.options.max_body_bytes;
-    MetricsServiceServer::new(GrpcMetrics { state })
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .max_decoding_message_size(max)
+/// The gRPC metrics service (gzip accepted, messages up to `max_body_bytes`); requests are
+/// decoded borrowed from their bytes, as OTLP/HTTP bodies are (see [`grpc_raw`]).
+pub fn grpc_service(state: Arc<OtlpState>) -> grpc_raw::RawMetricsService {
+    grpc_raw::RawMetricsService::new(state)
 }
 
 /// Answers an oversized message with `RESOURCE_EXHAUSTED`, as the OTLP specification asks,

@@ -32,6 +32,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint,
 };
 use parking_lot::Mutex;
+use sextant_storage::labels::SeriesHasher;
 use sextant_storage::{
     CounterResetHint, Exemplar, FloatHistogram, HistogramSample, Labels, MetricMetadata, Sample,
     SeriesLabels, Span, MAX_EXEMPLAR_LABEL_CHARS, METRIC_NAME, STALE_NAN_BITS,
@@ -502,7 +503,9 @@ impl<'a> LabelSet<'a> {
             }
         }
         let order = |a: &(Str<'a>, Str<'a>, u8, &'a str), b: &(Str<'a>, Str<'a>, u8, &'a str)| {
-            (*a.0).cmp(&*b.0).then(a.2.cmp(&b.2)).then(a.3.cmp(b.3))
+            cmp_str(&a.0, &b.0)
+                .then(a.2.cmp(&b.2))
+                .then(cmp_str(a.3, b.3))
         };
         e.sort_unstable_by(order);
         // Room for the metric name and an extra pair (`le`, `quantile`).
@@ -552,6 +555,29 @@ impl<'a> LabelSet<'a> {
         OtlpLabels::new(v)
     }
 
+    /// The series of metric `name` that differ only in their `le` label (a classic
+    /// histogram's buckets): the pairs around `le` and the series hash of the pairs before it
+    /// are computed once, not per bucket.
+    fn le_family(&self, name: &Str<'a>) -> LeFamily<'a> {
+        let mut pairs = self.build(name, Some(("le", Str::Borrowed("")))).pairs;
+        let at = pairs
+            .iter()
+            .position(|(n, _)| &**n == "le")
+            .unwrap_or(pairs.len());
+        let suffix = pairs.split_off(at.saturating_add(1).min(pairs.len()));
+        pairs.truncate(at);
+        let mut prefix_hash = SeriesHasher::default();
+        for (n, v) in &pairs {
+            prefix_hash.add(n);
+            prefix_hash.add(v);
+        }
+        LeFamily {
+            prefix: pairs,
+            suffix,
+            prefix_hash,
+        }
+    }
+
     /// [`LabelSet::build`] without an extra pair, reusing this set's buffer.
     fn into_labels(mut self, name: &Str<'a>) -> OtlpLabels<'a> {
         let at = self.pairs.partition_point(|p| *p.0 < *METRIC_NAME);
@@ -562,6 +588,46 @@ impl<'a> LabelSet<'a> {
                 .insert(at, (Str::Borrowed(METRIC_NAME), name.clone())),
         }
         OtlpLabels::new(self.pairs)
+    }
+}
+
+/// Series that differ only in their `le` value; see [`LabelSet::le_family`].
+struct LeFamily<'a> {
+    /// Pairs before `le`, and their series hash state.
+    prefix: Vec<(Str<'a>, Str<'a>)>,
+    prefix_hash: SeriesHasher,
+    /// Pairs after `le`.
+    suffix: Vec<(Str<'a>, Str<'a>)>,
+}
+
+impl<'a> LeFamily<'a> {
+    /// The series with `le="{le}"`; equal to `LabelSet::build(name, Some(("le", le)))`.
+    fn labels(&self, le: Str<'a>) -> OtlpLabels<'a> {
+        let mut hash = self.prefix_hash;
+        hash.add("le");
+        hash.add(&le);
+        for (n, v) in &self.suffix {
+            hash.add(n);
+            hash.add(v);
+        }
+        let mut pairs = Vec::with_capacity(self.prefix.len() + 1 + self.suffix.len());
+        pairs.extend_from_slice(&self.prefix);
+        pairs.push((Str::Borrowed("le"), le));
+        pairs.extend_from_slice(&self.suffix);
+        OtlpLabels {
+            pairs,
+            hash: hash.finish(),
+        }
+    }
+}
+
+/// `a.cmp(b)`, deciding on the first byte without a `memcmp` call when it differs (label names
+/// mostly differ there).
+#[inline]
+fn cmp_str(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
     }
 }
 
@@ -1081,13 +1147,14 @@ fn classic_point<'a>(
 ) -> Option<i64> {
     let t = ns_to_ms(dp.time_unix_nano);
     let le_values = les.get(&dp.explicit_bounds);
-    let le = |i: usize| Some(("le", le_values[i].clone()));
+    let buckets = set.le_family(&names.bucket);
+    let le = |i: usize| buckets.labels(le_values[i].clone());
     if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
         if delta {
             deltas.forget(set.build(&names.base, None).hash64());
         }
         for i in 0..le_values.len() {
-            out.push_float(set.build(&names.bucket, le(i)), t, stale());
+            out.push_float(le(i), t, stale());
         }
         out.push_float(set.build(&names.sum, None), t, stale());
         out.push_float(set.build(&names.count, None), t, stale());
@@ -1121,14 +1188,10 @@ fn classic_point<'a>(
         let mut cumulative: u64 = 0;
         for (i, c) in counts.iter().take(dp.explicit_bounds.len()).enumerate() {
             cumulative = cumulative.saturating_add(*c);
-            out.push_float(set.build(&names.bucket, le(i)), t, cumulative as f64);
+            out.push_float(le(i), t, cumulative as f64);
         }
     }
-    out.push_float(
-        set.build(&names.bucket, le(dp.explicit_bounds.len())),
-        t,
-        count as f64,
-    );
+    out.push_float(le(dp.explicit_bounds.len()), t, count as f64);
     if dp.sum.is_some() {
         out.push_float(set.build(&names.sum, None), t, sum);
     }

@@ -314,18 +314,15 @@ async fn not_ready_and_overloaded_ask_to_retry() {
 #[tokio::test]
 async fn grpc_answers_unavailable_before_storage_and_stores_after() {
     let state = OtlpState::new(OtlpOptions::default());
-    let svc = GrpcMetrics {
-        state: state.clone(),
-    };
-    let err = svc
-        .export(tonic::Request::new(gauge_request("x", 1000, 1.0)))
+    // The service's request bytes, as tonic hands them over after gRPC framing.
+    let bytes = || axum::body::Bytes::from(gauge_request("x", 1000, 1.0).encode_to_vec());
+    let err = grpc_raw::export(state.clone(), tonic::Request::new(bytes()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
     let db = Arc::new(Db::in_memory());
     state.set_db(db.clone());
-    let resp = svc
-        .export(tonic::Request::new(gauge_request("x", 1000, 1.0)))
+    let resp = grpc_raw::export(state.clone(), tonic::Request::new(bytes()))
         .await
         .unwrap()
         .into_inner();

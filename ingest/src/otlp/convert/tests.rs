@@ -748,3 +748,54 @@ fn cached_series_hashes_are_storage_hashes() {
     };
     assert_eq!(labels(&w), labels(&c));
 }
+
+#[test]
+fn le_family_matches_build_and_storage_hash() {
+    // Names before and after `le`, one sorting before `__name__`, and an attribute named `le`
+    // (replaced by the bucket bound).
+    let sets: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("job", "j"), ("zone", "z")],
+        vec![
+            ("Upper", "u"),
+            ("instance", "i"),
+            ("le", "attr"),
+            ("method", "GET"),
+        ],
+        vec![
+            ("a_rather_long_label_name", "and a rather long value"),
+            ("lf", "x"),
+        ],
+    ];
+    for pairs in sets {
+        let set = LabelSet {
+            pairs: pairs
+                .iter()
+                .map(|(n, v)| (Str::Borrowed(n), Str::Borrowed(v)))
+                .collect(),
+        };
+        let name = Str::from("http_duration_seconds_bucket".to_string());
+        let family = set.le_family(&name);
+        for le in ["0.5", "+Inf"] {
+            let le = Str::from(le.to_string());
+            let want = set.build(&name, Some(("le", le.clone())));
+            let got = family.labels(le);
+            assert_eq!(got, want, "{pairs:?}");
+            assert_eq!(got.hash64(), want.hash64());
+            let labels = Labels::from_pairs(got.pairs());
+            assert_eq!(got.hash64(), labels.hash64(), "{pairs:?}");
+        }
+    }
+}
+
+#[test]
+fn cmp_str_orders_as_str() {
+    let words = [
+        "", "a", "ab", "b", "B", "__name__", "le", "lf", "l", "é", "job", "jobs",
+    ];
+    for a in words {
+        for b in words {
+            assert_eq!(cmp_str(a, b), a.cmp(b), "{a:?} {b:?}");
+        }
+    }
+}
