@@ -683,6 +683,46 @@ impl SpanBatchEncoder {
         }
     }
 
+    /// Encodes a decoded value: an attribute named `key`, or an item of the innermost open
+    /// array (`key` = `None`); arrays and key/value lists recurse.
+    pub fn value(&mut self, key: Option<&str>, v: &super::AttrValue) {
+        use super::AttrValue as V;
+        match (key, v) {
+            (Some(k), V::Empty) => self.attr_empty(k),
+            (Some(k), V::Str(s)) => self.attr_str(k, s),
+            (Some(k), V::Bool(b)) => self.attr_bool(k, *b),
+            (Some(k), V::Int(i)) => self.attr_int(k, *i),
+            (Some(k), V::Double(d)) => self.attr_double(k, *d),
+            (Some(k), V::Bytes(b)) => self.attr_bytes(k, b),
+            (None, V::Empty) => self.item_empty(),
+            (None, V::Str(s)) => self.item_str(s),
+            (None, V::Bool(b)) => self.item_bool(*b),
+            (None, V::Int(i)) => self.item_int(*i),
+            (None, V::Double(d)) => self.item_double(*d),
+            (None, V::Bytes(b)) => self.item_bytes(b),
+            (k, V::Array(items)) => {
+                match k {
+                    Some(k) => self.attr_array(k),
+                    None => self.item_array(),
+                }
+                for it in items {
+                    self.value(None, it);
+                }
+                self.end_nested();
+            }
+            (k, V::KvList(kvs)) => {
+                match k {
+                    Some(k) => self.attr_kvlist(k),
+                    None => self.item_kvlist(),
+                }
+                for kv in kvs {
+                    self.value(Some(&kv.key), &kv.value);
+                }
+                self.end_nested();
+            }
+        }
+    }
+
     pub fn attr_str(&mut self, key: &str, v: &str) {
         self.scalar(Some(key), |t| {
             t.push(TAG_STR);
@@ -1136,44 +1176,9 @@ mod tests {
         TraceSource, TraceStore,
     };
 
-    fn value(enc: &mut SpanBatchEncoder, key: Option<&str>, v: &AttrValue) {
-        match (key, v) {
-            (Some(k), AttrValue::Empty) => enc.attr_empty(k),
-            (Some(k), AttrValue::Str(s)) => enc.attr_str(k, s),
-            (Some(k), AttrValue::Bool(b)) => enc.attr_bool(k, *b),
-            (Some(k), AttrValue::Int(i)) => enc.attr_int(k, *i),
-            (Some(k), AttrValue::Double(d)) => enc.attr_double(k, *d),
-            (Some(k), AttrValue::Bytes(b)) => enc.attr_bytes(k, b),
-            (None, AttrValue::Empty) => enc.item_empty(),
-            (None, AttrValue::Str(s)) => enc.item_str(s),
-            (None, AttrValue::Bool(b)) => enc.item_bool(*b),
-            (None, AttrValue::Int(i)) => enc.item_int(*i),
-            (None, AttrValue::Double(d)) => enc.item_double(*d),
-            (None, AttrValue::Bytes(b)) => enc.item_bytes(b),
-            (k, AttrValue::Array(items)) => {
-                match k {
-                    Some(k) => enc.attr_array(k),
-                    None => enc.item_array(),
-                }
-                for it in items {
-                    value(enc, None, it);
-                }
-                enc.end_nested();
-            }
-            (k, AttrValue::KvList(kvs)) => {
-                match k {
-                    Some(k) => enc.attr_kvlist(k),
-                    None => enc.item_kvlist(),
-                }
-                attrs(enc, kvs);
-                enc.end_nested();
-            }
-        }
-    }
-
     fn attrs(enc: &mut SpanBatchEncoder, a: &[Attr]) {
         for kv in a {
-            value(enc, Some(&kv.key), &kv.value);
+            enc.value(Some(&kv.key), &kv.value);
         }
     }
 

@@ -308,6 +308,18 @@ impl TraceStore {
         )
     }
 
+    /// After an append found the head at `max_head_bytes`: cuts all of it now, unless another
+    /// writer got there first (the writer pays; memory stays bounded).
+    fn cut_full_head(&self) -> Result<(), StorageError> {
+        let mut m = self.maintenance.lock();
+        let bytes = self.head.read().bytes;
+        if bytes >= self.opts.max_head_bytes {
+            tracing::info!(bytes, "trace head reached max_head_bytes; cutting a block");
+            self.cut(&mut m, |_| true)?;
+        }
+        Ok(())
+    }
+
     /// Moves the traces `pick` selects out of the head into a new block.
     fn cut(
         &self,
@@ -960,15 +972,7 @@ impl TraceAppender for TraceStore {
             head.bytes >= self.opts.max_head_bytes
         };
         if full {
-            // The head is full: cut all of it now (the writer pays; memory stays bounded).
-            let mut m = self.maintenance.lock();
-            if self.head.read().bytes >= self.opts.max_head_bytes {
-                tracing::info!(
-                    bytes = self.head.read().bytes,
-                    "trace head reached max_head_bytes; cutting a block"
-                );
-                self.cut(&mut m, |_| true)?;
-            }
+            self.cut_full_head()?;
         }
         Ok(out)
     }
@@ -1044,14 +1048,7 @@ impl TraceAppender for TraceStore {
             head.bytes >= self.opts.max_head_bytes
         };
         if full {
-            let mut m = self.maintenance.lock();
-            if self.head.read().bytes >= self.opts.max_head_bytes {
-                tracing::info!(
-                    bytes = self.head.read().bytes,
-                    "trace head reached max_head_bytes; cutting a block"
-                );
-                self.cut(&mut m, |_| true)?;
-            }
+            self.cut_full_head()?;
         }
         Ok(out)
     }

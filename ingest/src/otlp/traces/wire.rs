@@ -649,7 +649,7 @@ fn enc_key_value(buf: &[u8], depth: u32, enc: &mut SpanBatchEncoder) -> Result<(
         }
     }
     let kv = key_value(buf, depth)?;
-    emit_value(enc, Some(&kv.key), &kv.value);
+    enc.value(Some(&kv.key), &kv.value);
     Ok(())
 }
 
@@ -715,7 +715,7 @@ fn enc_any_value(
                 if enc_any_value(item, depth + 1, None, enc)?.is_none() {
                     let mut v = AttrValue::Empty;
                     any_value_into(item, depth + 1, &mut v)?;
-                    emit_value(enc, None, &v);
+                    enc.value(None, &v);
                 }
                 Ok(())
             })?;
@@ -741,44 +741,6 @@ fn enc_any_value(
         _ => return Ok(None),
     }
     Ok(Some(()))
-}
-
-/// Encodes a decoded value (the general path of [`enc_key_value`]).
-fn emit_value(enc: &mut SpanBatchEncoder, key: Option<&str>, v: &AttrValue) {
-    match (key, v) {
-        (Some(k), AttrValue::Empty) => enc.attr_empty(k),
-        (Some(k), AttrValue::Str(s)) => enc.attr_str(k, s),
-        (Some(k), AttrValue::Bool(b)) => enc.attr_bool(k, *b),
-        (Some(k), AttrValue::Int(i)) => enc.attr_int(k, *i),
-        (Some(k), AttrValue::Double(d)) => enc.attr_double(k, *d),
-        (Some(k), AttrValue::Bytes(b)) => enc.attr_bytes(k, b),
-        (None, AttrValue::Empty) => enc.item_empty(),
-        (None, AttrValue::Str(s)) => enc.item_str(s),
-        (None, AttrValue::Bool(b)) => enc.item_bool(*b),
-        (None, AttrValue::Int(i)) => enc.item_int(*i),
-        (None, AttrValue::Double(d)) => enc.item_double(*d),
-        (None, AttrValue::Bytes(b)) => enc.item_bytes(b),
-        (k, AttrValue::Array(items)) => {
-            match k {
-                Some(k) => enc.attr_array(k),
-                None => enc.item_array(),
-            }
-            for it in items {
-                emit_value(enc, None, it);
-            }
-            enc.end_nested();
-        }
-        (k, AttrValue::KvList(kvs)) => {
-            match k {
-                Some(k) => enc.attr_kvlist(k),
-                None => enc.item_kvlist(),
-            }
-            for kv in kvs {
-                emit_value(enc, Some(&kv.key), &kv.value);
-            }
-            enc.end_nested();
-        }
-    }
 }
 
 /// How many times length-delimited field `field` occurs at the top level of `buf` (0 when the
