@@ -30,7 +30,32 @@ pub(crate) struct Chunk {
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
     pub(crate) count: u16,
-    pub(crate) data: Box<[u8]>,
+    pub(crate) data: ChunkBytes,
+}
+
+/// Where a sealed chunk's bytes live: on the heap, or in a head spill file (`head/spill.rs`).
+#[derive(Clone, Debug)]
+pub(crate) enum ChunkBytes {
+    Mem(Box<[u8]>),
+    Spilled {
+        file: std::sync::Arc<crate::head::SpillFile>,
+        offset: u32,
+        len: u32,
+    },
+}
+
+impl ChunkBytes {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            ChunkBytes::Mem(b) => b,
+            ChunkBytes::Spilled { file, offset, len } => {
+                let start = *offset as usize;
+                file.bytes()
+                    .get(start..start + *len as usize)
+                    .unwrap_or_default()
+            }
+        }
+    }
 }
 
 impl ChunkEncoder {
@@ -128,14 +153,24 @@ impl ChunkEncoder {
         }
     }
 
-    /// Freezes the chunk; the encoder is left empty.
+    /// Freezes the chunk; the encoder is left empty, with room for a chunk of about this one's
+    /// size (a series' chunks are alike, so the next one grows without reallocating).
     pub(crate) fn seal(&mut self) -> Chunk {
-        let enc = std::mem::take(self);
+        let mut enc = std::mem::take(self);
+        let len = enc.bits.bytes.len();
+        let data = exact_copy(&enc.bits.bytes);
+        let next = len + len / 8 + 8;
+        if enc.bits.bytes.capacity() <= next + next / 4 {
+            enc.bits.bytes.clear();
+            self.bits.bytes = enc.bits.bytes;
+        } else {
+            self.bits.bytes = Vec::with_capacity(next);
+        }
         Chunk {
             min_t: enc.first_t,
             max_t: enc.last_t,
             count: enc.count,
-            data: enc.bits.bytes.into_boxed_slice(),
+            data: ChunkBytes::Mem(data),
         }
     }
 
@@ -147,8 +182,15 @@ impl ChunkEncoder {
 
 impl Chunk {
     pub(crate) fn iter(&self) -> ChunkIter<'_> {
-        ChunkIter::new(&self.data, self.count)
+        ChunkIter::new(self.data.bytes(), self.count)
     }
+}
+
+/// A heap copy of exactly `bytes`. Sealed chunks hold most of the head's memory; shrinking the
+/// doubling encoder buffer in place instead (`Vec::into_boxed_slice`) lets an allocator keep the
+/// whole block — mimalloc keeps a block that is at most half unused — so up to 2× the bytes.
+pub(crate) fn exact_copy(bytes: &[u8]) -> Box<[u8]> {
+    Box::from(bytes)
 }
 
 fn fits(v: i64, bits: u32) -> bool {
@@ -473,8 +515,8 @@ mod tests {
             enc.append(i * 1000 + (i * i) % 7, i as f64 * 1.5);
         }
         let mut chunk = enc.seal();
-        let short = chunk.data.len() / 2;
-        chunk.data = chunk.data[..short].to_vec().into_boxed_slice();
+        let short = chunk.data.bytes().len() / 2;
+        chunk.data = ChunkBytes::Mem(chunk.data.bytes()[..short].into());
         let mut it = chunk.iter();
         let n = it.by_ref().count();
         assert!(n < 50);

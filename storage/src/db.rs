@@ -169,6 +169,8 @@ pub struct Db {
     /// Exemplars of all series (`exemplar.rs`); written under the append lock (`wal`).
     exemplars: RwLock<ExemplarRing>,
     metrics: StorageMetrics,
+    /// Number of the next head spill file; the lock makes spill passes one at a time.
+    spill_seq: Mutex<u64>,
 }
 
 impl Db {
@@ -188,6 +190,7 @@ impl Db {
             metadata: RwLock::new(BTreeMap::new()),
             exemplars: RwLock::new(exemplars),
             metrics,
+            spill_seq: Mutex::new(0),
         }
     }
 
@@ -202,6 +205,9 @@ impl Db {
             std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
             maintenance::open_blocks(dir, &metrics)?
         };
+        if !opts.read_only {
+            crate::head::spill::reset_dir(dir)?;
+        }
         let head = Head::new(opts.block_range_ms);
         // Everything before the newest block's end is persisted; the WAL may still hold it.
         if let Some(end) = blocks.iter().map(|b| b.meta().max_time).max() {
@@ -296,6 +302,7 @@ impl Db {
             metadata: RwLock::new(BTreeMap::new()),
             exemplars: RwLock::new(exemplars),
             metrics,
+            spill_seq: Mutex::new(0),
         })
     }
 
@@ -544,6 +551,48 @@ impl Db {
         self.metrics
             .active_series
             .set(self.head.num_series() as i64);
+        self.maybe_spill();
+    }
+
+    /// Moves sealed head chunks out of memory into a spill file once enough have piled up
+    /// (`head/spill.rs`). Runs on the appending thread after the WAL lock is released; a pass
+    /// already running elsewhere makes this a no-op.
+    fn maybe_spill(&self) {
+        self.spill_over(crate::head::spill::SPILL_THRESHOLD_BYTES);
+    }
+
+    /// A spill pass if at least `threshold` sealed bytes are in memory.
+    fn spill_over(&self, threshold: usize) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        if self.head.sealed_in_memory() < threshold.max(1) {
+            return;
+        }
+        let Some(mut seq) = self.spill_seq.try_lock() else {
+            return;
+        };
+        // Deletions and truncation (flush, block cuts) change existing chunks; they run under
+        // the maintenance lock, so a pass holds it too (and waits for the next append if busy).
+        let Some(_maintenance) = self.maintenance.try_lock() else {
+            return;
+        };
+        if self.head.sealed_in_memory() < threshold.max(1) {
+            return;
+        }
+        let path = dir
+            .join(crate::head::spill::SPILL_DIR)
+            .join(format!("{:08}", *seq));
+        *seq += 1;
+        match self.head.spill_sealed(&path) {
+            Ok(bytes) => {
+                self.metrics.head_chunk_bytes_spilled.inc_by(bytes);
+            }
+            Err(e) => {
+                // The chunks stay in memory; nothing is lost.
+                tracing::warn!(error = %e, "could not spill sealed head chunks to disk");
+            }
+        }
     }
 
     /// Makes everything written so far durable (used at shutdown).
@@ -658,6 +707,8 @@ fn created_series<'a>(
 mod histogram_block_tests;
 #[cfg(test)]
 mod histogram_tests;
+#[cfg(test)]
+mod spill_tests;
 
 #[cfg(test)]
 mod tests {

@@ -6,16 +6,18 @@
 //! boundaries, so persisting a range to a block and truncating the head never splits a chunk.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
 mod histograms;
 mod packed_labels;
+pub(crate) mod spill;
 
 use histograms::HistogramStore;
 use packed_labels::PackedLabels;
+pub(crate) use spill::SpillFile;
 
 use crate::block::tombstones::Tombstones;
 use crate::chunk::{Chunk, ChunkEncoder, SAMPLES_PER_CHUNK};
@@ -145,15 +147,30 @@ impl MemSeries {
         self.hists.push(s, range);
     }
 
-    fn append(&mut self, t: i64, v: f64, range: i64) {
+    /// Appends a sample; returns the bytes of the chunk sealed to make room (0 if none).
+    fn append(&mut self, t: i64, v: f64, range: i64) -> usize {
         let crosses =
             !self.open.is_empty() && t.div_euclid(range) != self.open.min_t().div_euclid(range);
+        let mut sealed = 0;
         if crosses || self.open.count() >= SAMPLES_PER_CHUNK {
             let chunk = self.open.seal();
+            sealed = chunk.data.bytes().len();
             self.sealed.push(chunk);
         }
         self.open.append(t, v);
         self.last = Some((t, LastValue::Float(v.to_bits())));
+        sealed
+    }
+
+    /// The sealed float chunks, oldest first.
+    pub(crate) fn sealed_chunks(&self) -> &[Chunk] {
+        &self.sealed
+    }
+
+    /// The sealed float chunk starting at `min_t`.
+    pub(crate) fn sealed_chunk_mut(&mut self, min_t: i64) -> Option<&mut Chunk> {
+        let i = self.sealed.binary_search_by_key(&min_t, |c| c.min_t).ok()?;
+        self.sealed.get_mut(i)
     }
 
     fn min_t(&self) -> Option<i64> {
@@ -244,7 +261,7 @@ impl MemSeries {
         self.sealed.clear();
         self.open = ChunkEncoder::default();
         for s in &all {
-            self.append(s.t, s.v, range);
+            let _sealed = self.append(s.t, s.v, range);
         }
         self.last = last;
         (total - all.len()) as u64
@@ -433,6 +450,8 @@ pub(crate) struct Head {
     min_valid_t: AtomicI64,
     /// Deletions applied to the head whose samples the WAL may still replay (`db/admin.rs`).
     deletions: Mutex<Tombstones<Labels>>,
+    /// Bytes of float chunks sealed since the last spill pass started (`head/spill.rs`).
+    sealed_in_memory: AtomicUsize,
 }
 
 impl Head {
@@ -445,7 +464,20 @@ impl Head {
             max_t: AtomicI64::new(i64::MIN),
             min_valid_t: AtomicI64::new(i64::MIN),
             deletions: Mutex::new(Tombstones::default()),
+            sealed_in_memory: AtomicUsize::new(0),
         }
+    }
+
+    /// Bytes of float chunks sealed in memory since the last spill pass started.
+    pub(crate) fn sealed_in_memory(&self) -> usize {
+        self.sealed_in_memory.load(Ordering::Relaxed)
+    }
+
+    /// Moves the sealed float chunks held in memory into a new spill file at `path`; returns
+    /// the bytes moved (see `head/spill.rs`).
+    pub(crate) fn spill_sealed(&self, path: &std::path::Path) -> Result<u64, crate::StorageError> {
+        self.sealed_in_memory.store(0, Ordering::Relaxed);
+        spill::spill(&self.all_series(), path)
     }
 
     pub(crate) fn num_series(&self) -> usize {
@@ -590,9 +622,10 @@ impl Head {
     /// Appends one sample that the caller already checked.
     pub(crate) fn append_checked(&self, series: &HeadSeries, t: i64, v: f64) {
         let mut s = series.lock();
-        s.append(t, v, self.chunk_range);
+        let sealed = s.append(t, v, self.chunk_range);
         series.publish_last(s.last);
         drop(s);
+        self.note_sealed(sealed);
         self.note_appended(1, t, t);
     }
 
@@ -600,14 +633,16 @@ impl Head {
     pub(crate) fn append_run(&self, series: &HeadSeries, samples: impl Iterator<Item = Sample>) {
         let mut s = series.lock();
         let (mut n, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
+        let mut sealed = 0;
         for x in samples {
-            s.append(x.t, x.v, self.chunk_range);
+            sealed += s.append(x.t, x.v, self.chunk_range);
             first = first.min(x.t);
             last = last.max(x.t);
             n += 1;
         }
         series.publish_last(s.last);
         drop(s);
+        self.note_sealed(sealed);
         if n > 0 {
             self.note_appended(n, first, last);
         }
@@ -631,6 +666,12 @@ impl Head {
         drop(s);
         if n > 0 {
             self.note_appended(n, first, last);
+        }
+    }
+
+    fn note_sealed(&self, bytes: usize) {
+        if bytes > 0 {
+            self.sealed_in_memory.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 

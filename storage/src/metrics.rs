@@ -27,6 +27,7 @@ pub struct StorageMetrics {
     pub out_of_order_exemplars: Counter,
     pub max_exemplars: Gauge,
     pub exemplars_rejected: Family<Vec<(String, String)>, Counter>,
+    pub head_chunk_bytes_spilled: Counter,
 }
 
 impl StorageMetrics {
@@ -104,6 +105,11 @@ impl StorageMetrics {
             "sextant_blocks_quarantined",
             "Unreadable blocks moved to the quarantine directory at startup",
             self.blocks_quarantined.clone(),
+        );
+        registry.register(
+            "sextant_head_chunks_spilled_bytes",
+            "Bytes of sealed head chunks moved from memory into memory-mapped spill files",
+            self.head_chunk_bytes_spilled.clone(),
         );
         registry.register(
             "sextant_wal_truncated_bytes",

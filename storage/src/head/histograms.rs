@@ -58,7 +58,7 @@ impl HistogramStore {
             min_t: first.t,
             max_t: last.t,
             count: self.open.len(),
-            data: data.into_boxed_slice(),
+            data: crate::chunk::exact_copy(&data),
         });
         self.open.clear();
     }
