@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use sextant_ingest::otlp::{convert, export_protobuf, wire, DeltaTracker};
+use sextant_ingest::otlp::{convert, export_protobuf, wire, Arena, DeltaTracker};
 use sextant_ingest::OtlpOptions;
 use sextant_storage::{Db, DbOptions, FsyncPolicy};
 
@@ -227,7 +227,9 @@ fn bench(c: &mut Criterion) {
     let opts = OtlpOptions::default();
     let deltas = DeltaTracker::new(Duration::from_secs(3600));
     let body = request(1).encode_to_vec();
-    let samples = convert(&request(1), &opts, &deltas).num_samples() as u64;
+    let first = request(1);
+    let mut arena = Arena::new();
+    let samples = convert(&first, &arena, &opts, &deltas).num_samples() as u64;
     let mut g = c.benchmark_group("otlp");
     g.throughput(Throughput::Elements(samples));
 
@@ -242,11 +244,15 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let req =
                 ExportMetricsServiceRequest::decode(black_box(body.as_slice())).expect("decode");
-            convert(&req, &opts, &deltas).num_samples()
+            arena.reset();
+            convert(&req, &arena, &opts, &deltas).num_samples()
         })
     });
     g.bench_function("a3_convert", |b| {
-        b.iter(|| convert(black_box(&req), &opts, &deltas).num_samples())
+        b.iter(|| {
+            arena.reset();
+            convert(black_box(&req), &arena, &opts, &deltas).num_samples()
+        })
     });
 
     let mut round = 1;

@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use sextant_ingest::otlp::{convert, export, export_protobuf, DeltaTracker};
+use sextant_ingest::otlp::{convert, export, export_protobuf, Arena, DeltaTracker};
 use sextant_ingest::remote_write::ingest_body;
 use sextant_ingest::{OtlpOptions, RemoteWriteLimits};
 use sextant_storage::{Db, DbOptions, FsyncPolicy, SeriesLabels};
@@ -163,7 +163,8 @@ fn request(hosts: usize, round: u64) -> ExportMetricsServiceRequest {
 /// The same series and samples as a snappy-compressed remote write 1.0 body.
 fn remote_write_body(req: &ExportMetricsServiceRequest) -> (Vec<u8>, usize) {
     let deltas = DeltaTracker::new(Duration::from_secs(3600));
-    let c = convert(req, &OtlpOptions::default(), &deltas);
+    let arena = Arena::new();
+    let c = convert(req, &arena, &OtlpOptions::default(), &deltas);
     // Hand-encoded `prometheus.WriteRequest`: TimeSeries{labels=1{name=1,value=2}, samples=2{value=1,timestamp=2}}.
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
@@ -186,7 +187,7 @@ fn remote_write_body(req: &ExportMetricsServiceRequest) -> (Vec<u8>, usize) {
             field(&mut label, 0x12, v.as_bytes());
             field(&mut ts, 0x0a, &label);
         }
-        for s in samples {
+        for s in samples.iter() {
             let mut sample = vec![0x09];
             sample.extend_from_slice(&s.v.to_le_bytes());
             sample.push(0x10);

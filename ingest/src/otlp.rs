@@ -50,7 +50,7 @@ use crate::loki::{LokiPushState, PushError};
 pub use logs::OtlpLogsOptions;
 use tokio::sync::Semaphore;
 
-pub use convert::{convert, Converted, DeltaTracker};
+pub use convert::{convert, Arena, Converted, DeltaTracker, Samples};
 pub use opentelemetry_proto::tonic::collector::metrics::v1 as proto_collector;
 pub use opentelemetry_proto::tonic::metrics::v1 as proto_metrics;
 pub use translate::NameTranslation;
@@ -266,8 +266,28 @@ pub fn export(
     deltas: &DeltaTracker,
     req: &ExportMetricsServiceRequest,
 ) -> Result<ExportMetricsServiceResponse, OtlpError> {
-    let converted = convert(req, options, deltas);
-    store(db, &converted)
+    with_arena(|arena| store(db, &convert(req, arena, options, deltas)))
+}
+
+thread_local! {
+    /// This thread's conversion arena, kept between requests (see [`with_arena`]).
+    static ARENA: std::cell::Cell<Option<Arena>> = const { std::cell::Cell::new(None) };
+}
+
+/// Arenas larger than this after a request are freed rather than kept for the next one.
+const MAX_KEPT_ARENA_BYTES: usize = 16 << 20;
+
+/// Runs `f` with this thread's conversion arena, then resets it for the next request: a
+/// request's labels cost no allocation per series and no page faults once the thread has
+/// converted a request of that size.
+fn with_arena<R>(f: impl FnOnce(&Arena) -> R) -> R {
+    let mut arena = ARENA.take().unwrap_or_default();
+    let result = f(&arena);
+    if arena.allocated_bytes() <= MAX_KEPT_ARENA_BYTES {
+        arena.reset();
+        ARENA.set(Some(arena));
+    }
+    result
 }
 
 /// Decodes a protobuf `ExportMetricsServiceRequest` body (borrowing from it, see [`wire`]),
@@ -283,7 +303,7 @@ pub fn export_protobuf(
             "body is not a protobuf ExportMetricsServiceRequest: {e}"
         ))
     })?;
-    store(db, &convert::convert_view(&view, options, deltas))
+    with_arena(|arena| store(db, &convert::convert_view(&view, arena, options, deltas)))
 }
 
 /// Appends converted series and metadata to storage and builds the response.
@@ -294,12 +314,12 @@ pub fn store(db: &Db, c: &Converted) -> Result<ExportMetricsServiceResponse, Otl
     let storage_err =
         |e: sextant_storage::StorageError| OtlpError::Internal(format!("storage error: {e}"));
     let floats = db
-        .append_series(c.floats.iter().map(|(l, s)| (l, s.as_slice())))
+        .append_series(c.floats.iter().map(|(l, s)| (l, &s[..])))
         .map_err(storage_err)?;
     let hists = if c.histograms.is_empty() {
         Default::default()
     } else {
-        db.append_histogram_series(c.histograms.iter().map(|(l, s)| (l, s.as_slice())))
+        db.append_histogram_series(c.histograms.iter().map(|(l, s)| (l, &s[..])))
             .map_err(storage_err)?
     };
     // Exemplars never refuse a request: drops are counted by reason, as for remote write.

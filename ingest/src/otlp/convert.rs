@@ -19,12 +19,12 @@
 //!   exponential histograms to the native histogram series. An exemplar without a value is
 //!   dropped and counted in `Converted::invalid_exemplars`.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bumpalo::Bump;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
@@ -32,7 +32,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint,
 };
 use parking_lot::Mutex;
-use sextant_storage::labels::SeriesHasher;
+use sextant_storage::labels::{hash_pairs, SeriesHasher};
 use sextant_storage::{
     CounterResetHint, Exemplar, FloatHistogram, HistogramSample, Labels, MetricMetadata, Sample,
     SeriesLabels, Span, MAX_EXEMPLAR_LABEL_CHARS, METRIC_NAME, STALE_NAN_BITS,
@@ -63,15 +63,92 @@ pub mod reason {
     pub const DELTA_OUT_OF_ORDER: &str = "otlp_delta_out_of_order";
 }
 
-/// A request turned into storage batches.
+/// Memory for one request's converted label sets and the strings made for them (translated
+/// names, suffixed metric names, `le` values): [`Converted`] borrows from it, so label pairs
+/// are plain `&str` copies with nothing to free per series. Reset it between requests to reuse
+/// its memory.
 #[derive(Debug, Default)]
+pub struct Arena(Bump);
+
+impl Arena {
+    pub fn new() -> Arena {
+        Arena::default()
+    }
+
+    /// Frees everything allocated, keeping the largest chunk for the next request.
+    pub fn reset(&mut self) {
+        self.0.reset();
+    }
+
+    /// Bytes held (chunks allocated).
+    pub fn allocated_bytes(&self) -> usize {
+        self.0.allocated_bytes()
+    }
+
+    fn str(&self, s: &str) -> &str {
+        self.0.alloc_str(s)
+    }
+
+    fn pairs<'a>(&'a self, pairs: &[(&'a str, &'a str)]) -> &'a [(&'a str, &'a str)] {
+        self.0.alloc_slice_copy(pairs)
+    }
+}
+
+/// One series' samples in a request: one kept inline (a request usually carries one point
+/// per series), more in a vector.
+#[derive(Clone, Debug)]
+pub struct Samples<T> {
+    first: T,
+    /// Empty, or every sample (`first` included).
+    more: Vec<T>,
+}
+
+impl<T: Clone> Samples<T> {
+    fn new(x: T) -> Samples<T> {
+        Samples {
+            first: x,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, x: T) {
+        if self.more.is_empty() {
+            self.more.reserve(4);
+            self.more.push(self.first.clone());
+        }
+        self.more.push(x);
+    }
+
+    /// Sorts by time (points may arrive in any order).
+    fn sort_by_time(&mut self, t: impl Fn(&T) -> i64) {
+        if !self.more.is_sorted_by_key(&t) {
+            self.more.sort_by_key(t);
+        }
+    }
+}
+
+impl<T> Deref for Samples<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        if self.more.is_empty() {
+            std::slice::from_ref(&self.first)
+        } else {
+            &self.more
+        }
+    }
+}
+
+/// A request turned into storage batches.
+#[derive(Debug)]
 pub struct Converted<'a> {
-    pub floats: Vec<(OtlpLabels<'a>, Vec<Sample>)>,
-    pub histograms: Vec<(OtlpLabels<'a>, Vec<HistogramSample>)>,
+    pub floats: Vec<(OtlpLabels<'a>, Samples<Sample>)>,
+    pub histograms: Vec<(OtlpLabels<'a>, Samples<HistogramSample>)>,
     /// Exemplars by series, each list sorted by time.
     pub exemplars: Vec<(OtlpLabels<'a>, Vec<Exemplar>)>,
     /// Exemplars dropped during conversion (no value).
     pub invalid_exemplars: usize,
+    /// Metadata by family, in request order (a later entry for a family replaces an earlier
+    /// one); an entry equal to the family's previous one is left out.
     pub metadata: Vec<(String, MetricMetadata)>,
     /// Data points seen.
     pub points: usize,
@@ -82,6 +159,7 @@ pub struct Converted<'a> {
     hist_index: HashIndex,
     exemplar_index: HashIndex,
     scratch: LabelScratch<'a>,
+    arena: &'a Arena,
 }
 
 /// Hashes a `u64` key by identity: series hashes are already avalanche-mixed
@@ -110,6 +188,24 @@ impl Hasher for IdentityHasher {
 type HashIndex = HashMap<u64, usize, BuildHasherDefault<IdentityHasher>>;
 
 impl<'a> Converted<'a> {
+    fn new(arena: &'a Arena, series_hint: usize) -> Converted<'a> {
+        let hint = series_hint.min(1 << 16);
+        Converted {
+            floats: Vec::with_capacity(hint),
+            histograms: Vec::new(),
+            exemplars: Vec::new(),
+            invalid_exemplars: 0,
+            metadata: Vec::new(),
+            points: 0,
+            rejected: BTreeMap::new(),
+            float_index: HashIndex::with_capacity_and_hasher(hint, Default::default()),
+            hist_index: HashIndex::default(),
+            exemplar_index: HashIndex::default(),
+            scratch: LabelScratch::default(),
+            arena,
+        }
+    }
+
     pub fn rejected_points(&self) -> usize {
         self.rejected.values().sum()
     }
@@ -134,7 +230,7 @@ impl<'a> Converted<'a> {
                 self.float_index
                     .entry(labels.hash64())
                     .or_insert(self.floats.len());
-                self.floats.push((labels, vec![sample]));
+                self.floats.push((labels, Samples::new(sample)));
             }
         }
     }
@@ -147,7 +243,7 @@ impl<'a> Converted<'a> {
                 self.hist_index
                     .entry(labels.hash64())
                     .or_insert(self.histograms.len());
-                self.histograms.push((labels, vec![sample]));
+                self.histograms.push((labels, Samples::new(sample)));
             }
         }
     }
@@ -185,14 +281,10 @@ impl<'a> Converted<'a> {
         }
         self.exemplar_index = HashIndex::default();
         for (_, s) in &mut self.floats {
-            if !s.is_sorted_by_key(|x| x.t) {
-                s.sort_by_key(|x| x.t);
-            }
+            s.sort_by_time(|x| x.t);
         }
         for (_, s) in &mut self.histograms {
-            if !s.is_sorted_by_key(|x| x.t) {
-                s.sort_by_key(|x| x.t);
-            }
+            s.sort_by_time(|x| x.t);
         }
         self.float_index = HashIndex::default();
         self.hist_index = HashIndex::default();
@@ -332,51 +424,13 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// A label name or value: borrowed from the request, or shared (translated names, formatted
-/// numbers, suffixed metric names).
-#[derive(Clone, Debug)]
-pub enum Str<'a> {
-    Borrowed(&'a str),
-    Shared(Arc<str>),
-}
-
-impl Deref for Str<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        match self {
-            Str::Borrowed(s) => s,
-            Str::Shared(s) => s,
-        }
-    }
-}
-
-impl PartialEq for Str<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl<'a> From<Cow<'a, str>> for Str<'a> {
-    fn from(c: Cow<'a, str>) -> Self {
-        match c {
-            Cow::Borrowed(s) => Str::Borrowed(s),
-            Cow::Owned(s) => Str::Shared(s.into()),
-        }
-    }
-}
-
-impl From<String> for Str<'_> {
-    fn from(s: String) -> Self {
-        Str::Shared(s.into())
-    }
-}
-
-/// One output series' labels, sorted by name, borrowing from the request where it can (so
-/// storage finds existing series without allocating, as with remote write), with their series
-/// hash computed once (storage and the request's de-duplication both use it).
-#[derive(Clone, Debug)]
+/// One output series' labels, sorted by name, borrowing from the request or the request's
+/// [`Arena`] (so storage finds existing series without allocating, as with remote write),
+/// with their series hash computed once (storage and the request's de-duplication both use
+/// it).
+#[derive(Clone, Copy, Debug)]
 pub struct OtlpLabels<'a> {
-    pairs: Vec<(Str<'a>, Str<'a>)>,
+    pairs: &'a [(&'a str, &'a str)],
     /// `hash_pairs` of `pairs`.
     hash: u64,
 }
@@ -388,32 +442,23 @@ impl PartialEq for OtlpLabels<'_> {
 }
 
 impl<'a> OtlpLabels<'a> {
-    fn new(pairs: Vec<(Str<'a>, Str<'a>)>) -> OtlpLabels<'a> {
-        let hash = Unhashed(&pairs).hash64();
-        OtlpLabels { pairs, hash }
+    /// Copies sorted `pairs` into `arena`.
+    fn new(arena: &'a Arena, pairs: &[(&'a str, &'a str)]) -> OtlpLabels<'a> {
+        OtlpLabels {
+            hash: hash_pairs(pairs.iter().copied()),
+            pairs: arena.pairs(pairs),
+        }
     }
 
     /// The value of label `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, v)| &**v)
-    }
-}
-
-/// Sorted pairs whose hash is storage's series hash (the trait's default).
-struct Unhashed<'p, 'a>(&'p [(Str<'a>, Str<'a>)]);
-
-impl SeriesLabels for Unhashed<'_, '_> {
-    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (&**n, &**v))
+        self.pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 }
 
 impl SeriesLabels for OtlpLabels<'_> {
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.pairs.iter().map(|(n, v)| (&**n, &**v))
+        self.pairs.iter().copied()
     }
 
     fn hash64(&self) -> u64 {
@@ -422,21 +467,25 @@ impl SeriesLabels for OtlpLabels<'_> {
 }
 
 /// An attribute value as a label value, borrowed when it is a string.
-fn value_str<'a>(v: &AttrValue<'a>) -> Str<'a> {
+fn value_str<'a>(v: &AttrValue<'a>, arena: &'a Arena) -> &'a str {
     match v {
-        AttrValue::Str(s) => Str::Borrowed(s),
-        other => Str::from(attr_string(other)),
+        AttrValue::Str(s) => s,
+        other => arena.str(&attr_string(other)),
     }
 }
+
+/// (name, value, priority, original key) of a label before sorting; see [`LabelSet::new`].
+type Entry<'a> = (&'a str, &'a str, u8, &'a str);
 
 /// Reused buffers for building label sets, and translated attribute names of this request.
 #[derive(Debug, Default)]
 struct LabelScratch<'a> {
-    /// (name, value, priority, original key) before sorting; see [`LabelSet::new`].
-    entries: Vec<(Str<'a>, Str<'a>, u8, &'a str)>,
+    entries: Vec<Entry<'a>>,
+    /// One label set being built.
+    pairs: Vec<(&'a str, &'a str)>,
     /// Attribute keys that need translation, with their label names (a short list: requests
     /// repeat a few keys on every point).
-    names: Vec<(&'a str, Str<'a>)>,
+    names: Vec<(&'a str, &'a str)>,
 }
 
 /// Translated names remembered per request; more distinct keys than this are translated
@@ -446,76 +495,82 @@ const NAME_CACHE_ENTRIES: usize = 64;
 impl<'a> LabelScratch<'a> {
     /// The label name of attribute key `key`, borrowed when it needs no change.
     fn label_name(
-        names: &mut Vec<(&'a str, Str<'a>)>,
+        names: &mut Vec<(&'a str, &'a str)>,
         key: &'a str,
         mode: NameTranslation,
-    ) -> Str<'a> {
+        arena: &'a Arena,
+    ) -> &'a str {
         if !needs_translation(key, mode) {
-            return Str::Borrowed(key);
+            return key;
         }
         if let Some((_, n)) = names.iter().find(|(k, _)| *k == key) {
-            return n.clone();
+            return n;
         }
-        let n = Str::from(label_name(key, mode));
+        let n = arena.str(&label_name(key, mode));
         if names.len() < NAME_CACHE_ENTRIES {
-            names.push((key, n.clone()));
+            names.push((key, n));
         }
         n
     }
 }
 
 /// The labels of one data point (without the metric name): sorted by name, unique.
-#[derive(Clone, Default)]
+#[derive(Clone, Copy, Default)]
 struct LabelSet<'a> {
-    pairs: Vec<(Str<'a>, Str<'a>)>,
+    pairs: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> LabelSet<'a> {
     /// `base` (promoted resource attributes) first, then the attributes (which win over
     /// `base`; attributes whose names collide after translation are joined with `;` in key
     /// order), then `job` and `instance` (which win over both). Empty values are dropped.
+    #[allow(clippy::too_many_arguments)]
     fn new<'v>(
-        base: &LabelSet<'a>,
+        base: LabelSet<'a>,
         attrs: impl Iterator<Item = &'v Attr<'a>>,
-        job: &Str<'a>,
-        instance: &Str<'a>,
+        job: &'a str,
+        instance: &'a str,
         opts: &OtlpOptions,
         scratch: &mut LabelScratch<'a>,
+        arena: &'a Arena,
     ) -> LabelSet<'a>
     where
         'a: 'v,
     {
-        let LabelScratch { entries: e, names } = scratch;
+        let LabelScratch {
+            entries: e,
+            names,
+            pairs,
+        } = scratch;
         e.clear();
-        for (n, v) in &base.pairs {
-            e.push((n.clone(), v.clone(), 0, ""));
+        for &(n, v) in base.pairs {
+            e.push((n, v, 0, ""));
         }
         for kv in attrs {
-            let v = value_str(&kv.value);
+            let v = value_str(&kv.value, arena);
             if !v.is_empty() {
-                let n = LabelScratch::label_name(names, kv.key, opts.translation);
+                let n = LabelScratch::label_name(names, kv.key, opts.translation, arena);
                 e.push((n, v, 1, kv.key));
             }
         }
         for (n, v) in [("job", job), ("instance", instance)] {
             if !v.is_empty() {
-                e.push((Str::Borrowed(n), v.clone(), 2, ""));
+                e.push((n, v, 2, ""));
             }
         }
-        let order = |a: &(Str<'a>, Str<'a>, u8, &'a str), b: &(Str<'a>, Str<'a>, u8, &'a str)| {
-            cmp_str(&a.0, &b.0)
+        let order = |a: &Entry<'a>, b: &Entry<'a>| {
+            cmp_str(a.0, b.0)
                 .then(a.2.cmp(&b.2))
-                .then(cmp_str(a.3, b.3))
+                .then_with(|| cmp_str(a.3, b.3))
         };
         e.sort_unstable_by(order);
-        // Room for the metric name and an extra pair (`le`, `quantile`).
-        let mut pairs: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(e.len() + 2);
+        pairs.clear();
         let mut last_prio = 0;
-        for (n, v, prio, _) in e.drain(..) {
+        for &(n, v, prio, _) in e.iter() {
             match pairs.last_mut() {
-                Some(last) if *last.0 == *n => {
+                Some(last) if last.0 == n => {
                     last.1 = if prio == 1 && last_prio == 1 {
-                        Str::from(format!("{};{}", &*last.1, &*v))
+                        arena.str(&format!("{};{}", last.1, v))
                     } else {
                         v
                     };
@@ -524,96 +579,107 @@ impl<'a> LabelSet<'a> {
             }
             last_prio = prio;
         }
-        LabelSet { pairs }
+        LabelSet {
+            pairs: arena.pairs(pairs),
+        }
     }
 
     /// The series labels: these pairs plus the metric name and an optional extra pair (`le`,
-    /// `quantile`), which replace pairs of the same name.
-    fn build(&self, name: &Str<'a>, extra: Option<(&'static str, Str<'a>)>) -> OtlpLabels<'a> {
-        let mut v: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(self.pairs.len() + 2);
-        let extra_name = extra.as_ref().map(|e| e.0);
-        let mut name = Some(name.clone());
+    /// `quantile`), which replace pairs of the same name; `buf` is scratch space.
+    fn build(
+        &self,
+        name: &'a str,
+        extra: Option<(&'static str, &'a str)>,
+        buf: &mut Vec<(&'a str, &'a str)>,
+        arena: &'a Arena,
+    ) -> OtlpLabels<'a> {
+        buf.clear();
+        let extra_name = extra.map(|e| e.0);
+        let mut name = Some(name);
         let mut extra = extra;
-        for (n, val) in &self.pairs {
-            let ns: &str = n;
-            if let Some(m) = name.take_if(|_| ns >= METRIC_NAME) {
-                v.push((Str::Borrowed(METRIC_NAME), m));
+        for &(n, val) in self.pairs {
+            if let Some(m) = name.take_if(|_| n >= METRIC_NAME) {
+                buf.push((METRIC_NAME, m));
             }
-            if let Some((en, ev)) = extra.take_if(|(en, _)| ns >= *en) {
-                v.push((Str::Borrowed(en), ev));
+            if let Some((en, ev)) = extra.take_if(|(en, _)| n >= *en) {
+                buf.push((en, ev));
             }
-            if ns != METRIC_NAME && Some(ns) != extra_name {
-                v.push((n.clone(), val.clone()));
+            if n != METRIC_NAME && Some(n) != extra_name {
+                buf.push((n, val));
             }
         }
         if let Some(m) = name {
-            v.push((Str::Borrowed(METRIC_NAME), m));
+            buf.push((METRIC_NAME, m));
         }
         if let Some((en, ev)) = extra {
-            v.push((Str::Borrowed(en), ev));
+            buf.push((en, ev));
         }
-        OtlpLabels::new(v)
+        OtlpLabels::new(arena, buf)
     }
 
     /// The series of metric `name` that differ only in their `le` label (a classic
     /// histogram's buckets): the pairs around `le` and the series hash of the pairs before it
     /// are computed once, not per bucket.
-    fn le_family(&self, name: &Str<'a>) -> LeFamily<'a> {
-        let mut pairs = self.build(name, Some(("le", Str::Borrowed("")))).pairs;
+    fn le_family(
+        &self,
+        name: &'a str,
+        buf: &mut Vec<(&'a str, &'a str)>,
+        arena: &'a Arena,
+    ) -> LeFamily<'a> {
+        let pairs = self.build(name, Some(("le", "")), buf, arena).pairs;
         let at = pairs
             .iter()
-            .position(|(n, _)| &**n == "le")
+            .position(|(n, _)| *n == "le")
             .unwrap_or(pairs.len());
-        let suffix = pairs.split_off(at.saturating_add(1).min(pairs.len()));
-        pairs.truncate(at);
+        let prefix = &pairs[..at];
+        let suffix = &pairs[at.saturating_add(1).min(pairs.len())..];
         let mut prefix_hash = SeriesHasher::default();
-        for (n, v) in &pairs {
+        for (n, v) in prefix {
             prefix_hash.add(n);
             prefix_hash.add(v);
         }
         LeFamily {
-            prefix: pairs,
+            prefix,
             suffix,
             prefix_hash,
+            arena,
         }
-    }
-
-    /// [`LabelSet::build`] without an extra pair, reusing this set's buffer.
-    fn into_labels(mut self, name: &Str<'a>) -> OtlpLabels<'a> {
-        let at = self.pairs.partition_point(|p| *p.0 < *METRIC_NAME);
-        match self.pairs.get_mut(at) {
-            Some(p) if *p.0 == *METRIC_NAME => p.1 = name.clone(),
-            _ => self
-                .pairs
-                .insert(at, (Str::Borrowed(METRIC_NAME), name.clone())),
-        }
-        OtlpLabels::new(self.pairs)
     }
 }
 
 /// Series that differ only in their `le` value; see [`LabelSet::le_family`].
 struct LeFamily<'a> {
     /// Pairs before `le`, and their series hash state.
-    prefix: Vec<(Str<'a>, Str<'a>)>,
+    prefix: &'a [(&'a str, &'a str)],
     prefix_hash: SeriesHasher,
     /// Pairs after `le`.
-    suffix: Vec<(Str<'a>, Str<'a>)>,
+    suffix: &'a [(&'a str, &'a str)],
+    arena: &'a Arena,
 }
 
 impl<'a> LeFamily<'a> {
     /// The series with `le="{le}"`; equal to `LabelSet::build(name, Some(("le", le)))`.
-    fn labels(&self, le: Str<'a>) -> OtlpLabels<'a> {
+    fn labels(&self, le: &'a str) -> OtlpLabels<'a> {
         let mut hash = self.prefix_hash;
         hash.add("le");
-        hash.add(&le);
-        for (n, v) in &self.suffix {
+        hash.add(le);
+        for (n, v) in self.suffix {
             hash.add(n);
             hash.add(v);
         }
-        let mut pairs = Vec::with_capacity(self.prefix.len() + 1 + self.suffix.len());
-        pairs.extend_from_slice(&self.prefix);
-        pairs.push((Str::Borrowed("le"), le));
-        pairs.extend_from_slice(&self.suffix);
+        let p = self.prefix.len();
+        let pairs = self
+            .arena
+            .0
+            .alloc_slice_fill_with(p + 1 + self.suffix.len(), |i| {
+                if i < p {
+                    self.prefix[i]
+                } else if i == p {
+                    ("le", le)
+                } else {
+                    self.suffix[i - p - 1]
+                }
+            });
         OtlpLabels {
             pairs,
             hash: hash.finish(),
@@ -621,14 +687,31 @@ impl<'a> LeFamily<'a> {
     }
 }
 
-/// `a.cmp(b)`, deciding on the first byte without a `memcmp` call when it differs (label names
-/// mostly differ there).
+/// The first 8 bytes of `s` as a big-endian number, zero-padded.
+#[inline]
+fn prefix8(s: &[u8]) -> u64 {
+    match s.first_chunk::<8>() {
+        Some(w) => u64::from_be_bytes(*w),
+        None => {
+            let mut w = 0u64;
+            for (i, &b) in s.iter().enumerate() {
+                w |= u64::from(b) << (56 - 8 * i);
+            }
+            w
+        }
+    }
+}
+
+/// `a.cmp(b)`, deciding on the first 8 bytes without a `memcmp` call when they differ (label
+/// names mostly differ there). Zero padding orders a proper prefix first, as `str` does; equal
+/// padded prefixes (including a real NUL against padding) fall back to the full comparison.
 #[inline]
 fn cmp_str(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.as_bytes().first(), b.as_bytes().first()) {
-        (Some(x), Some(y)) if x != y => x.cmp(y),
-        _ => a.cmp(b),
+    let (x, y) = (prefix8(a.as_bytes()), prefix8(b.as_bytes()));
+    if x != y {
+        return x.cmp(&y);
     }
+    a.cmp(b)
 }
 
 /// Per-stream running totals that turn delta temporality into cumulative.
@@ -844,51 +927,77 @@ fn is_delta(temporality: i32) -> Option<bool> {
     }
 }
 
-/// Converts a decoded request. Delta streams update `deltas`.
+/// Converts a decoded request, allocating its labels in `arena`. Delta streams update
+/// `deltas`.
 pub fn convert<'a>(
     req: &'a ExportMetricsServiceRequest,
+    arena: &'a Arena,
     opts: &OtlpOptions,
     deltas: &DeltaTracker,
 ) -> Converted<'a> {
-    convert_view(&RequestView::from_proto(req), opts, deltas)
+    convert_view(&RequestView::from_proto(req), arena, opts, deltas)
 }
 
-/// Converts a request view (see [`super::wire::decode`]); the result borrows what the view
-/// borrows, not the view. Delta streams update `deltas`.
+/// Output series a request will have at most, roughly (to size buffers once).
+fn series_hint(req: &RequestView<'_>) -> usize {
+    let mut n = 0usize;
+    for rm in &req.resources {
+        n += 1;
+        for m in &rm.metrics {
+            n += match &m.data {
+                Some(DataView::Histogram { points, .. }) => {
+                    points.len() * (points.first().map_or(0, |p| p.explicit_bounds.len()) + 3)
+                }
+                Some(DataView::Summary(points)) => {
+                    points.len() * (points.first().map_or(0, |p| p.quantiles.len()) + 2)
+                }
+                Some(d) => d.len(),
+                None => 0,
+            };
+        }
+    }
+    n
+}
+
+/// Converts a request view (see [`super::wire::decode`]), allocating its labels in `arena`;
+/// the result borrows what the view borrows and the arena, not the view. Delta streams update
+/// `deltas`.
 pub fn convert_view<'a>(
     req: &RequestView<'a>,
+    arena: &'a Arena,
     opts: &OtlpOptions,
     deltas: &DeltaTracker,
 ) -> Converted<'a> {
     deltas.sweep();
-    let mut out = Converted::default();
-    let none = Str::Borrowed("");
+    let mut out = Converted::new(arena, series_hint(req));
+    let mut caches = Caches::default();
     for rm in &req.resources {
         let attrs: &[Attr<'a>] = &rm.attributes;
         let find = |k: &str| attrs.iter().find(|kv| kv.key == k);
         // Promoted resource attributes; data point attributes win over them.
         let base = LabelSet::new(
-            &LabelSet::default(),
+            LabelSet::default(),
             attrs
                 .iter()
                 .filter(|kv| opts.promote_resource_attributes.iter().any(|p| p == kv.key)),
-            &none,
-            &none,
+            "",
+            "",
             opts,
             &mut out.scratch,
+            arena,
         );
         let job = match (find(SERVICE_NAME), find(SERVICE_NAMESPACE)) {
-            (Some(name), Some(ns)) => Str::from(format!(
+            (Some(name), Some(ns)) => arena.str(&format!(
                 "{}/{}",
                 attr_string(&ns.value),
                 attr_string(&name.value)
             )),
-            (Some(name), None) => value_str(&name.value),
-            _ => Str::Borrowed(""),
+            (Some(name), None) => value_str(&name.value, arena),
+            _ => "",
         };
         let instance = find(SERVICE_INSTANCE_ID)
-            .map(|kv| value_str(&kv.value))
-            .unwrap_or(Str::Borrowed(""));
+            .map(|kv| value_str(&kv.value, arena))
+            .unwrap_or("");
         let resource = Resource {
             base,
             job,
@@ -897,7 +1006,7 @@ pub fn convert_view<'a>(
 
         let mut newest: Option<i64> = None;
         for metric in &rm.metrics {
-            let t = convert_metric(metric, &resource, opts, deltas, &mut out);
+            let t = convert_metric(metric, &resource, opts, deltas, &mut caches, &mut out);
             newest = newest.max(t);
         }
 
@@ -910,14 +1019,16 @@ pub fn convert_view<'a>(
         });
         if let (Some(t), true) = (newest, info_attrs.clone().next().is_some()) {
             let set = LabelSet::new(
-                &LabelSet::default(),
+                LabelSet::default(),
                 &mut info_attrs,
-                &resource.job,
-                &resource.instance,
+                resource.job,
+                resource.instance,
                 opts,
                 &mut out.scratch,
+                arena,
             );
-            out.push_float(set.build(&Str::Borrowed("target_info"), None), t, 1.0);
+            let labels = set.build("target_info", None, &mut out.scratch.pairs, arena);
+            out.push_float(labels, t, 1.0);
         }
     }
     out.finish();
@@ -927,37 +1038,55 @@ pub fn convert_view<'a>(
 /// What every series of one resource shares.
 struct Resource<'a> {
     base: LabelSet<'a>,
-    job: Str<'a>,
-    instance: Str<'a>,
+    job: &'a str,
+    instance: &'a str,
+}
+
+/// Per-request caches: metric names and `le` values repeat across a request's resources.
+#[derive(Default)]
+struct Caches<'a> {
+    names: NameCache<'a>,
+    les: LeCache<'a>,
 }
 
 /// `le` label values for one bucket layout, reused while points share it.
 #[derive(Default)]
-struct LeCache {
+struct LeCache<'a> {
     bounds: Vec<f64>,
-    les: Vec<Str<'static>>,
+    les: &'a [&'a str],
 }
 
-impl LeCache {
-    fn get(&mut self, bounds: &[f64]) -> &[Str<'static>] {
+impl<'a> LeCache<'a> {
+    fn get(&mut self, bounds: &[f64], arena: &'a Arena) -> &'a [&'a str] {
         if self.bounds.as_slice() != bounds || self.les.len() != bounds.len() + 1 {
             self.bounds = bounds.to_vec();
-            self.les = bounds
-                .iter()
-                .chain([&f64::INFINITY])
-                .map(|b| Str::from(format_float(*b)))
-                .collect();
+            self.les = arena.0.alloc_slice_fill_with(bounds.len() + 1, |i| {
+                let bound = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                arena.str(&format_float(bound))
+            });
         }
-        &self.les
+        self.les
     }
 }
 
 /// A metric's output names.
+#[derive(Clone, Copy)]
 struct Names<'a> {
-    base: Str<'a>,
-    bucket: Str<'a>,
-    sum: Str<'a>,
-    count: Str<'a>,
+    base: &'a str,
+    bucket: &'a str,
+    sum: &'a str,
+    count: &'a str,
+}
+
+/// Output names by (OTLP name, unit, Prometheus type) within one request, with the help text
+/// last recorded in the request's metadata for them.
+#[derive(Default)]
+struct NameCache<'a> {
+    entries: HashMap<(&'a str, &'a str, &'static str), (Names<'a>, &'a str)>,
+    families: HashSet<&'a str>,
+    /// Two entries translate to one family name: metadata is then recorded for every
+    /// metric, so that the last one still wins.
+    shared_family: bool,
 }
 
 /// Converts one metric; returns the newest timestamp (ms) it produced samples for.
@@ -966,6 +1095,7 @@ fn convert_metric<'a>(
     res: &Resource<'a>,
     opts: &OtlpOptions,
     deltas: &DeltaTracker,
+    caches: &mut Caches<'a>,
     out: &mut Converted<'a>,
 ) -> Option<i64> {
     let Some(data) = &metric.data else {
@@ -994,73 +1124,104 @@ fn convert_metric<'a>(
         out.reject(reason::UNSPECIFIED_TEMPORALITY, points);
         return None;
     };
-    let name = metric_name(metric.name, metric.unit, kind, opts.translation);
-    out.metadata.push((
-        name.to_string(),
-        MetricMetadata {
-            metric_type: prom_type.to_string(),
-            help: metric.description.to_string(),
-            unit: unit_words(metric.unit).0,
-        },
-    ));
-
-    let suffixed = |suffix: &str| -> Str<'a> { Str::from(format!("{name}{suffix}")) };
-    let names = Names {
-        bucket: suffixed("_bucket"),
-        sum: suffixed("_sum"),
-        count: suffixed("_count"),
-        base: Str::from(name),
+    let arena = out.arena;
+    let cache = &mut caches.names;
+    let key = (metric.name, metric.unit, prom_type);
+    let (names, record) = match cache.entries.get_mut(&key) {
+        Some((names, help)) => {
+            let record = cache.shared_family || *help != metric.description;
+            *help = metric.description;
+            (*names, record)
+        }
+        None => {
+            let name = arena.str(&metric_name(
+                metric.name,
+                metric.unit,
+                kind,
+                opts.translation,
+            ));
+            let suffixed = |suffix: &str| -> &'a str { arena.str(&format!("{name}{suffix}")) };
+            let names = Names {
+                bucket: suffixed("_bucket"),
+                sum: suffixed("_sum"),
+                count: suffixed("_count"),
+                base: name,
+            };
+            if !cache.families.insert(name) {
+                cache.shared_family = true;
+            }
+            cache.entries.insert(key, (names, metric.description));
+            (names, true)
+        }
     };
+    if record {
+        out.metadata.push((
+            names.base.to_string(),
+            MetricMetadata {
+                metric_type: prom_type.to_string(),
+                help: metric.description.to_string(),
+                unit: unit_words(metric.unit).0,
+            },
+        ));
+    }
+
     let labels_for = |attrs: &[Attr<'a>], out: &mut Converted<'a>| -> LabelSet<'a> {
         LabelSet::new(
-            &res.base,
+            res.base,
             attrs.iter(),
-            &res.job,
-            &res.instance,
+            res.job,
+            res.instance,
             opts,
             &mut out.scratch,
+            arena,
         )
     };
+    let build =
+        |set: LabelSet<'a>,
+         name: &'a str,
+         extra: Option<(&'static str, &'a str)>,
+         out: &mut Converted<'a>| { set.build(name, extra, &mut out.scratch.pairs, arena) };
     let mut newest: Option<i64> = None;
     match data {
         DataView::Gauge(points) => {
             for dp in points {
-                let labels = labels_for(&dp.attributes, out).into_labels(&names.base);
+                let set = labels_for(&dp.attributes, out);
+                let labels = build(set, names.base, None, out);
                 newest = newest.max(number_point(dp, labels, false, deltas, out));
             }
         }
         DataView::Sum { points, .. } => {
             for dp in points {
-                let labels = labels_for(&dp.attributes, out).into_labels(&names.base);
-                let for_exemplars = (!dp.exemplars.is_empty()).then(|| labels.clone());
+                let set = labels_for(&dp.attributes, out);
+                let labels = build(set, names.base, None, out);
                 let t = number_point(dp, labels, delta, deltas, out);
-                if let (Some(_), Some(labels)) = (t, for_exemplars) {
+                if t.is_some() && !dp.exemplars.is_empty() {
                     for e in out.convert_exemplars(&dp.exemplars) {
-                        out.push_exemplar(labels.clone(), e);
+                        out.push_exemplar(labels, e);
                     }
                 }
                 newest = newest.max(t);
             }
         }
         DataView::Histogram { points, .. } => {
-            let mut les = LeCache::default();
             for dp in points {
                 let set = labels_for(&dp.attributes, out);
-                let t = classic_point(dp, &set, &names, &mut les, delta, deltas, out);
+                let les = caches.les.get(&dp.explicit_bounds, arena);
+                let t = classic_point(dp, set, &names, les, delta, deltas, out);
                 if t.is_some() && !dp.exemplars.is_empty() {
-                    bucket_exemplars(dp, &set, &names, &mut les, out);
+                    bucket_exemplars(dp, set, &names, les, out);
                 }
                 newest = newest.max(t);
             }
         }
         DataView::Exponential { points, .. } => {
             for dp in points {
-                let labels = labels_for(&dp.attributes, out).into_labels(&names.base);
-                let for_exemplars = (!dp.exemplars.is_empty()).then(|| labels.clone());
+                let set = labels_for(&dp.attributes, out);
+                let labels = build(set, names.base, None, out);
                 let t = native_point(dp, labels, delta, deltas, out);
-                if let (Some(_), Some(labels)) = (t, for_exemplars) {
+                if t.is_some() && !dp.exemplars.is_empty() {
                     for e in out.convert_exemplars(&dp.exemplars) {
-                        out.push_exemplar(labels.clone(), e);
+                        out.push_exemplar(labels, e);
                     }
                 }
                 newest = newest.max(t);
@@ -1073,15 +1234,14 @@ fn convert_metric<'a>(
                 let no_value = dp.flags & FLAG_NO_RECORDED_VALUE != 0;
                 let val = |v: f64| if no_value { stale() } else { v };
                 for &(quantile, value) in &dp.quantiles {
-                    let qs = Str::from(format_float(quantile));
-                    out.push_float(
-                        set.build(&names.base, Some(("quantile", qs))),
-                        t,
-                        val(value),
-                    );
+                    let qs = arena.str(&format_float(quantile));
+                    let labels = build(set, names.base, Some(("quantile", qs)), out);
+                    out.push_float(labels, t, val(value));
                 }
-                out.push_float(set.build(&names.sum, None), t, val(dp.sum));
-                out.push_float(set.build(&names.count, None), t, val(dp.count as f64));
+                let labels = build(set, names.sum, None, out);
+                out.push_float(labels, t, val(dp.sum));
+                let labels = build(set, names.count, None, out);
+                out.push_float(labels, t, val(dp.count as f64));
                 newest = newest.max(Some(t));
             }
         }
@@ -1138,26 +1298,31 @@ fn number_point<'a>(
 
 fn classic_point<'a>(
     dp: &HistogramPoint<'_>,
-    set: &LabelSet<'a>,
+    set: LabelSet<'a>,
     names: &Names<'a>,
-    les: &mut LeCache,
+    le_values: &'a [&'a str],
     delta: bool,
     deltas: &DeltaTracker,
     out: &mut Converted<'a>,
 ) -> Option<i64> {
+    let arena = out.arena;
     let t = ns_to_ms(dp.time_unix_nano);
-    let le_values = les.get(&dp.explicit_bounds);
-    let buckets = set.le_family(&names.bucket);
-    let le = |i: usize| buckets.labels(le_values[i].clone());
+    let buckets = set.le_family(names.bucket, &mut out.scratch.pairs, arena);
+    let le = |i: usize| buckets.labels(le_values[i]);
+    let build = |name: &'a str, out: &mut Converted<'a>| {
+        set.build(name, None, &mut out.scratch.pairs, arena)
+    };
     if dp.flags & FLAG_NO_RECORDED_VALUE != 0 {
         if delta {
-            deltas.forget(set.build(&names.base, None).hash64());
+            deltas.forget(build(names.base, out).hash64());
         }
         for i in 0..le_values.len() {
             out.push_float(le(i), t, stale());
         }
-        out.push_float(set.build(&names.sum, None), t, stale());
-        out.push_float(set.build(&names.count, None), t, stale());
+        let labels = build(names.sum, out);
+        out.push_float(labels, t, stale());
+        let labels = build(names.count, out);
+        out.push_float(labels, t, stale());
         return Some(t);
     }
     let layout_ok = (dp.bucket_counts.is_empty()
@@ -1170,7 +1335,7 @@ fn classic_point<'a>(
     let sum = dp.sum.unwrap_or(0.0);
     let delta_totals;
     let (counts, sum, count) = if delta {
-        let key = set.build(&names.base, None).hash64();
+        let key = build(names.base, out).hash64();
         match deltas.buckets(key, dp, sum) {
             Some(x) => {
                 delta_totals = x;
@@ -1193,9 +1358,11 @@ fn classic_point<'a>(
     }
     out.push_float(le(dp.explicit_bounds.len()), t, count as f64);
     if dp.sum.is_some() {
-        out.push_float(set.build(&names.sum, None), t, sum);
+        let labels = build(names.sum, out);
+        out.push_float(labels, t, sum);
     }
-    out.push_float(set.build(&names.count, None), t, count as f64);
+    let labels = build(names.count, out);
+    out.push_float(labels, t, count as f64);
     Some(t)
 }
 
@@ -1204,12 +1371,12 @@ fn classic_point<'a>(
 /// and are dropped as invalid, as Prometheus' translator drops them.
 fn bucket_exemplars<'a>(
     dp: &HistogramPoint<'_>,
-    set: &LabelSet<'a>,
+    set: LabelSet<'a>,
     names: &Names<'a>,
-    les: &mut LeCache,
+    le_values: &'a [&'a str],
     out: &mut Converted<'a>,
 ) {
-    let le_values = les.get(&dp.explicit_bounds).to_vec();
+    let arena = out.arena;
     // Only buckets that got a sample (the explicit ones need bucket counts).
     let explicit = if dp.bucket_counts.is_empty() {
         0
@@ -1223,8 +1390,16 @@ fn bucket_exemplars<'a>(
             .take(explicit)
             .position(|&b| e.value <= b)
             .or_else(|| (e.value <= f64::INFINITY).then_some(dp.explicit_bounds.len()));
-        match bucket.and_then(|i| le_values.get(i).cloned()) {
-            Some(le) => out.push_exemplar(set.build(&names.bucket, Some(("le", le))), e),
+        match bucket.and_then(|i| le_values.get(i).copied()) {
+            Some(le) => {
+                let labels = set.build(
+                    names.bucket,
+                    Some(("le", le)),
+                    &mut out.scratch.pairs,
+                    arena,
+                );
+                out.push_exemplar(labels, e)
+            }
             None => out.invalid_exemplars += 1,
         }
     }

@@ -92,17 +92,18 @@ impl Owned {
 }
 
 fn run(req: &ExportMetricsServiceRequest, opts: &OtlpOptions, d: &DeltaTracker) -> Owned {
-    let c = convert(req, opts, d);
+    let arena = Arena::new();
+    let c = convert(req, &arena, opts, d);
     Owned {
         floats: c
             .floats
             .iter()
-            .map(|(l, s)| (l.to_labels(), s.clone()))
+            .map(|(l, s)| (l.to_labels(), s.to_vec()))
             .collect(),
         histograms: c
             .histograms
             .iter()
-            .map(|(l, s)| (l.to_labels(), s.clone()))
+            .map(|(l, s)| (l.to_labels(), s.to_vec()))
             .collect(),
         metadata: c.metadata.clone(),
         points: c.points,
@@ -653,7 +654,8 @@ fn exemplars_go_to_sums_and_to_the_bucket_holding_their_value() {
         ],
     );
     let d = DeltaTracker::new(Duration::from_secs(60));
-    let c = convert(&req, &OtlpOptions::default(), &d);
+    let arena = Arena::new();
+    let c = convert(&req, &arena, &OtlpOptions::default(), &d);
     assert_eq!(c.invalid_exemplars, 1);
     let db = sextant_storage::Db::in_memory();
     let resp = crate::otlp::store(&db, &c).unwrap();
@@ -732,14 +734,20 @@ fn cached_series_hashes_are_storage_hashes() {
         ..OtlpOptions::default()
     };
     let d = DeltaTracker::new(Duration::from_secs(60));
-    let c = convert(&req, &opts, &d);
+    let arena = Arena::new();
+    let c = convert(&req, &arena, &opts, &d);
     assert!(c.floats.len() >= 7, "{}", c.floats.len());
     for (l, _) in &c.floats {
         assert_eq!(l.hash64(), l.to_labels().hash64(), "{:?}", l.to_labels());
     }
     let body = prost::Message::encode_to_vec(&req);
     let view = crate::otlp::wire::decode(&body).unwrap();
-    let w = convert_view(&view, &opts, &DeltaTracker::new(Duration::from_secs(60)));
+    let w = convert_view(
+        &view,
+        &arena,
+        &opts,
+        &DeltaTracker::new(Duration::from_secs(60)),
+    );
     let labels = |c: &Converted<'_>| -> Vec<String> {
         c.floats
             .iter()
@@ -767,18 +775,15 @@ fn le_family_matches_build_and_storage_hash() {
             ("lf", "x"),
         ],
     ];
-    for pairs in sets {
-        let set = LabelSet {
-            pairs: pairs
-                .iter()
-                .map(|(n, v)| (Str::Borrowed(n), Str::Borrowed(v)))
-                .collect(),
-        };
-        let name = Str::from("http_duration_seconds_bucket".to_string());
-        let family = set.le_family(&name);
+    let arena = Arena::new();
+    for pairs in &sets {
+        let mut buf = Vec::new();
+        let set = LabelSet { pairs };
+        let name = arena.str("http_duration_seconds_bucket");
+        let family = set.le_family(name, &mut buf, &arena);
         for le in ["0.5", "+Inf"] {
-            let le = Str::from(le.to_string());
-            let want = set.build(&name, Some(("le", le.clone())));
+            let le = arena.str(le);
+            let want = set.build(name, Some(("le", le)), &mut buf, &arena);
             let got = family.labels(le);
             assert_eq!(got, want, "{pairs:?}");
             assert_eq!(got.hash64(), want.hash64());
@@ -798,4 +803,105 @@ fn cmp_str_orders_as_str() {
             assert_eq!(cmp_str(a, b), a.cmp(b), "{a:?} {b:?}");
         }
     }
+}
+
+#[test]
+fn repeated_series_are_merged_and_sorted_by_time() {
+    // One series three times in one request, out of time order, and a second series: one
+    // entry per series, its samples in time order.
+    let points = vec![
+        num(30, 0, 3.0, vec![]),
+        num(10, 0, 1.0, vec![]),
+        num(20, 0, 2.0, vec![kv("a", "x")]),
+        num(20, 0, 2.0, vec![]),
+    ];
+    let req = request(
+        svc(),
+        vec![metric(
+            "temp",
+            "",
+            Data::Gauge(Gauge {
+                data_points: points,
+            }),
+        )],
+    );
+    let c = run(
+        &req,
+        &OtlpOptions::default(),
+        &DeltaTracker::new(Duration::from_secs(60)),
+    );
+    assert_eq!(c.floats.len(), 2);
+    assert_eq!(
+        values(find(&c, r#"temp{instance="i-1", job="shop/api"}"#)),
+        vec![(10_000, 1.0), (20_000, 2.0), (30_000, 3.0)]
+    );
+    assert_eq!(
+        values(find(&c, r#"temp{a="x", instance="i-1", job="shop/api"}"#)),
+        vec![(20_000, 2.0)]
+    );
+}
+
+#[test]
+fn metadata_is_recorded_once_per_family_and_the_last_description_wins() {
+    let gauge = |name: &str, unit: &str, help: &str| Metric {
+        description: help.into(),
+        ..metric(
+            name,
+            unit,
+            Data::Gauge(Gauge {
+                data_points: vec![num(10, 0, 1.0, vec![])],
+            }),
+        )
+    };
+    // One resource per metric; `lat` in seconds and `lat_seconds` share a family name.
+    let resources = [
+        gauge("temp", "", "A"),
+        gauge("temp", "", "A"),
+        gauge("lat", "s", "X"),
+        gauge("temp", "", "B"),
+        gauge("lat_seconds", "", "Y"),
+        gauge("temp", "", "A"),
+        gauge("lat", "s", "X"),
+    ];
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut r = request(
+                    vec![
+                        kv("service.name", "api"),
+                        kv("service.instance.id", &i.to_string()),
+                    ],
+                    vec![m],
+                );
+                r.resource_metrics.remove(0)
+            })
+            .collect(),
+    };
+    let arena = Arena::new();
+    let c = convert(
+        &req,
+        &arena,
+        &OtlpOptions::default(),
+        &DeltaTracker::new(Duration::from_secs(60)),
+    );
+    let recorded: Vec<(&str, &str)> = c
+        .metadata
+        .iter()
+        .map(|(n, m)| (n.as_str(), m.help.as_str()))
+        .collect();
+    // The repeated "A" right after "A" is left out; once two metrics share a family, every
+    // entry is kept.
+    assert_eq!(
+        recorded[..3],
+        [("temp", "A"), ("lat_seconds", "X"), ("temp", "B")]
+    );
+    assert_eq!(recorded.len(), 6, "{recorded:?}");
+    let db = sextant_storage::Db::in_memory();
+    crate::otlp::store(&db, &c).unwrap();
+    let help = |family: &str| db.metadata(Some(family), None)[family].help.clone();
+    assert_eq!(help("temp"), "A");
+    assert_eq!(help("lat_seconds"), "X");
+    assert_eq!(c.floats.len(), 7, "one series per resource");
 }
