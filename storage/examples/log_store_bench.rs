@@ -5,7 +5,9 @@
 //!
 //! Lines are appended in batches of about 1 MiB grouped by stream (as pushes arrive), to a
 //! store in a temporary directory (fsync off), then flushed. Needles are searched with the
-//! selector `{service_name=~".+"}` over the whole range, as the harness does.
+//! selector `{service_name=~".+"}` over the whole range, as the harness does. `BLOCK_BYTES`
+//! (environment) overrides the block size; `STORE_DIR` keeps the store there, and a later run
+//! with the same `STORE_DIR` skips the ingest and only queries.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -46,12 +48,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(u64::MAX >> 20);
     let runs: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(5);
     let needles: Vec<String> = args.iter().skip(4).cloned().collect();
-    let text = std::fs::read_to_string(path)?;
     let dir = tempfile::tempdir()?;
+    let kept = std::env::var_os("STORE_DIR").map(std::path::PathBuf::from);
+    let reuse = kept.as_ref().is_some_and(|d| d.join("segments").is_dir());
+    let text = if reuse {
+        String::new()
+    } else {
+        std::fs::read_to_string(path)?
+    };
     let store = LogStore::open(
-        dir.path(),
+        kept.as_deref().unwrap_or(dir.path()),
         LogStoreOptions {
             fsync: FsyncPolicy::Never,
+            block_bytes: std::env::var("BLOCK_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(LogStoreOptions::default().block_bytes),
             ..LogStoreOptions::permissive()
         },
     )?;

@@ -94,6 +94,7 @@ pub trait LogSource: Send + Sync {
 
 mod bloom;
 mod codec;
+mod dictionary;
 mod segment;
 mod store;
 #[cfg(test)]

@@ -108,11 +108,15 @@ pub(crate) fn encode_block(entries: &[(u32, &LogEntry)], out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes the entries for which `keep(stream, ts, line)` holds (others are never allocated).
-pub(crate) fn decode_block(
+/// Decodes the entries for which `keep(stream, ts, line)` holds (others are never allocated),
+/// and returns them with the block's entry count. A line for which `may(start, len)` is false
+/// (its byte range in `buf`) is skipped before any other check, UTF-8 included.
+pub(crate) fn decode_block_where(
     mut buf: &[u8],
+    mut may: impl FnMut(usize, usize) -> bool,
     mut keep: impl FnMut(u32, i64, &str) -> bool,
-) -> Option<Vec<(u32, LogEntry)>> {
+) -> Option<(Vec<(u32, LogEntry)>, usize)> {
+    let total = buf.len();
     let b = &mut buf;
     let n = get_len(b, b.len())?;
     let mut ts = Vec::with_capacity(n);
@@ -151,8 +155,12 @@ pub(crate) fn decode_block(
         if len > b.len() {
             return None;
         }
+        let at = total - b.len();
         let (line, rest) = b.split_at(len);
         *b = rest;
+        if !may(at, len) {
+            continue;
+        }
         let line = std::str::from_utf8(line).ok()?;
         if !keep(stream, t, line) {
             continue;
@@ -173,5 +181,5 @@ pub(crate) fn decode_block(
             },
         ));
     }
-    b.is_empty().then_some(out)
+    b.is_empty().then_some((out, n))
 }

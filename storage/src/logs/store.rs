@@ -47,8 +47,10 @@ pub struct LogStoreOptions {
     pub head_max_bytes: usize,
     /// `maintain` flushes a non-empty head at least this often (default 15 minutes).
     pub flush_interval: Duration,
-    /// Uncompressed line bytes per block (default 1 MiB): larger compresses better, smaller
-    /// decodes less per needle hit. A block holds entries of all streams in time order.
+    /// Uncompressed line bytes per block (default 256 KiB): larger compresses better, smaller
+    /// decodes less per needle hit (with the segment dictionary, 256 KiB blocks measured
+    /// 0.5% smaller than 1 MiB blocks without). A block holds entries of all streams in time
+    /// order.
     pub block_bytes: usize,
     /// Segments smaller than this are compacted together once there are
     /// `compact_min_segments` of them (default 16 MiB and 4).
@@ -76,7 +78,7 @@ impl Default for LogStoreOptions {
             out_of_order_window: Some(Duration::from_secs(3600)),
             head_max_bytes: 128 << 20,
             flush_interval: Duration::from_secs(15 * 60),
-            block_bytes: 1 << 20,
+            block_bytes: 256 << 10,
             compact_small_bytes: 16 << 20,
             compact_min_segments: 4,
             now_ns: system_now_ns,
@@ -954,6 +956,7 @@ impl LogStore {
                     .map(|l| matches_all(q.matchers, l))
                     .collect();
                 let by_words = seg.word_candidates(&needle_texts);
+                let probe = seg.probe_keys(&hashes);
                 let blocks: Vec<usize> = seg
                     .blocks
                     .iter()
@@ -963,7 +966,7 @@ impl LogStore {
                             && b.min_ts < q.end_ns
                             && b.streams.iter().any(|p| selected[p.stream as usize])
                             && by_words[*i]
-                            && seg.block_may_contain_all(*i, &hashes)
+                            && seg.block_may_contain_all(*i, &probe)
                     })
                     .map(|(i, _)| i)
                     .collect();

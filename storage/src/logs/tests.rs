@@ -219,17 +219,31 @@ fn needles_filter_in_head_and_in_segments() {
     assert_eq!(runs.len(), 6, "a short hex/digit needle prunes nothing");
 }
 
-/// Rewrites a format 2 segment file as format 1 (drops the word index section).
-fn to_format1(bytes: &[u8]) -> Vec<u8> {
-    let n = bytes.len();
-    assert_eq!(&bytes[..8], b"SXLOGSG2");
-    let f = n - (48 + 20);
-    let words_off = u64::from_le_bytes(bytes[f + 40..f + 48].try_into().unwrap()) as usize;
-    let mut out = bytes[..words_off].to_vec();
-    out[..8].copy_from_slice(b"SXLOGSG1");
-    out.extend_from_slice(&bytes[f..f + 40]);
-    out.extend_from_slice(b"SXLOGEND");
-    out
+/// Rewrites every segment file of the store in `dir` in segment format `format` (1 or 2),
+/// with the same entries, as an older release would have written it.
+fn rewrite_segments_as(dir: &std::path::Path, format: u8, block_bytes: usize) {
+    for e in std::fs::read_dir(dir.join("segments")).unwrap() {
+        let p = e.unwrap().path();
+        let seg = segment::Segment::open(&p).unwrap();
+        let mut by_stream: Vec<Vec<LogEntry>> = vec![Vec::new(); seg.streams.len()];
+        for i in 0..seg.blocks.len() {
+            for (s, e) in seg.read_block(i, |_, _, _| true).unwrap() {
+                by_stream[s as usize].push(e);
+            }
+        }
+        let streams: Vec<(&Labels, Vec<&LogEntry>)> = seg
+            .streams
+            .iter()
+            .zip(&by_stream)
+            .map(|(l, es)| (l, es.iter().collect()))
+            .collect();
+        let bytes =
+            segment::build_format(seg.seq, &seg.covers, &streams, block_bytes, format).unwrap();
+        let magic = format!("SXLOGSG{format}");
+        assert_eq!(&bytes[..8], magic.as_bytes());
+        drop(seg);
+        std::fs::write(&p, bytes).unwrap();
+    }
 }
 
 #[test]
@@ -308,21 +322,94 @@ fn short_needles_use_the_word_index_exactly_and_format_1_still_reads() {
     }
     assert!(s.segments()[0].word_count().is_some());
     drop(s);
-    // The same segment as format 1 (no word index) reads back and answers the same.
-    let seg_dir = dir.path().join("segments");
-    for e in std::fs::read_dir(&seg_dir).unwrap() {
-        let p = e.unwrap().path();
-        let v1 = to_format1(&std::fs::read(&p).unwrap());
-        std::fs::write(&p, v1).unwrap();
+    // The same entries written as formats 2 and 1 (format 1: no word index) read back and
+    // answer the same.
+    for format in [2u8, 1] {
+        rewrite_segments_as(dir.path(), format, 1);
+        let s = LogStore::open(dir.path(), opts()).unwrap();
+        assert_eq!(s.segments()[0].word_count().is_some(), format == 2);
+        assert!(std::fs::read_dir(dir.path().join("quarantine"))
+            .unwrap()
+            .next()
+            .is_none());
+        for (text, ci, pruned, n) in cases {
+            assert_eq!(check(&s, text, ci, pruned && format == 2), n, "{text:?}");
+        }
     }
+}
+
+#[test]
+fn format_3_dictionary_blocks_and_common_keys_answer_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || LogStoreOptions {
+        block_bytes: 4096,
+        ..disk_opts()
+    };
     let s = LogStore::open(dir.path(), opts()).unwrap();
-    assert!(s.segments()[0].word_count().is_none());
-    assert!(std::fs::read_dir(dir.path().join("quarantine"))
-        .unwrap()
-        .next()
-        .is_none());
-    for (text, ci, _, n) in cases {
-        assert_eq!(check(&s, text, ci, false), n, "{text:?}");
+    let l = lbl(&[("app", "api")]);
+    // 3,000 lines of ~120 bytes: enough for a dictionary, ~90 blocks; the template is in
+    // every block (common keys), each request id in one line.
+    let mut lines: Vec<String> = (0..3000u64)
+        .map(|i| {
+            let id = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            format!(
+                "level=info msg=\"request completed\" path=/api/v1/orders user=u-{} \
+                 request_id={:016x}-{:08x} latency_ms={}",
+                i % 97,
+                id,
+                i * 7919 % 100_000,
+                i % 1000
+            )
+        })
+        .collect();
+    // Adjacent lines where the needle "qq" occurs across the boundary and, overlapping that
+    // occurrence, inside the second line.
+    lines[1000] = "xq".into();
+    lines[1001] = "qqz".into();
+    let entries = lines
+        .iter()
+        .enumerate()
+        .map(|(i, t)| entry(i as i64, t))
+        .collect();
+    s.append(&[batch(l, entries)]).unwrap();
+    s.flush().unwrap();
+    let (has_dict, common) = s.segments()[0].dictionary_and_common();
+    assert!(has_dict);
+    assert!(common > 0);
+    let rare = lines[1234].split("request_id=").nth(1).unwrap()[..25].to_string();
+    let check = |s: &LogStore, text: &str, max_runs: usize| {
+        let needle = [Needle {
+            text: text.into(),
+            case_insensitive: false,
+        }];
+        let got: Vec<String> = collect(s, &[], 0, 5000, Direction::Forward, &needle)
+            .into_iter()
+            .map(|x| x.2)
+            .collect();
+        let want: Vec<String> = lines.iter().filter(|x| x.contains(text)).cloned().collect();
+        assert_eq!(got, want, "{text:?}");
+        let q = LogQuery {
+            matchers: &[],
+            start_ns: 0,
+            end_ns: 5000,
+            direction: Direction::Forward,
+            needles: &needle,
+        };
+        let (_, runs) = s.plan(&q);
+        assert!(runs.len() <= max_runs, "{text:?}: {} runs", runs.len());
+        want.len()
+    };
+    let blocks = s.segments()[0].blocks.len();
+    assert!(blocks > 40, "{blocks} blocks");
+    for s in [s, LogStore::open(dir.path(), opts()).unwrap()] {
+        assert_eq!(
+            check(&s, "msg=\"request completed\" path=/api/v1/orders", blocks),
+            2998
+        );
+        assert_eq!(check(&s, &rare, 3), 1);
+        assert_eq!(check(&s, "qq", blocks), 1);
+        assert_eq!(check(&s, "request_id=0000000000000000-", blocks), 1);
+        assert_eq!(all(&s, Direction::Forward).len(), 3000);
     }
 }
 
