@@ -527,6 +527,21 @@ pub trait TraceAppender: Send + Sync {
         out.errors = errors;
         Ok(out)
     }
+
+    /// [`TraceAppender::append_encoded`], first calling `observe` with the record's views
+    /// (only when it holds spans), so a caller that also reads the spans (the span-metrics
+    /// generator) and the store parse the record once. `observe` runs before the spans are
+    /// written. The default parses the views with [`EncodedSpans::views`].
+    fn append_encoded_observed(
+        &self,
+        spans: EncodedSpans,
+        observe: &mut dyn FnMut(&[BatchRef<'_>]),
+    ) -> Result<TraceAppendOutcome, StorageError> {
+        if spans.accepted_spans() > 0 {
+            observe(&spans.views()?);
+        }
+        self.append_encoded(spans)
+    }
 }
 
 /// The read side of the trace store.

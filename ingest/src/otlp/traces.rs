@@ -132,22 +132,18 @@ fn store_traces_encoded(
         .finish()
         .map_err(|e| OtlpError::Internal(format!("trace encoding failed: {e}")))?;
     // The generator sees the spans the encoder accepted, as views of the record (the store
-    // refuses nothing more: all-zero ids were already dropped).
-    if let Some(g) = &backend.generator {
-        if encoded.accepted_spans() > 0 {
-            let views = encoded
-                .views()
-                .map_err(|e| OtlpError::Internal(format!("trace encoding failed: {e}")))?;
-            g.observe_views(&views);
-        }
-    }
+    // refuses nothing more: all-zero ids were already dropped); the store parses the record
+    // once for both.
     let outcome = if encoded.accepted_spans() == 0 && encoded.rejected_spans() == 0 {
         Default::default()
     } else {
-        backend
-            .appender
-            .append_encoded(encoded)
-            .map_err(|e| OtlpError::Internal(format!("storage error: {e}")))?
+        let appended = match &backend.generator {
+            Some(g) => backend
+                .appender
+                .append_encoded_observed(encoded, &mut |views| g.observe_views(views)),
+            None => backend.appender.append_encoded(encoded),
+        };
+        appended.map_err(|e| OtlpError::Internal(format!("storage error: {e}")))?
     };
     answer(counts, outcome)
 }

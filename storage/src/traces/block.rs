@@ -120,9 +120,11 @@ impl Dict {
         c
     }
 
-    fn push(&mut self, s: &str) {
+    /// Appends `s`'s code to the column and returns it.
+    fn push(&mut self, s: &str) -> u32 {
         let c = self.code(s);
         write_uvarint(&mut self.codes, u64::from(c));
+        c
     }
 
     fn into_column(self) -> Vec<u8> {
@@ -158,12 +160,12 @@ pub(crate) struct BlockWriter<W: Write> {
     rg_spans: usize,
     resources: Vec<Arc<Resource>>,
     res_ids: HashMap<Vec<u8>, u32>,
-    res_ptr: HashMap<*const Resource, u32>,
+    res_ptr: FastMap<*const Resource, u32>,
     scopes: Vec<Arc<Scope>>,
     scope_ids: HashMap<Vec<u8>, u32>,
-    scope_ptr: HashMap<*const Scope, u32>,
+    scope_ptr: FastMap<*const Scope, u32>,
     pairs: Vec<(u32, u32)>,
-    pair_ids: HashMap<(u32, u32), u32>,
+    pair_ids: FastMap<(u32, u32), u32>,
     ids: Vec<TraceId>,
     pending: Vec<(TraceId, Vec<(u32, Span)>)>,
     pending_spans: usize,
@@ -192,12 +194,12 @@ impl<W: Write> BlockWriter<W> {
             rg_spans: opts.row_group_spans.max(1),
             resources: Vec::new(),
             res_ids: HashMap::new(),
-            res_ptr: HashMap::new(),
+            res_ptr: FastMap::default(),
             scopes: Vec::new(),
             scope_ids: HashMap::new(),
-            scope_ptr: HashMap::new(),
+            scope_ptr: FastMap::default(),
             pairs: Vec::new(),
-            pair_ids: HashMap::new(),
+            pair_ids: FastMap::default(),
             ids: Vec::new(),
             pending: Vec::new(),
             pending_spans: 0,
@@ -379,10 +381,10 @@ impl<W: Write> BlockWriter<W> {
                     &mut cols[C_DUR],
                     s.end_unix_nano.wrapping_sub(s.start_unix_nano) as i64,
                 );
-                names.push(&s.name);
+                let name_code = names.push(&s.name);
                 cols[C_KIND_STATUS].push(kind_status_byte(s.kind, s.status_code));
                 write_uvarint(&mut cols[C_PAIR], u64::from(*pair));
-                sx.span(t, s, names.code(&s.name), *pair);
+                sx.span(t, s, name_code, *pair);
                 smsgs.push(&s.status_message);
                 tstates.push(&s.trace_state);
                 for v in [

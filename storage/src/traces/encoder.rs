@@ -131,6 +131,40 @@ impl EncodedSpans {
     }
 }
 
+/// Record buffers of dropped [`EncodedSpans`], reused by [`SpanBatchEncoder::with_capacity`]:
+/// a request's record is about its protobuf size (~0.7 MB for 2,000 spans), and a fresh
+/// buffer of that size per request costs page faults and kernel page zeroing, which pooling
+/// avoids. Bounded in count and per-buffer size.
+static BUF_POOL: parking_lot::Mutex<Vec<Vec<u8>>> = parking_lot::Mutex::new(Vec::new());
+const POOL_BUFFERS: usize = 16;
+const POOL_MAX_BYTES: usize = 16 << 20;
+
+/// An empty buffer with room for `bytes` bytes, from the pool when one is there.
+fn pooled_buffer(bytes: usize) -> Vec<u8> {
+    let taken = BUF_POOL.lock().pop();
+    match taken {
+        Some(mut b) => {
+            b.clear();
+            b.reserve(bytes);
+            b
+        }
+        None => Vec::with_capacity(bytes),
+    }
+}
+
+impl Drop for EncodedSpans {
+    fn drop(&mut self) {
+        let cap = self.buf.capacity();
+        if cap == 0 || cap > POOL_MAX_BYTES {
+            return;
+        }
+        let mut pool = BUF_POOL.lock();
+        if pool.len() < POOL_BUFFERS {
+            pool.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// An open count-prefixed list: where its count goes, how many bytes were reserved there, and
 /// how many items it has.
 #[derive(Clone, Copy, Debug)]
@@ -250,7 +284,7 @@ impl SpanBatchEncoder {
     /// An encoder whose record buffer starts with room for `bytes` bytes (about 1.1× the
     /// protobuf size of the request is typical).
     pub fn with_capacity(bytes: usize) -> SpanBatchEncoder {
-        let mut buf = Vec::with_capacity(RESERVE + bytes);
+        let mut buf = pooled_buffer(RESERVE + bytes);
         buf.resize(RESERVE, 0);
         SpanBatchEncoder {
             buf,
@@ -924,10 +958,72 @@ impl<'a> AttrsRef<'a> {
         self.len() == 0
     }
 
+    /// Calls `f(key, value)` for each attribute in order (duplicates included) without
+    /// UTF-8-checking keys or reading values: for the head summary, whose callers decide per
+    /// key whether the value is needed ([`UncheckedValue::read`]). Record strings were checked
+    /// when the request was decoded; a malformed entry ends the walk as in [`AttrsRef::iter`].
+    pub(crate) fn for_each_unchecked(&self, mut f: impl FnMut(&'a [u8], UncheckedValue<'a>)) {
+        match self.0 {
+            AttrsRepr::Decoded(a) => a
+                .iter()
+                .for_each(|a| f(a.key.as_bytes(), UncheckedValue::Decoded(&a.value))),
+            AttrsRepr::Encoded(..) => self
+                .raw()
+                .for_each(|(k, v)| f(k, UncheckedValue::Encoded(v))),
+        }
+    }
+
     fn raw(&self) -> RawAttrs<'a> {
         match self.0 {
             AttrsRepr::Encoded(buf, left) => RawAttrs { buf, left },
             AttrsRepr::Decoded(_) => RawAttrs { buf: &[], left: 0 },
+        }
+    }
+}
+
+/// An attribute value handed out by [`AttrsRef::for_each_unchecked`], read on demand.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UncheckedValue<'a> {
+    /// The value's encoding (tag first).
+    Encoded(&'a [u8]),
+    Decoded(&'a super::AttrValue),
+}
+
+/// What the head summary keeps of a value: strings as bytes (not UTF-8-checked again), the
+/// scalars, and `Other` for empty, bytes, arrays and key/value lists (or a malformed value).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum SummaryValue<'a> {
+    Str(&'a [u8]),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Other,
+}
+
+impl<'a> UncheckedValue<'a> {
+    pub(crate) fn read(self) -> SummaryValue<'a> {
+        use super::AttrValue as V;
+        match self {
+            UncheckedValue::Decoded(v) => match v {
+                V::Str(s) => SummaryValue::Str(s.as_bytes()),
+                V::Int(i) => SummaryValue::Int(*i),
+                V::Double(d) => SummaryValue::Double(*d),
+                V::Bool(b) => SummaryValue::Bool(*b),
+                _ => SummaryValue::Other,
+            },
+            UncheckedValue::Encoded(enc) => {
+                let b = &mut &enc[..];
+                let v = match get_u8(b) {
+                    Some(TAG_STR) => get_bytes(b).map(SummaryValue::Str),
+                    Some(TAG_INT) => get_i(b).map(SummaryValue::Int),
+                    Some(TAG_DOUBLE) => get_fixed(b)
+                        .map(|x| SummaryValue::Double(f64::from_bits(u64::from_le_bytes(x)))),
+                    Some(TAG_TRUE) => Some(SummaryValue::Bool(true)),
+                    Some(TAG_FALSE) => Some(SummaryValue::Bool(false)),
+                    _ => None,
+                };
+                v.unwrap_or(SummaryValue::Other)
+            }
         }
     }
 }

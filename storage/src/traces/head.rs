@@ -6,11 +6,11 @@
 //! span costs about its encoded size (~150–300 bytes) rather than a `Span` struct with heap
 //! strings. A [`Summary`] of keys and values, updated at append, answers autocomplete.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::codec::{self, get_bytes, get_u32, FastMap, FastSet};
-use super::{AttrValue, Resource, Scope, Span, SpanRef, TraceId, ValueRef};
+use super::encoder::SummaryValue;
+use super::{AttrValue, Resource, Scope, Span, SpanRef, TraceId};
 use crate::varint::write_uvarint;
 
 /// One trace's spans in the head.
@@ -28,9 +28,9 @@ pub(crate) type HeadSpan = (u32, u32, Span);
 
 pub(crate) struct Head {
     pub resources: Vec<Arc<Resource>>,
-    res_ids: HashMap<Vec<u8>, u32>,
+    res_ids: FastMap<Vec<u8>, u32>,
     pub scopes: Vec<Arc<Scope>>,
-    scope_ids: HashMap<Vec<u8>, u32>,
+    scope_ids: FastMap<Vec<u8>, u32>,
     pub traces: FastMap<TraceId, HeadTrace>,
     /// Bytes of all trace buffers.
     pub bytes: usize,
@@ -43,9 +43,9 @@ impl Default for Head {
     fn default() -> Head {
         Head {
             resources: Vec::new(),
-            res_ids: HashMap::new(),
+            res_ids: FastMap::default(),
             scopes: Vec::new(),
-            scope_ids: HashMap::new(),
+            scope_ids: FastMap::default(),
             traces: FastMap::default(),
             bytes: 0,
             spans: 0,
@@ -189,9 +189,11 @@ pub(crate) fn decode_trace(id: TraceId, t: &HeadTrace) -> Option<Vec<HeadSpan>> 
 }
 
 /// Distinct values of one field in the head, for `tag_values` without decoding spans.
+/// Strings are kept as the record's bytes (checked as UTF-8 when the request was decoded, so
+/// not again on every append) and turned into `String`s when read.
 #[derive(Default, Clone)]
 pub(crate) struct ValueSet {
-    strs: FastSet<String>,
+    strs: FastSet<Box<[u8]>>,
     /// Ints, doubles (as bits) and bools.
     others: FastSet<ScalarKey>,
     /// More than [`SUMMARY_VALUES_CAP`] values were seen: the set is incomplete.
@@ -215,23 +217,23 @@ impl ValueSet {
         self.strs.len() + self.others.len()
     }
 
-    fn add_str(&mut self, s: &str) {
+    fn add_str(&mut self, s: &[u8]) {
         if !self.overflow && !self.strs.contains(s) {
             if self.len() >= SUMMARY_VALUES_CAP {
                 self.overflow = true;
             } else {
-                self.strs.insert(s.to_owned());
+                self.strs.insert(s.into());
             }
         }
     }
 
-    fn add(&mut self, v: ValueRef<'_>) {
+    fn add(&mut self, v: SummaryValue<'_>) {
         let k = match v {
-            ValueRef::Str(s) => return self.add_str(s),
-            ValueRef::Int(i) => ScalarKey::Int(i),
-            ValueRef::Double(d) => ScalarKey::Double(d.to_bits()),
-            ValueRef::Bool(b) => ScalarKey::Bool(b),
-            _ => return,
+            SummaryValue::Str(s) => return self.add_str(s),
+            SummaryValue::Int(i) => ScalarKey::Int(i),
+            SummaryValue::Double(d) => ScalarKey::Double(d.to_bits()),
+            SummaryValue::Bool(b) => ScalarKey::Bool(b),
+            SummaryValue::Other => return,
         };
         if !self.overflow && !self.others.contains(&k) {
             if self.len() >= SUMMARY_VALUES_CAP {
@@ -246,13 +248,21 @@ impl ValueSet {
     pub(crate) fn values(&self) -> impl Iterator<Item = AttrValue> + '_ {
         self.strs
             .iter()
-            .map(|s| AttrValue::Str(s.clone()))
+            .map(|s| AttrValue::Str(String::from_utf8_lossy(s).into_owned()))
             .chain(self.others.iter().map(|k| match k {
                 ScalarKey::Int(i) => AttrValue::Int(*i),
                 ScalarKey::Double(d) => AttrValue::Double(f64::from_bits(*d)),
                 ScalarKey::Bool(b) => AttrValue::Bool(*b),
             }))
     }
+}
+
+/// A span attribute key's entry in the [`Summary`]: the values of its first occurrence per
+/// span, and per resource index how many spans of that resource carry the key.
+#[derive(Default, Clone)]
+pub(crate) struct KeyStats {
+    pub values: ValueSet,
+    pub per_resource: Vec<u64>,
 }
 
 /// What autocomplete needs from the head, kept up to date at append: attribute keys and their
@@ -268,9 +278,10 @@ pub(crate) struct Summary {
     max_start: u64,
     min_end: u64,
     spans: u64,
-    /// Span attribute key → values of its first occurrence per span, and per resource index
-    /// how many spans of that resource carry the key.
-    pub keys: FastMap<String, (ValueSet, Vec<u64>)>,
+    /// Span attribute key (bytes) → its position in `key_names` / `key_stats`.
+    key_ids: FastMap<Box<[u8]>, u32>,
+    key_names: Vec<String>,
+    key_stats: Vec<KeyStats>,
     pub names: ValueSet,
     pub status_messages: ValueSet,
     /// By resource index: spans using it.
@@ -286,7 +297,20 @@ impl Summary {
         }
     }
 
-    /// Adds one span (with its resource index).
+    /// The span attribute keys seen.
+    pub(crate) fn key_names(&self) -> impl Iterator<Item = &String> + '_ {
+        self.key_names.iter()
+    }
+
+    /// What is known of span attribute `key`.
+    pub(crate) fn key(&self, key: &str) -> Option<&KeyStats> {
+        let &i = self.key_ids.get(key.as_bytes())?;
+        self.key_stats.get(i as usize)
+    }
+
+    /// Adds one span (with its resource index). Per attribute: one lookup of the key's bytes,
+    /// then (unless its value set is full) one of the value; keys and string values are not
+    /// UTF-8-checked again (see [`ValueSet`]).
     pub(crate) fn add(&mut self, res: u32, s: &SpanRef<'_>) {
         if !self.valid {
             return;
@@ -294,44 +318,59 @@ impl Summary {
         self.spans += 1;
         self.max_start = self.max_start.max(s.start_unix_nano);
         self.min_end = self.min_end.min(s.end_unix_nano);
-        self.names.add_str(s.name);
-        self.status_messages.add_str(s.status_message);
+        self.names.add_str(s.name.as_bytes());
+        self.status_messages.add_str(s.status_message.as_bytes());
         let r = res as usize;
         if self.res_spans.len() <= r {
             self.res_spans.resize(r + 1, 0);
         }
         self.res_spans[r] += 1;
-        // Keys seen so far in this span (the first few on the stack; the rest re-scanned).
-        let mut seen: [&str; 32] = [""; 32];
-        for (i, (key, value)) in s.attributes.iter().enumerate() {
-            let dup = if i <= seen.len() {
-                seen[..i].contains(&key)
-            } else {
-                s.attributes.iter().take(i).any(|(k, _)| k == key)
-            };
-            if let Some(slot) = seen.get_mut(i) {
-                *slot = key;
-            }
-            if dup {
-                continue; // Only the first attribute with a key counts.
-            }
-            let count = |(set, per_res): &mut (ValueSet, Vec<u64>)| {
-                set.add(value);
-                if per_res.len() <= r {
-                    per_res.resize(r + 1, 0);
-                }
-                per_res[r] += 1;
-            };
-            if let Some(e) = self.keys.get_mut(key) {
-                count(e);
-                continue;
-            }
-            if self.keys.len() >= SUMMARY_KEYS_CAP {
-                self.valid = false;
+        // Keys (by position) already counted for this span: only the first attribute with a
+        // key counts. The first few on the stack, the rest in a vector.
+        let mut seen = [0u32; 32];
+        let mut n_seen = 0usize;
+        let mut seen_more: Vec<u32> = Vec::new();
+        s.attributes.for_each_unchecked(|key, value| {
+            if !self.valid {
                 return;
             }
-            count(self.keys.entry(key.to_owned()).or_default());
-        }
+            let id = match self.key_ids.get(key) {
+                Some(&id) => id,
+                None => {
+                    if self.key_names.len() >= SUMMARY_KEYS_CAP {
+                        self.valid = false;
+                        return;
+                    }
+                    let Ok(name) = std::str::from_utf8(key) else {
+                        return; // Never in a record (keys are checked when decoded).
+                    };
+                    let id = self.key_names.len() as u32;
+                    self.key_ids.insert(key.into(), id);
+                    self.key_names.push(name.to_owned());
+                    self.key_stats.push(KeyStats::default());
+                    id
+                }
+            };
+            if seen[..n_seen].contains(&id) || seen_more.contains(&id) {
+                return;
+            }
+            if n_seen < seen.len() {
+                seen[n_seen] = id;
+                n_seen += 1;
+            } else {
+                seen_more.push(id);
+            }
+            let Some(k) = self.key_stats.get_mut(id as usize) else {
+                return;
+            };
+            if !k.values.overflow {
+                k.values.add(value.read());
+            }
+            if k.per_resource.len() <= r {
+                k.per_resource.resize(r + 1, 0);
+            }
+            k.per_resource[r] += 1;
+        });
     }
 
     /// Whether every span of the head overlaps `[start_ns, end_ns]` (so the summary is exact

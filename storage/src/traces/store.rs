@@ -702,8 +702,8 @@ fn relog_head(head: &Head, w: &mut TraceWal) -> Result<(), StorageError> {
     let mut groups: BTreeMap<(u32, u32), Vec<RelogSpan<'_>>> = BTreeMap::new();
     for (id, t) in &head.traces {
         super::head::for_each_entry(&t.buf, |r, s, body| {
-            let mut b = body;
-            let (start, end) = match get_span_body(&mut b, *id) {
+            // Only the times are needed: a view, not a decoded span.
+            let (start, end) = match super::SpanRef::parse(*id, body) {
                 Some(sp) => (sp.start_unix_nano, sp.end_unix_nano),
                 None => (t.min_start, t.max_end),
             };
@@ -737,7 +737,9 @@ fn relog_head(head: &Head, w: &mut TraceWal) -> Result<(), StorageError> {
         }
     }
     wal::seal_record(&mut buf);
-    w.write(&buf)
+    // The caller syncs the new generation before it is used.
+    let _unsynced = w.write(&buf)?;
+    Ok(())
 }
 
 fn put_str_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -930,11 +932,12 @@ impl TraceAppender for TraceStore {
             offset: 0,
             reason: "freshly encoded trace record does not parse".into(),
         })?;
-        let full = {
+        let (full, ticket) = {
             let mut wal_guard = self.wal.lock();
-            if let Some(w) = wal_guard.as_mut() {
-                w.write(&buf)?;
-            }
+            let ticket = match wal_guard.as_mut() {
+                Some(w) => w.write(&buf)?,
+                None => None,
+            };
             let mut head = self.head.write();
             let now = self.now_ms();
             // Intern with the batch's own Arcs (no decoding on the hot path).
@@ -969,8 +972,12 @@ impl TraceAppender for TraceStore {
                     summary.add(r, &super::SpanRef::of(&batch.spans[i]));
                 }
             }
-            head.bytes >= self.opts.max_head_bytes
+            (head.bytes >= self.opts.max_head_bytes, ticket)
         };
+        // Durable before the answer; the fsync is shared with concurrent appends.
+        if let Some(t) = ticket {
+            t.wait()?;
+        }
         if full {
             self.cut_full_head()?;
         }
@@ -982,6 +989,31 @@ impl TraceAppender for TraceStore {
     fn append_encoded(
         &self,
         spans: super::EncodedSpans,
+    ) -> Result<TraceAppendOutcome, StorageError> {
+        self.append_record(spans, None)
+    }
+
+    /// As `append_encoded`; the views `observe` gets are the ones the head summary reads.
+    fn append_encoded_observed(
+        &self,
+        spans: super::EncodedSpans,
+        observe: &mut dyn FnMut(&[super::BatchRef<'_>]),
+    ) -> Result<TraceAppendOutcome, StorageError> {
+        self.append_record(spans, Some(observe))
+    }
+}
+
+/// What [`TraceAppender::append_encoded_observed`] calls with a record's views.
+type Observer<'o> = &'o mut dyn FnMut(&[super::BatchRef<'_>]);
+
+impl TraceStore {
+    /// The encoded append: parse the record once into views (for `observe` and the head
+    /// summary) before taking any lock; under the WAL lock write the frame and, under the head
+    /// lock, copy the span bodies in; release both, then wait for the (group-committed) fsync.
+    fn append_record(
+        &self,
+        spans: super::EncodedSpans,
+        observe: Option<Observer<'_>>,
     ) -> Result<TraceAppendOutcome, StorageError> {
         let out = spans.outcome();
         if out.accepted_spans == 0 {
@@ -997,25 +1029,31 @@ impl TraceAppender for TraceStore {
         let rec = wal::parse_record(payload)
             .ok_or_else(|| corrupt("encoded trace record does not parse"))?;
         debug_assert!(insert_record(&mut Head::default(), payload, &rec, 0, true));
-        // What the head summary reads of each span, parsed before taking the locks.
         let views = rec
             .iter()
             .map(|b| {
-                b.spans
+                let resource = super::encoder::resource_attrs(&payload[b.resource.clone()])?;
+                let spans = b
+                    .spans
                     .iter()
                     .map(|sp| super::SpanRef::parse(sp.trace_id, &payload[sp.body.clone()]))
-                    .collect::<Option<Vec<_>>>()
+                    .collect::<Option<Vec<_>>>()?;
+                Some(super::BatchRef { resource, spans })
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| corrupt("encoded span does not parse"))?;
-        let full = {
+        if let Some(observe) = observe {
+            observe(&views);
+        }
+        let (full, ticket) = {
             let mut wal_guard = self.wal.lock();
-            if let Some(w) = wal_guard.as_mut() {
-                w.write(frame)?;
-            }
+            let ticket = match wal_guard.as_mut() {
+                Some(w) => w.write(frame)?,
+                None => None,
+            };
             let mut head = self.head.write();
             let now = self.now_ms();
-            for (b, spans) in rec.iter().zip(&views) {
+            for (b, view) in rec.iter().zip(&views) {
                 let res_enc = &payload[b.resource.clone()];
                 let scope_enc = &payload[b.scope.clone()];
                 let r = head.intern_resource(res_enc, || {
@@ -1041,12 +1079,16 @@ impl TraceAppender for TraceStore {
                     );
                 }
                 let summary = head.summary.get_mut();
-                for v in spans {
+                for v in &view.spans {
                     summary.add(r, v);
                 }
             }
-            head.bytes >= self.opts.max_head_bytes
+            (head.bytes >= self.opts.max_head_bytes, ticket)
         };
+        // Durable before the answer; the fsync is shared with concurrent appends.
+        if let Some(t) = ticket {
+            t.wait()?;
+        }
         if full {
             self.cut_full_head()?;
         }
@@ -1214,7 +1256,7 @@ fn summary_tag_names(
 ) -> bool {
     with_summary(head, start_ns, end_ns, |s| {
         if matches!(scope, AttrScope::Span | AttrScope::Any) {
-            for k in s.keys.keys() {
+            for k in s.key_names() {
                 if !names.contains(k) {
                     names.insert(k.clone());
                 }
@@ -1253,7 +1295,7 @@ fn summary_tag_values(
             SpanField::StatusMessage => Some(&s.status_messages),
             SpanField::Attr { scope, key } => match scope {
                 AttrScope::Resource => None,
-                AttrScope::Span | AttrScope::Any => s.keys.get(key.as_str()).map(|k| &k.0),
+                AttrScope::Span | AttrScope::Any => s.key(key).map(|k| &k.values),
             },
         };
         if set.is_some_and(|v| v.overflow) {
@@ -1264,9 +1306,8 @@ fn summary_tag_values(
                 for (r, res) in used_resources(head, s) {
                     let all = s.res_spans.get(r as usize).copied().unwrap_or(0);
                     let with_key = s
-                        .keys
-                        .get(key.as_str())
-                        .and_then(|k| k.1.get(r as usize))
+                        .key(key)
+                        .and_then(|k| k.per_resource.get(r as usize))
                         .copied()
                         .unwrap_or(0);
                     // Unscoped: the resource's value counts for spans lacking the key.

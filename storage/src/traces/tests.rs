@@ -760,6 +760,49 @@ fn wal_replay_and_flush_survive_reopen() {
     compare(&store, &naive, &all_ids(&traces), &partial_ranges());
 }
 
+/// Group commit: appends from several threads at once (each answered only after a shared
+/// fsync covered its WAL frame), some of them cutting the head into blocks meanwhile, all
+/// survive a reopen without flush (as after kill -9 following the acknowledgements).
+#[test]
+fn concurrent_appends_with_group_commit_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(21);
+    let traces = gen_traces(&mut rng, 120, 7);
+    let spans: Vec<_> = traces.iter().flatten().cloned().collect();
+    let opts = TraceStoreOptions {
+        // Small enough that appends cut full heads while other threads append.
+        max_head_bytes: 64 << 10,
+        ..disk_opts()
+    };
+    let naive = NaiveTraceStore::new();
+    for part in spans.chunks(29) {
+        naive.append(batches(part)).unwrap();
+    }
+    {
+        let store = TraceStore::open(dir.path(), opts.clone()).unwrap();
+        let quarter = spans.len() / 4 + 1;
+        std::thread::scope(|sc| {
+            for chunk in spans.chunks(quarter) {
+                let store = &store;
+                sc.spawn(move || {
+                    for part in chunk.chunks(29) {
+                        let out = store.append(batches(part)).unwrap();
+                        assert_eq!(out.accepted_spans + out.rejected_spans, part.len() as u64);
+                    }
+                });
+            }
+        });
+        assert!(
+            store.stats().blocks > 0,
+            "the head was cut during the appends"
+        );
+        compare(&store, &naive, &all_ids(&traces), &[FULL]);
+        // Dropped without flush.
+    }
+    let store = TraceStore::open(dir.path(), opts).unwrap();
+    compare(&store, &naive, &all_ids(&traces), &[FULL]);
+}
+
 /// Cutting only idle traces re-logs the rest into the new WAL generation, so they survive a
 /// crash after the old generation is deleted.
 #[test]

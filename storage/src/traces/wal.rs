@@ -6,7 +6,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use super::codec::{get_bytes, get_count, get_fixed, get_u, put_resource, put_scope};
 use super::{SpanBatch, TraceId};
@@ -114,7 +118,53 @@ pub(crate) struct TraceWal {
     pub generation: u64,
     fsync: FsyncPolicy,
     last_sync: Instant,
-    dirty: bool,
+    syncer: Arc<WalSyncer>,
+}
+
+/// Group commit of one WAL file's fsyncs: frames are numbered as they are written (under the
+/// store's WAL lock); a writer that needs its frame durable calls [`SyncTicket::wait`] after
+/// releasing the lock, and one `fdatasync` then covers every frame written before it started,
+/// so concurrent appends share fsyncs instead of taking turns holding the lock across one.
+pub(crate) struct WalSyncer {
+    /// A duplicate of the WAL's descriptor (fsync of either syncs the file).
+    file: File,
+    path: PathBuf,
+    /// Frames written so far (each fully written before its number is published).
+    written: AtomicU64,
+    /// Frames known durable; the lock also serialises the fsyncs.
+    synced: Mutex<u64>,
+}
+
+impl WalSyncer {
+    /// Returns once frame `seq` (1-based) is durable, fsyncing unless another writer's fsync
+    /// already covered it.
+    fn sync_to(&self, seq: u64) -> Result<(), StorageError> {
+        let mut synced = self.synced.lock();
+        if *synced >= seq {
+            return Ok(());
+        }
+        let target = self.written.load(Ordering::Acquire);
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io(&self.path, e))?;
+        *synced = target;
+        Ok(())
+    }
+}
+
+/// A written frame that must be made durable before its append is acknowledged.
+#[must_use = "an acknowledged frame must be synced"]
+pub(crate) struct SyncTicket {
+    syncer: Arc<WalSyncer>,
+    seq: u64,
+}
+
+impl SyncTicket {
+    /// Blocks until the frame is durable (group commit, see [`WalSyncer`]). Call it without
+    /// holding the store's locks.
+    pub(crate) fn wait(self) -> Result<(), StorageError> {
+        self.syncer.sync_to(self.seq)
+    }
 }
 
 pub(crate) fn wal_path(dir: &Path, generation: u64) -> PathBuf {
@@ -189,40 +239,49 @@ impl TraceWal {
             .open(&path)
             .map_err(|e| StorageError::io(&path, e))?;
         sync_dir(dir)?;
+        let syncer = Arc::new(WalSyncer {
+            file: file.try_clone().map_err(|e| StorageError::io(&path, e))?,
+            path: path.clone(),
+            written: AtomicU64::new(0),
+            synced: Mutex::new(0),
+        });
         Ok(TraceWal {
             file,
             path,
             generation,
             fsync,
             last_sync: Instant::now(),
-            dirty: false,
+            syncer,
         })
     }
 
-    /// Writes one sealed frame and fsyncs by policy.
-    pub(crate) fn write(&mut self, frame: &[u8]) -> Result<(), StorageError> {
+    /// Writes one sealed frame. With `FsyncPolicy::Always` the frame is not durable yet: the
+    /// returned ticket's [`SyncTicket::wait`] makes it so (call it after releasing the locks);
+    /// other policies fsync here when due and return `None`.
+    pub(crate) fn write(&mut self, frame: &[u8]) -> Result<Option<SyncTicket>, StorageError> {
         self.file
             .write_all(frame)
             .map_err(|e| StorageError::io(&self.path, e))?;
-        self.dirty = true;
-        let sync = match self.fsync {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
-            FsyncPolicy::Never => false,
-        };
-        if sync {
-            self.sync()?;
+        let seq = self.syncer.written.fetch_add(1, Ordering::AcqRel) + 1;
+        match self.fsync {
+            FsyncPolicy::Always => Ok(Some(SyncTicket {
+                syncer: self.syncer.clone(),
+                seq,
+            })),
+            FsyncPolicy::Interval(d) => {
+                if self.last_sync.elapsed() >= d {
+                    self.sync()?;
+                }
+                Ok(None)
+            }
+            FsyncPolicy::Never => Ok(None),
         }
-        Ok(())
     }
 
+    /// Makes every frame written so far durable.
     pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
-        if self.dirty {
-            self.file
-                .sync_data()
-                .map_err(|e| StorageError::io(&self.path, e))?;
-            self.dirty = false;
-        }
+        self.syncer
+            .sync_to(self.syncer.written.load(Ordering::Acquire))?;
         self.last_sync = Instant::now();
         Ok(())
     }
