@@ -211,27 +211,35 @@ fn escape_go_extra(out: &mut String, s: &str) {
     }
 }
 
-/// Appends `s` as a JSON string literal, escaped as Go's `encoding/json` does.
+/// Appends `s` as a JSON string literal, escaped as Go's `encoding/json` does. Runs of bytes
+/// that need no escape are copied at once.
 pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let escaped: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '\u{8}' => Some("\\b"),
+            '\u{c}' => Some("\\f"),
+            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
+                out.push_str(&s[plain..i]);
                 let _ = write!(out, "\\u{:04x}", c as u32);
+                plain = i + c.len_utf8();
+                continue;
             }
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+            _ => None,
+        };
+        if let Some(e) = escaped {
+            out.push_str(&s[plain..i]);
+            out.push_str(e);
+            plain = i + c.len_utf8();
         }
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
@@ -242,11 +250,20 @@ pub fn write_timestamp(out: &mut String, t_ms: i64) {
     if t_ms < 0 {
         out.push('-');
     }
-    let _ = write!(out, "{}", abs / 1000);
+    write_u64(out, abs / 1000);
     let frac = abs % 1000;
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        // Three digits, zero-padded (`frac` < 1000).
+        out.push('.');
+        for d in [frac / 100, frac / 10 % 10, frac % 10] {
+            out.push(char::from(b'0' + d as u8));
+        }
     }
+}
+
+/// Appends `n` in decimal without going through `core::fmt`.
+fn write_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Formats a sample value as Prometheus does: Go's shortest representation, plain decimal
@@ -278,13 +295,163 @@ pub fn format_value(v: f64) -> String {
     format!("{v}")
 }
 
-/// Appends [`format_value`]`(v)`, without a temporary string in the common plain-decimal case.
-pub fn write_value(out: &mut String, v: f64) {
+/// Whether two shortest round-trip candidates can be equally near `v` (finite, non-zero):
+/// `…536.25` prints as `…536.2` or `…536.3`, and ryu and `core::fmt` break such ties
+/// differently. A tie needs the exact decimal expansion of `v` to be the midpoint of the
+/// shortest grid: at least two fractional digits (`v` = odd × 2^-f with f ≥ 2; with fewer,
+/// half an ulp is too small to reach both neighbours) and at most 18 significant digits
+/// (shortest forms have at most 17). Values computed by queries have ~50 fractional bits and
+/// raw counters are integers, so this is rare.
+fn may_tie(v: f64) -> bool {
     let abs = v.abs();
-    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
-        let _ = write!(out, "{v}");
+    let bits = abs.to_bits();
+    let biased = (bits >> 52) as i64;
+    let fraction = bits & ((1u64 << 52) - 1);
+    let (mantissa, exp) = if biased == 0 {
+        (fraction, -1074)
     } else {
+        (fraction | (1u64 << 52), biased - 1075)
+    };
+    let f = -(exp + i64::from(mantissa.trailing_zeros()));
+    if f < 2 {
+        return false;
+    }
+    // Significant digits of the exact expansion, from below: the integer digits plus `f`
+    // fractional ones, or (below 1) `f` minus the zeros after the point.
+    // The zeros after the point are at most -b·log10(2) for abs ≥ 2^b (b < 0): bounded
+    // from above in integers, which keeps the test conservative.
+    let significant = if abs >= 1.0 {
+        f + 1
+    } else {
+        let b = biased.max(1) - 1023;
+        f - ((-b) * 30_103 + 99_999) / 100_000 - 1
+    };
+    significant <= 18
+}
+
+/// Appends [`format_value`]`(v)`, without a temporary string: the shortest round-trip digits
+/// come from `ryu` and are laid out here in Go's notation.
+pub fn write_value(out: &mut String, v: f64) {
+    if !v.is_finite() {
+        out.push_str(if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        });
+        return;
+    }
+    if v == 0.0 {
+        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    if may_tie(v) {
         out.push_str(&format_value(v));
+        return;
+    }
+    let abs = v.abs();
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(v);
+    if !text.contains('e') && (1e-6..1e21).contains(&abs) {
+        // ryu wrote plain decimal notation with the same digits: only its `.0` on integral
+        // values differs from Go's.
+        out.push_str(text.strip_suffix(".0").unwrap_or(text));
+        return;
+    }
+    let d = Digits::of(text);
+    let (digits, point) = (d.as_str(), d.point);
+    if digits.is_empty() {
+        // Not reached for a finite non-zero value; keep the reference formatting.
+        out.push_str(&format_value(v));
+        return;
+    }
+    if d.neg {
+        out.push('-');
+    }
+    if (1e-6..1e21).contains(&abs) {
+        // Plain decimal: `digits` with the point after `point` of them.
+        if point <= 0 {
+            out.push_str("0.");
+            for _ in 0..point.unsigned_abs() {
+                out.push('0');
+            }
+            out.push_str(digits);
+        } else {
+            let point = point as usize;
+            if point >= digits.len() {
+                out.push_str(digits);
+                for _ in digits.len()..point {
+                    out.push('0');
+                }
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        // `d.ddde±XX`, the exponent with at least two digits.
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let exp = point - 1;
+        out.push_str(if exp < 0 { "e-" } else { "e+" });
+        if exp.unsigned_abs() < 10 {
+            out.push('0');
+        }
+        write_u64(out, u64::from(exp.unsigned_abs()));
+    }
+}
+
+/// The significant digits of a finite non-zero value (no leading or trailing zeros), from
+/// ryu's rendering (`-1.25e-7`, `123.0`, `1e21`, `0.001`), and the position of the decimal
+/// point relative to them: value = ±0.`digits` × 10^`point`.
+struct Digits {
+    neg: bool,
+    buf: [u8; 32],
+    len: usize,
+    point: i32,
+}
+
+impl Digits {
+    fn of(s: &str) -> Digits {
+        let (neg, s) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (mantissa, exp) = match s.split_once(['e', 'E']) {
+            Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+            None => (s, 0),
+        };
+        let int_len = mantissa.find('.').unwrap_or(mantissa.len());
+        let mut d = Digits {
+            neg,
+            buf: [0; 32],
+            len: 0,
+            point: int_len as i32 + exp,
+        };
+        for b in mantissa.bytes().filter(u8::is_ascii_digit) {
+            if d.len == 0 && b == b'0' {
+                // A leading zero moves the point instead.
+                d.point -= 1;
+                continue;
+            }
+            if d.len < d.buf.len() {
+                d.buf[d.len] = b;
+                d.len += 1;
+            }
+        }
+        while d.len > 0 && d.buf[d.len - 1] == b'0' {
+            d.len -= 1;
+        }
+        d
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 }
 
@@ -300,6 +467,87 @@ pub fn write_point(out: &mut String, t_ms: i64, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ryu-based writer agrees with the `core::fmt` reference on values of every
+    /// magnitude, around the notation switches and on pseudo-random bit patterns.
+    #[test]
+    fn write_value_matches_reference_formatting() {
+        let mut values = vec![
+            1e-6,
+            f64::from_bits(1e-6f64.to_bits() - 1),
+            1e21,
+            f64::from_bits(1e21f64.to_bits() - 1),
+            5e-324,
+            0.1 + 0.2,
+            100.0,
+            1234.5,
+            0.001_25,
+            -0.000_001_5,
+            123_456_789_012_345_680.0,
+            f64::MIN_POSITIVE,
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..100_000 {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let bits = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            values.push(f64::from_bits(bits));
+            // Values of everyday magnitudes too, with few and many digits.
+            values.push((bits % 10_000_000) as f64 / 1000.0);
+            values.push((bits >> 11) as f64 / (1u64 << 53) as f64 * 1e6);
+            // Dyadic fractions of every magnitude, where shortest forms can tie.
+            let k = 2 + (bits % 9) as u32;
+            let shift = 11 + (bits >> 60) as u32 * 3;
+            values.push((bits >> shift) as f64 / f64::from(1u32 << k));
+        }
+        // …536.25 and -…871.03125: exact midpoints between two shortest candidates.
+        values.extend([
+            f64::from_bits(0x4313_d27d_a8ac_08c1),
+            f64::from_bits(0xc26b_c627_7093_e100),
+        ]);
+        for v in values {
+            for v in [v, -v] {
+                let mut out = String::new();
+                write_value(&mut out, v);
+                assert_eq!(out, format_value(v), "{v:e} ({:#x})", v.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_and_strings() {
+        let mut out = String::new();
+        for t in [
+            0,
+            4_000,
+            1_435_781_451_781,
+            1_500,
+            -1_500,
+            -7,
+            999,
+            i64::MIN + 1,
+        ] {
+            out.clear();
+            write_timestamp(&mut out, t);
+            let secs = t.unsigned_abs() / 1000;
+            let frac = t.unsigned_abs() % 1000;
+            let sign = if t < 0 { "-" } else { "" };
+            let want = if frac == 0 {
+                format!("{sign}{secs}")
+            } else {
+                format!("{sign}{secs}.{frac:03}")
+            };
+            assert_eq!(out, want);
+        }
+        out.clear();
+        write_json_str(&mut out, "a\"b\\c\n\u{1}<x>&\u{2028}é\t");
+        assert_eq!(
+            out,
+            "\"a\\\"b\\\\c\\n\\u0001\\u003cx\\u003e\\u0026\\u2028é\\t\""
+        );
+    }
 
     #[test]
     fn value_formatting() {

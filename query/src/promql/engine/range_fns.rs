@@ -188,12 +188,14 @@ pub(super) fn linear_regression(points: &[(i64, f64)], intercept_t: i64) -> (f64
     (slope, sy / n - slope * sx / n)
 }
 
-fn avg_over_time(vals: &[f64]) -> f64 {
-    let Some((&first, rest)) = vals.split_first() else {
+/// The mean of `vals`, read in order (no intermediate copy).
+fn avg_over_time(vals: impl IntoIterator<Item = f64>) -> f64 {
+    let mut vals = vals.into_iter();
+    let Some(first) = vals.next() else {
         return f64::NAN;
     };
     let (mut sum, mut count, mut mean, mut c, mut incremental) = (first, 1.0, 0.0, 0.0, false);
-    for (i, &v) in rest.iter().enumerate() {
+    for (i, v) in vals.enumerate() {
         count = (i + 2) as f64;
         if !incremental {
             let (ns, nc) = kahan_inc(v, sum, c);
@@ -270,7 +272,7 @@ pub(super) fn apply(
         "delta" => extrapolated_rate(points, arg, false, false),
         "irate" => instant_value(points, true),
         "idelta" => instant_value(points, false),
-        "avg_over_time" => nonempty.then(|| avg_over_time(&vals())),
+        "avg_over_time" => nonempty.then(|| avg_over_time(points.iter().map(|x| x.1))),
         "sum_over_time" => nonempty.then(|| {
             let (mut s, mut c) = (0.0, 0.0);
             for x in points {
