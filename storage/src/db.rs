@@ -709,6 +709,8 @@ mod histogram_block_tests;
 mod histogram_tests;
 #[cfg(test)]
 mod spill_tests;
+#[cfg(test)]
+mod test_fixtures;
 
 #[cfg(test)]
 mod tests {

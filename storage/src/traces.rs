@@ -612,6 +612,7 @@ mod store;
 mod tests;
 mod wal;
 
+pub use codec::{FastHasher, FastState};
 pub use encoder::{
     AttrsRef, BatchRef, EncodeError, EncodedSpans, SpanBatchEncoder, SpanHeader, SpanRef, ValueRef,
 };

@@ -18,7 +18,6 @@
 //! `connection_type`.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,55 +96,9 @@ pub(crate) struct GraphOutcome {
     pub store_full: u64,
 }
 
-/// Hashes edge keys (trace id, span id: 24 bytes) with a multiply-rotate mix seeded once per
-/// process and murmur3's finaliser: SipHash over every span's key was ~2% of ingest.
-#[derive(Clone, Copy)]
-struct EdgeHashState(u64);
-
-impl Default for EdgeHashState {
-    fn default() -> EdgeHashState {
-        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        EdgeHashState(*SEED.get_or_init(|| {
-            std::collections::hash_map::RandomState::new().hash_one(0x6ea9_u64) | 1
-        }))
-    }
-}
-
-impl BuildHasher for EdgeHashState {
-    type Hasher = EdgeHasher;
-    fn build_hasher(&self) -> EdgeHasher {
-        EdgeHasher(self.0)
-    }
-}
-
-struct EdgeHasher(u64);
-
-impl EdgeHasher {
-    fn mix(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-impl Hasher for EdgeHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(w));
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
+/// Edge keys (trace id, span id) hash with the trace store's seeded fast hasher: SipHash over
+/// every span's key was ~2% of ingest.
+type EdgeHashState = sextant_storage::traces::FastState;
 
 pub(crate) struct Graph {
     options: ServiceGraphOptions,

@@ -4,21 +4,11 @@
 use super::histogram_tests::hist;
 use super::*;
 use crate::block::writer::{write_block, BlockPlan};
+use crate::db::test_fixtures::{lbl, opts};
 use crate::series_data::SeriesSamples;
-use crate::{DbOptions, FsyncPolicy, Matcher, SeriesSource};
+use crate::{DbOptions, Matcher, SeriesSource};
 
 const H: i64 = 3_600_000;
-
-fn opts() -> DbOptions {
-    DbOptions {
-        fsync: FsyncPolicy::Never,
-        ..DbOptions::default()
-    }
-}
-
-fn lbl(i: usize) -> Labels {
-    Labels::from_pairs([("__name__", "m"), ("i", &i.to_string() as &str)])
-}
 
 /// Appends `[from, to)` at 15s for `n` series: series 0 alternates between floats (first half
 /// of each hour) and histograms (second half); the others are histogram-only, with a NaN sum

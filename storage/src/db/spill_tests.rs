@@ -4,20 +4,10 @@
 
 use super::*;
 use crate::chunk::ChunkBytes;
-use crate::{DbOptions, FsyncPolicy, Matcher, SeriesSource};
+use crate::db::test_fixtures::{lbl, opts};
+use crate::{DbOptions, Matcher, SeriesSource};
 
 const STEP: i64 = 15_000;
-
-fn opts() -> DbOptions {
-    DbOptions {
-        fsync: FsyncPolicy::Never,
-        ..DbOptions::default()
-    }
-}
-
-fn lbl(i: usize) -> Labels {
-    Labels::from_pairs([("__name__", "m"), ("i", &i.to_string() as &str)])
-}
 
 /// Values with every kind of float the chunks must keep bit-exact.
 fn value(i: usize, step: i64) -> f64 {

@@ -336,7 +336,7 @@ pub(crate) fn get_span_body(b: &mut &[u8], trace_id: TraceId) -> Option<Span> {
 /// SipHash showed up at several percent of ingest and block writing. The per-process random
 /// seed and the final avalanche make collisions hard to precompute.
 #[derive(Clone, Copy)]
-pub(crate) struct FastHasher(u64);
+pub struct FastHasher(u64);
 
 impl std::hash::Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -384,7 +384,7 @@ impl FastHasher {
 
 /// Builds [`FastHasher`]s from one random seed per process.
 #[derive(Clone, Copy)]
-pub(crate) struct FastState(u64);
+pub struct FastState(u64);
 
 impl Default for FastState {
     fn default() -> FastState {

@@ -2,20 +2,10 @@
 //! the acknowledged samples, before and after a restart.
 
 use super::*;
-use crate::{DbOptions, FsyncPolicy, Matcher, Sample, SeriesSource};
+use crate::db::test_fixtures::{lbl as labels, opts};
+use crate::{DbOptions, Matcher, Sample, SeriesSource};
 
 const H: i64 = 3_600_000;
-
-fn opts() -> DbOptions {
-    DbOptions {
-        fsync: FsyncPolicy::Never,
-        ..DbOptions::default()
-    }
-}
-
-fn labels(i: usize) -> Labels {
-    Labels::from_pairs([("__name__", "m"), ("i", &i.to_string() as &str)])
-}
 
 /// Appends `[from, to)` at 15s for `n` series with decimal and awkward values.
 fn ingest(db: &Db, n: usize, from: i64, to: i64) {
