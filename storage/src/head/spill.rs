@@ -85,7 +85,7 @@ pub(crate) fn spill(series: &[(u32, SeriesRef)], path: &Path) -> Result<u64, Sto
     // (index in `series`, chunk min time, offset, length, address of the heap copy) per chunk.
     let mut written: Vec<(usize, i64, u32, u32, usize)> = Vec::new();
     let mut offset: u64 = 0;
-    {
+    let written_ok = (|| {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io)?);
         'series: for (i, (_, s)) in series.iter().enumerate() {
             let m = s.lock();
@@ -101,7 +101,12 @@ pub(crate) fn spill(series: &[(u32, SeriesRef)], path: &Path) -> Result<u64, Sto
                 }
             }
         }
-        out.flush().map_err(io)?;
+        out.flush().map_err(io)
+    })();
+    if let Err(e) = written_ok {
+        // A partial file (disk full, say) would otherwise stay until the next start.
+        let _ = std::fs::remove_file(path);
+        return Err(e);
     }
     if offset == 0 {
         std::fs::remove_file(path).map_err(io)?;
