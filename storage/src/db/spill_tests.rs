@@ -4,8 +4,8 @@
 
 use super::*;
 use crate::chunk::ChunkBytes;
-use crate::db::test_fixtures::{lbl, opts};
-use crate::{DbOptions, Matcher, SeriesSource};
+use crate::db::test_fixtures::{dump, lbl, opts};
+use crate::{DbOptions, Matcher};
 
 const STEP: i64 = 15_000;
 
@@ -38,19 +38,6 @@ fn ingest(db: &Db, series: usize, from: i64, to: i64) {
         assert_eq!(out.appended, series);
         t += STEP;
     }
-}
-
-fn dump(db: &Db) -> Vec<(String, Vec<(i64, u64)>)> {
-    db.select(&[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            (
-                s.labels.to_string(),
-                s.samples.iter().map(|x| (x.t, x.v.to_bits())).collect(),
-            )
-        })
-        .collect()
 }
 
 fn spill_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -2,8 +2,8 @@
 //! the acknowledged samples, before and after a restart.
 
 use super::*;
-use crate::db::test_fixtures::{lbl as labels, opts};
-use crate::{DbOptions, Matcher, Sample, SeriesSource};
+use crate::db::test_fixtures::{dump, lbl as labels, opts};
+use crate::{DbOptions, Sample};
 
 const H: i64 = 3_600_000;
 
@@ -24,19 +24,6 @@ fn ingest(db: &Db, n: usize, from: i64, to: i64) {
         db.append(&batch).unwrap();
         t += 15_000;
     }
-}
-
-fn dump(db: &Db) -> Vec<(String, Vec<(i64, u64)>)> {
-    db.select(&[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            (
-                s.labels.to_string(),
-                s.samples.iter().map(|x| (x.t, x.v.to_bits())).collect(),
-            )
-        })
-        .collect()
 }
 
 #[test]
