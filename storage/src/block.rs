@@ -84,6 +84,13 @@ pub(crate) struct PageCache {
     data: std::sync::Arc<Vec<u8>>,
 }
 
+/// Reusable buffers for [`Block::read_chunk_in`].
+#[derive(Default)]
+pub(crate) struct ChunkScratch {
+    ts: Vec<i64>,
+    samples: SeriesSamples,
+}
+
 pub(crate) struct Block {
     dir: PathBuf,
     meta: BlockMeta,
@@ -441,6 +448,56 @@ impl Block {
         cache: &mut PageCache,
         out: &mut SeriesSamples,
     ) -> Result<(), StorageError> {
+        let (data, lo_stream) = self.chunk_data(c, cache)?;
+        let decoded = if hcodec::is_histogram_chunk(data) {
+            hcodec::decode(data, &mut out.hists)
+        } else if let Some(lo) = lo_stream {
+            codec::decode_split(data, lo, &mut out.floats)
+        } else {
+            codec::decode(data, &mut out.floats)
+        };
+        decoded.ok_or_else(|| self.undecodable(c))
+    }
+
+    /// As [`Block::read_chunk`], keeping only the samples in `[mint, maxt]`: a float chunk's
+    /// values outside the range are skipped while decoding (its timestamps go through
+    /// `scratch`), so a short window of a long chunk costs no copy of the whole chunk.
+    pub(crate) fn read_chunk_in(
+        &self,
+        c: &ChunkMeta,
+        (mint, maxt): (i64, i64),
+        cache: &mut PageCache,
+        scratch: &mut ChunkScratch,
+        out: &mut SeriesSamples,
+    ) -> Result<(), StorageError> {
+        let (data, lo_stream) = self.chunk_data(c, cache)?;
+        let decoded = if hcodec::is_histogram_chunk(data) {
+            scratch.samples.clear();
+            let decoded = hcodec::decode(data, &mut scratch.samples.hists);
+            scratch.samples.copy_range_into(mint, maxt, out);
+            decoded
+        } else {
+            let range = codec::TimeRange { mint, maxt };
+            codec::decode_in(data, lo_stream, range, &mut scratch.ts, &mut out.floats)
+        };
+        decoded.ok_or_else(|| self.undecodable(c))
+    }
+
+    fn undecodable(&self, c: &ChunkMeta) -> StorageError {
+        corrupt(
+            &self.dir.join(CHUNKS_FILE),
+            c.page_offset,
+            "undecodable chunk".into(),
+        )
+    }
+
+    /// The bytes of one chunk and, for format 3 pages, the page's low-plane stream; the page
+    /// is decompressed into `cache` (or taken from the shared page cache).
+    fn chunk_data<'c>(
+        &self,
+        c: &ChunkMeta,
+        cache: &'c mut PageCache,
+    ) -> Result<(&'c [u8], Option<&'c [u8]>), StorageError> {
         let path = || self.dir.join(CHUNKS_FILE);
         if cache.offset != Some(c.page_offset) {
             if let Some(data) = shared_pages::get(self.pages_key, c.page_offset) {
@@ -494,14 +551,7 @@ impl Block {
             .get(start..start + c.len as usize)
             .filter(|_| lo_stream.is_none() || start >= PAGE_PREFIX)
             .ok_or_else(|| corrupt(&path(), c.page_offset, "chunk outside its page".into()))?;
-        let decoded = if hcodec::is_histogram_chunk(data) {
-            hcodec::decode(data, &mut out.hists)
-        } else if let Some(lo) = lo_stream {
-            codec::decode_split(data, lo, &mut out.floats)
-        } else {
-            codec::decode(data, &mut out.floats)
-        };
-        decoded.ok_or_else(|| corrupt(&path(), c.page_offset, "undecodable chunk".into()))
+        Ok((data, lo_stream))
     }
 
     /// All label names, sorted.

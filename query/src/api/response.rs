@@ -215,8 +215,20 @@ fn escape_go_extra(out: &mut String, s: &str) {
 /// that need no escape are copied at once.
 pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
+    let bytes = s.as_bytes();
     let mut plain = 0;
-    for (i, c) in s.char_indices() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !NEEDS_LOOK[usize::from(b)] {
+            i += 1;
+            continue;
+        }
+        // `b` starts a character that may need escaping: everything before it is plain.
+        let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
+            i += 1;
+            continue;
+        };
         let escaped: Option<&str> = match c {
             '"' => Some("\\\""),
             '\\' => Some("\\\\"),
@@ -229,6 +241,7 @@ pub fn write_json_str(out: &mut String, s: &str) {
                 out.push_str(&s[plain..i]);
                 let _ = write!(out, "\\u{:04x}", c as u32);
                 plain = i + c.len_utf8();
+                i = plain;
                 continue;
             }
             _ => None,
@@ -238,10 +251,30 @@ pub fn write_json_str(out: &mut String, s: &str) {
             out.push_str(e);
             plain = i + c.len_utf8();
         }
+        i += c.len_utf8();
     }
     out.push_str(&s[plain..]);
     out.push('"');
 }
+
+/// Bytes that start a character [`write_json_str`] may escape: control characters, `"`,
+/// `\`, `<`, `>`, `&`, and 0xE2, the lead byte of U+2028 and U+2029. Every other byte,
+/// continuation bytes included, is copied as it is.
+const NEEDS_LOOK: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xE2] = true;
+    t
+};
 
 /// Appends a millisecond timestamp as Prometheus writes it: seconds, then `.` and exactly three
 /// digits when the milliseconds are not zero (`4`, `1435781451.781`, `1.500`).
@@ -601,6 +634,44 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\n\u003c\u0026\u003e\u0001\u2028é""#);
         let via_serde = to_go_json(&["a\"b\\c\n<&>\u{1}\u{2028}é"]).unwrap_or_default();
         assert_eq!(via_serde, format!("[{s}]"));
+    }
+
+    #[test]
+    fn string_escaping_agrees_with_the_serde_path() {
+        // 0xE2 leads U+2028/U+2029 (escaped) and many other characters (not escaped).
+        let pieces = [
+            "plain",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{2027}",
+            "€",
+            "—",
+            "\u{1f}",
+            "\u{7f}",
+            "é",
+            "<",
+            ">",
+            "&",
+            "\"",
+            "\\",
+            "\n",
+            "\u{8}",
+            "\u{c}",
+            "日本",
+            "\u{10ffff}",
+            "",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let text = format!("{a}{b}x{c}");
+                    let mut direct = String::new();
+                    write_json_str(&mut direct, &text);
+                    let via_serde = to_go_json(&text).unwrap_or_default();
+                    assert_eq!(direct, via_serde, "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

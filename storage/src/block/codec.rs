@@ -180,6 +180,98 @@ fn decode_columns(mut src: Src<'_>, n: usize, out: &mut Vec<Sample>) -> Option<(
     Some(())
 }
 
+/// Inclusive time bounds of the samples a caller wants.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimeRange {
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+}
+
+/// Decodes the samples of a chunk (split when `lo_stream` is given) whose timestamps lie in
+/// `range`, appending them to `out`. All timestamps are decoded into `ts`; values outside the
+/// range are only carried along (their deltas and XORs are needed for the ones after them),
+/// never converted or stored. `None` means the bytes are not a valid chunk.
+pub(crate) fn decode_in(
+    mut data: &[u8],
+    lo_stream: Option<&[u8]>,
+    range: TimeRange,
+    ts: &mut Vec<i64>,
+    out: &mut Vec<Sample>,
+) -> Option<()> {
+    let n = usize::try_from(read_uvarint(&mut data)?).ok()?;
+    let lo = match lo_stream {
+        Some(stream) => {
+            let at = usize::try_from(read_uvarint(&mut data)?).ok()?;
+            Some(stream.get(at..)?)
+        }
+        None => None,
+    };
+    if n > MAX_CHUNK_SAMPLES {
+        return None;
+    }
+    let mut src = Src { hi: data, lo };
+    ts.clear();
+    ts.reserve(n);
+    src.for_each_int(n, |t| ts.push(t))?;
+    if ts.len() != n {
+        return None;
+    }
+    let (&kind, rest) = src.hi.split_first()?;
+    src.hi = rest;
+    // Chunks are sorted by time, so the wanted samples are one run `[first, end)`.
+    let first = ts.partition_point(|&t| t < range.mint);
+    let end = ts.partition_point(|&t| t <= range.maxt).max(first);
+    let start = out.len();
+    out.reserve(end - first);
+    let mut keep = Keep {
+        i: 0,
+        first,
+        end,
+        ts,
+        out,
+    };
+    let ok = if kind == KIND_XOR {
+        let mut bits = 0u64;
+        src.for_each_plane_value(n, |x| {
+            bits ^= x;
+            keep.push(|| f64::from_bits(bits));
+        })
+    } else if kind == KIND_BITS {
+        src.for_each_int(n, |b| keep.push(|| f64::from_bits(b as u64)))
+    } else if kind <= MAX_DECIMAL_EXPONENT {
+        src.for_each_int(n, |m| keep.push(|| from_decimal(m, kind)))
+    } else {
+        None
+    };
+    let seen = keep.i;
+    if ok.is_none() || seen != n || !src.hi.is_empty() {
+        out.truncate(start);
+        return None;
+    }
+    Some(())
+}
+
+/// Stores the values of a chunk whose index lies in `[first, end)` with their timestamps.
+struct Keep<'a> {
+    i: usize,
+    first: usize,
+    end: usize,
+    ts: &'a [i64],
+    out: &'a mut Vec<Sample>,
+}
+
+impl Keep<'_> {
+    #[inline]
+    fn push(&mut self, v: impl FnOnce() -> f64) {
+        if self.i >= self.first && self.i < self.end {
+            if let Some(&t) = self.ts.get(self.i) {
+                self.out.push(Sample { t, v: v() });
+            }
+        }
+        self.i += 1;
+    }
+}
+
 /// Whether an encoded unsplit chunk stores its values as XOR floats (measurement tools).
 #[cfg(test)]
 pub(crate) fn is_xor_chunk(mut data: &[u8]) -> bool {
@@ -709,9 +801,54 @@ mod tests {
         }
 
         #[test]
+        fn range_decoding_keeps_exactly_the_samples_in_range(
+            bits in proptest::collection::vec(any::<u64>(), 1..150),
+            steps in proptest::collection::vec(-50i64..50, 1..150),
+            gaps in proptest::collection::vec(1i64..40_000, 150),
+            a in -20_000i64..2_500_000,
+            len in 0i64..2_500_000,
+        ) {
+            let mut t = 0i64;
+            let times: Vec<i64> = gaps.iter().map(|g| { t += g; t }).collect();
+            let xor: Vec<Sample> = bits.iter().zip(&times).map(|(b, &t)| Sample { t, v: f64::from_bits(*b) }).collect();
+            let mut m = 0i64;
+            let decimal: Vec<Sample> = steps.iter().zip(&times).map(|(d, &t)| { m += d; Sample { t, v: m as f64 / 100.0 } }).collect();
+            let counter: Vec<Sample> = steps.iter().zip(&times).enumerate().map(|(i, (d, &t))| Sample { t, v: 1e3 + (i as f64) * 0.37 + (*d as f64) * 1e-9 }).collect();
+            let range = TimeRange { mint: a, maxt: a + len };
+            let mut lo = vec![7u8; 3];
+            let mut ts = Vec::new();
+            for samples in [&xor, &decimal, &counter] {
+                let expected: Vec<(i64, u64)> = samples.iter().filter(|s| s.t >= range.mint && s.t <= range.maxt).map(|s| (s.t, s.v.to_bits())).collect();
+                let mut plain = Vec::new();
+                encode(samples, &mut plain);
+                let mut hi = Vec::new();
+                encode_split(samples, &mut hi, &mut lo);
+                for (data, stream) in [(&plain, None), (&hi, Some(lo.as_slice()))] {
+                    // Appends after what `out` already holds.
+                    let mut out = vec![Sample { t: -1, v: 0.5 }];
+                    prop_assert!(decode_in(data, stream, range, &mut ts, &mut out).is_some());
+                    prop_assert_eq!(out.first().map(|s| s.t), Some(-1));
+                    let got: Vec<(i64, u64)> = out[1..].iter().map(|s| (s.t, s.v.to_bits())).collect();
+                    prop_assert_eq!(&got, &expected);
+                }
+            }
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut out = Vec::new();
             let _ = decode(&data, &mut out);
+            let range = TimeRange { mint: 0, maxt: 100 };
+            let mut ts = Vec::new();
+            // A rejected chunk leaves `out` as it was.
+            let before = out.len();
+            if decode_in(&data, None, range, &mut ts, &mut out).is_none() {
+                prop_assert_eq!(out.len(), before);
+            }
+            let before = out.len();
+            if decode_in(&data, Some(&data), range, &mut ts, &mut out).is_none() {
+                prop_assert_eq!(out.len(), before);
+            }
         }
     }
 }

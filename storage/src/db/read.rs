@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::Db;
-use crate::block::{Block, PageCache};
+use crate::block::{Block, ChunkScratch, PageCache};
 use crate::series_data::SeriesSamples;
 use crate::{Labels, Matcher, Series, SeriesSource, StorageError};
 
@@ -27,22 +27,31 @@ impl Db {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Labels>, StorageError> {
-        let mut out: BTreeSet<Labels> = BTreeSet::new();
+        // Each source yields its series sorted by labels (a block's ordinals are in label
+        // order); the runs are merged at the end.
+        let mut runs: Vec<Vec<Labels>> = Vec::new();
         for block in self.blocks_overlapping(mint, maxt) {
             let (tombstones, mut cache) = (block.tombstones(), PageCache::default());
-            for ordinal in &block.select(matchers)? {
+            let selected = block.select(matchers)?;
+            let mut run = Vec::with_capacity(selected.len() as usize);
+            for ordinal in &selected {
                 let (labels, chunks) = block.series(ordinal)?;
                 if block.has_live_samples(&tombstones, ordinal, &chunks, mint, maxt, &mut cache)? {
-                    out.insert(labels);
+                    run.push(labels);
                 }
             }
+            runs.push(run);
         }
-        for series in self.head.select(matchers) {
-            if series.lock().overlaps(mint, maxt) {
-                out.insert(series.labels());
-            }
-        }
-        Ok(out.into_iter().collect())
+        let mut head: Vec<Labels> = self
+            .head
+            .select(matchers)
+            .iter()
+            .filter(|series| series.lock().overlaps(mint, maxt))
+            .map(|series| series.labels())
+            .collect();
+        head.sort_unstable();
+        runs.push(head);
+        Ok(merge_label_runs(runs))
     }
 
     /// Label names and values can come from the indexes alone when there are no matchers and
@@ -59,6 +68,19 @@ impl Db {
             .time_range()
             .is_some_and(|(lo, hi)| lo <= maxt && hi >= mint)
     }
+}
+
+/// Joins runs of label sets, each sorted, into one sorted list without duplicates.
+fn merge_label_runs(runs: Vec<Vec<Labels>>) -> Vec<Labels> {
+    let mut runs: Vec<Vec<Labels>> = runs.into_iter().filter(|r| !r.is_empty()).collect();
+    if runs.len() <= 1 {
+        return runs.pop().unwrap_or_default();
+    }
+    let mut all: Vec<Labels> = runs.into_iter().flatten().collect();
+    // A concatenation of sorted runs: the standard sort merges them in O(n log runs).
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// Series read from one source (a block or the head), sorted by labels.
@@ -183,27 +205,25 @@ fn read_block(
     let tombstones = block.tombstones();
     read_parallel(&ordinals, |part| {
         let mut cache = PageCache::default();
-        // Chunks that reach outside the range are decoded here and only their samples in
-        // range are copied out: an instant query's lookback window is a few samples of a
-        // chunk that may hold thousands, and 100k series would otherwise each keep a
-        // whole-chunk allocation.
-        let mut scratch = SeriesSamples::default();
+        // Chunks that reach outside the range are decoded keeping only their samples in
+        // range: an instant query's lookback window is a few samples of a chunk that may hold
+        // thousands, and 100k series would otherwise each keep a whole-chunk allocation.
+        let mut scratch = ChunkScratch::default();
         let mut out = Vec::with_capacity(part.len());
         for &ordinal in part {
             let (labels, chunks) = block.series(ordinal)?;
             let mut samples = SeriesSamples::default();
             let wanted = || chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint);
-            if wanted().any(|c| c.min_t < mint || c.max_t > maxt) {
-                scratch.clear();
-                for c in wanted() {
-                    block.read_chunk(c, &mut cache, &mut scratch)?;
-                }
-                scratch.copy_range_into(mint, maxt, &mut samples);
-            } else {
-                samples
-                    .floats
-                    .reserve(wanted().map(|c| c.samples as usize).sum());
-                for c in wanted() {
+            samples.floats.reserve(
+                wanted()
+                    .filter(|c| c.min_t >= mint && c.max_t <= maxt)
+                    .map(|c| c.samples as usize)
+                    .sum(),
+            );
+            for c in wanted() {
+                if c.min_t < mint || c.max_t > maxt {
+                    block.read_chunk_in(c, (mint, maxt), &mut cache, &mut scratch, &mut samples)?;
+                } else {
                     block.read_chunk(c, &mut cache, &mut samples)?;
                 }
             }
@@ -385,6 +405,23 @@ mod tests {
         assert_eq!(out[0].samples.len(), 1);
         let ht: Vec<_> = out[0].histograms.iter().map(|h| h.t).collect();
         assert_eq!(ht, vec![4, 6]);
+    }
+
+    #[test]
+    fn merge_label_runs_sorts_and_drops_duplicates() {
+        let runs = vec![
+            vec![name("a"), name("c"), name("e")],
+            vec![],
+            vec![name("b"), name("c"), name("f")],
+            vec![name("a"), name("d")],
+        ];
+        let got: Vec<_> = merge_label_runs(runs)
+            .iter()
+            .map(|l| l.metric_name().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(got, ["a", "b", "c", "d", "e", "f"]);
+        let one = merge_label_runs(vec![vec![], vec![name("x"), name("y")]]);
+        assert_eq!(one, vec![name("x"), name("y")]);
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub(super) fn try_instant(
     time_ms: i64,
     deadline: Instant,
 ) -> Option<Result<QueryResult, QueryError>> {
-    if !supported(expr) || order_sensitive(expr) {
+    if !supported(expr) || (order_sensitive(expr) && top_level_k(expr).is_none()) {
         return None;
     }
     if data
@@ -246,7 +246,26 @@ fn order_sensitive(e: &Expr) -> bool {
     }
 }
 
+/// A `topk`/`bottomk` without grouping at the top of an instant query (inside parentheses at
+/// most): its result is the selected samples ordered by value, which this path can produce.
+fn top_level_k(e: &Expr) -> Option<AggregateOp> {
+    match e {
+        Expr::Paren(inner) => top_level_k(inner),
+        Expr::Aggregate(a)
+            if matches!(a.op, AggregateOp::Topk | AggregateOp::Bottomk)
+                && a.grouping.is_empty()
+                && !a.without
+                && !order_sensitive(&a.expr)
+                && !a.param.as_deref().is_some_and(order_sensitive) =>
+        {
+            Some(a.op)
+        }
+        _ => None,
+    }
+}
+
 fn run_instant(cx: &mut Ctx<'_>, expr: &Expr, time_ms: i64) -> R<Value> {
+    let k_op = top_level_k(expr);
     let val = eval(cx, expr)?;
     if cx.samples.iter().any(|&s| s > cx.env.opts.max_samples) {
         return Err(Stop::Fallback);
@@ -255,7 +274,13 @@ fn run_instant(cx: &mut Ctx<'_>, expr: &Expr, time_ms: i64) -> R<Value> {
         CVal::Scalar(vs) => Value::Scalar(time_ms, vs.first().copied().unwrap_or(f64::NAN)),
         CVal::Vector(series) => {
             let mut out: Vec<VectorSample> = Vec::with_capacity(series.len());
+            // Under a top-level `topk`/`bottomk` every series here was an input sample (the
+            // ones not selected are masked, their value kept): all input values.
+            let mut inputs: Vec<f64> = Vec::new();
             for mut s in series {
+                if k_op.is_some() {
+                    inputs.extend(s.col.v.first().copied());
+                }
                 let (Some(&v), Some(true)) = (s.col.v.first(), s.col.p.first().copied()) else {
                     continue;
                 };
@@ -277,9 +302,32 @@ fn run_instant(cx: &mut Ctx<'_>, expr: &Expr, time_ms: i64) -> R<Value> {
             if out.len() > cx.env.opts.max_samples {
                 return Err(Stop::Fallback);
             }
+            if let Some(op) = k_op {
+                order_by_value(&mut out, op, inputs)?;
+            }
             Value::Vector(out)
         }
     })
+}
+
+/// Orders the samples `topk` (`bottomk`) selected as Prometheus returns them: by value,
+/// descending (ascending). Which of two equal values is selected, and in which order they come,
+/// follows Prometheus' heap; NaN has its own rules: both are left to the reference evaluator.
+fn order_by_value(out: &mut [VectorSample], op: AggregateOp, mut inputs: Vec<f64>) -> R<()> {
+    if inputs.iter().any(|v| v.is_nan()) {
+        return Err(Stop::Fallback);
+    }
+    inputs.sort_unstable_by(f64::total_cmp);
+    // `==`, not the total order: 0 and -0 tie too.
+    if inputs.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Stop::Fallback);
+    }
+    if op == AggregateOp::Topk {
+        out.sort_unstable_by(|a, b| b.v.total_cmp(&a.v));
+    } else {
+        out.sort_unstable_by(|a, b| a.v.total_cmp(&b.v));
+    }
+    Ok(())
 }
 
 fn run(cx: &mut Ctx<'_>, expr: &Expr) -> R<Value> {

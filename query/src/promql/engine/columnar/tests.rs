@@ -308,6 +308,7 @@ fn instant_rows(q: &str, r: &QueryResult) -> Vec<(String, i64, u64)> {
 fn instant_fast_path_matches_reference() {
     let d = dataset();
     let mut compared_rows = 0usize;
+    let mut ordered_rows = 0usize;
     for delayed in [false, true] {
         for t in [
             T0 + 120_000,
@@ -325,8 +326,25 @@ fn instant_fast_path_matches_reference() {
                 let deadline = Instant::now() + Duration::from_secs(60);
                 let fast = try_instant(&data, &o, q, &expr, t, deadline);
                 if q.contains("topk") || q.contains("bottomk") {
-                    // Ordered results stay with the reference evaluator.
-                    assert!(fast.is_none(), "{q}: topk/bottomk must fall back");
+                    // Ordered results: the fast path answers ungrouped ones at the top, in
+                    // the reference's order (by value) — the rows are compared as returned.
+                    let Some(fast) = fast else {
+                        continue;
+                    };
+                    let fast = fast.unwrap();
+                    let ordered = |r: &QueryResult| -> Vec<(String, u64)> {
+                        match &r.value {
+                            Value::Vector(v) => v
+                                .iter()
+                                .map(|s| (s.labels.to_string(), s.v.to_bits()))
+                                .collect(),
+                            other => panic!("{q}: unexpected {other:?}"),
+                        }
+                    };
+                    assert_eq!(ordered(&fast), ordered(&slow), "{q} at {t}");
+                    let via_engine = Engine::new(o).instant_query(&d, q, &expr, t).unwrap();
+                    assert_eq!(ordered(&via_engine), ordered(&slow), "{q} at {t}");
+                    ordered_rows += ordered(&slow).len();
                     continue;
                 }
                 let fast = fast
@@ -346,6 +364,32 @@ fn instant_fast_path_matches_reference() {
         compared_rows > 1000,
         "too little output compared: {compared_rows}"
     );
+    assert!(
+        ordered_rows > 30,
+        "too few topk/bottomk rows on the fast path: {ordered_rows}"
+    );
+}
+
+#[test]
+fn instant_topk_with_grouping_or_ties_falls_back() {
+    let d = dataset();
+    let t = T0 + 1_000_000;
+    let o = opts(false, true);
+    for (q, fast_ok) in [
+        ("topk(3, node_load1)", true),
+        ("(bottomk(3, node_load1))", true),
+        ("topk by (instance) (1, node_cpu_seconds_total)", false),
+        ("topk without (cpu) (1, node_cpu_seconds_total)", false),
+        // Every input is 1: ties are the reference's to break.
+        ("topk(2, node_load1 > bool -1)", false),
+        ("topk(2, node_load1) + 1", false),
+    ] {
+        let expr = parse(q).unwrap();
+        let data = prefetch::load(&d, &expr, t, t, &o).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let fast = try_instant(&data, &o, q, &expr, t, deadline);
+        assert_eq!(fast.is_some(), fast_ok, "{q}");
+    }
 }
 
 #[test]
