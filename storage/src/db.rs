@@ -6,9 +6,11 @@
 
 mod admin;
 mod exemplars;
+mod lazy;
 mod maintenance;
 mod read;
 
+pub use lazy::{LazySeries, LoadScratch};
 pub use maintenance::MaintenanceReport;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

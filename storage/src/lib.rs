@@ -36,8 +36,8 @@ pub mod encoding {
     pub use crate::block::codec::{decode, encode};
 }
 pub use db::{
-    AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, MaintenanceReport, MetricMetadata,
-    RejectReason, TsdbStatus,
+    AppendOutcome, Db, DbOptions, FsyncPolicy, HeadStats, LazySeries, LoadScratch,
+    MaintenanceReport, MetricMetadata, RejectReason, TsdbStatus,
 };
 pub use exemplar::{Exemplar, ExemplarOutcome, ExemplarSeries, MAX_EXEMPLAR_LABEL_CHARS};
 pub use histogram::{CounterResetHint, FloatHistogram, Span};
@@ -90,6 +90,18 @@ pub trait SeriesSource: Send + Sync {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Series>, StorageError>;
+
+    /// [`SeriesSource::select`] with the samples left undecoded: matching series that may have
+    /// samples in the range, sorted by labels, each decoded on demand by [`LazySeries::load`]
+    /// (which may find none). `None` when this source only reads eagerly.
+    fn select_lazy(
+        &self,
+        _matchers: &[Matcher],
+        _mint: i64,
+        _maxt: i64,
+    ) -> Result<Option<Vec<LazySeries>>, StorageError> {
+        Ok(None)
+    }
 
     /// Sorted label names of series that match (all series when `matchers` is empty) and have
     /// data in the range.

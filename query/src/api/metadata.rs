@@ -43,6 +43,19 @@ fn lookup_params(p: &Params, match_err: fn(ParamError) -> ApiError) -> Result<Lo
     })
 }
 
+/// Runs a label name or value lookup: inline when the indexes alone answer it (a hand-off to
+/// the blocking pool costs more than the lookup), on the blocking pool otherwise.
+async fn label_lookup<T, F>(st: &Arc<ApiState>, unfiltered: bool, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Db) -> Result<T, StorageError> + Send + 'static,
+{
+    if unfiltered && st.db.label_lookup_is_index_only(&[]) {
+        return f(&st.db).map_err(ApiError::from);
+    }
+    blocking(st, f).await
+}
+
 /// Runs a storage lookup on the blocking pool.
 async fn blocking<T, F>(st: &Arc<ApiState>, f: F) -> Result<T, ApiError>
 where
@@ -132,7 +145,7 @@ pub async fn labels(State(st): State<Arc<ApiState>>, p: Params) -> Result<Succes
         end,
         sets,
     } = lookup_params(&p, |e| ApiError::bad_data(e.to_string()))?;
-    let names = blocking(&st, move |db| {
+    let names = label_lookup(&st, sets.is_empty(), move |db| {
         union(&sets, |ms| db.label_names(ms, start, end))
     })
     .await?;
@@ -163,7 +176,7 @@ pub async fn label_values(
         end,
         sets,
     } = lookup_params(&p, |e| ApiError::bad_data(e.to_string()))?;
-    let values = blocking(&st, move |db| {
+    let values = label_lookup(&st, sets.is_empty(), move |db| {
         union(&sets, |ms| db.label_values(&name, ms, start, end))
     })
     .await?;

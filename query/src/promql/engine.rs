@@ -123,11 +123,36 @@ impl Engine {
         let resolved = resolve_durations(expr, 0, 0)?;
         let expr = resolved.as_ref().unwrap_or(expr);
         let started = Instant::now();
+        let columnar_ok = allow_columnar && self.opts.columnar && !columnar::disabled_by_env();
+        if columnar_ok && columnar::supports(expr) {
+            // Series decoded one at a time while evaluated; the eager read below runs only
+            // when this path declines.
+            if let Some(lazy) = prefetch::load_lazy(source, expr, time_ms, time_ms, &self.opts)? {
+                let prepared = Instant::now();
+                let none = prefetch::Data::new();
+                let fast = columnar::try_instant(
+                    &none,
+                    Some(&lazy),
+                    &self.opts,
+                    query,
+                    expr,
+                    time_ms,
+                    deadline,
+                );
+                if let Some(mut r) = fast {
+                    if let Ok(res) = &mut r {
+                        res.stats.prepare_time = prepared - started;
+                        res.stats.inner_eval_time = prepared.elapsed();
+                    }
+                    return r;
+                }
+            }
+        }
         let data = prefetch::load(source, expr, time_ms, time_ms, &self.opts)?;
         let prepared = Instant::now();
-        if allow_columnar && self.opts.columnar && !columnar::disabled_by_env() {
+        if columnar_ok {
             if let Some(mut r) =
-                columnar::try_instant(&data, &self.opts, query, expr, time_ms, deadline)
+                columnar::try_instant(&data, None, &self.opts, query, expr, time_ms, deadline)
             {
                 if let Ok(res) = &mut r {
                     res.stats.prepare_time = prepared - started;
@@ -238,11 +263,38 @@ impl Engine {
         let resolved = resolve_durations(expr, step_ms, end_ms.saturating_sub(start_ms))?;
         let expr = resolved.as_ref().unwrap_or(expr);
         let started = Instant::now();
+        let columnar_ok = allow_columnar && self.opts.columnar && !columnar::disabled_by_env();
+        if columnar_ok && columnar::supports(expr) {
+            // Series decoded one at a time while evaluated; the eager read below runs only
+            // when this path declines.
+            if let Some(lazy) = prefetch::load_lazy(source, expr, start_ms, end_ms, &self.opts)? {
+                let prepared = Instant::now();
+                let none = prefetch::Data::new();
+                let fast = columnar::try_range(
+                    &none,
+                    Some(&lazy),
+                    &self.opts,
+                    query,
+                    expr,
+                    start_ms,
+                    end_ms,
+                    step_ms,
+                    deadline,
+                );
+                if let Some(mut r) = fast {
+                    if let Ok(res) = &mut r {
+                        res.stats.prepare_time = prepared - started;
+                        res.stats.inner_eval_time = prepared.elapsed();
+                    }
+                    return r;
+                }
+            }
+        }
         let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
         let prepared = Instant::now();
-        if allow_columnar && self.opts.columnar && !columnar::disabled_by_env() {
+        if columnar_ok {
             let fast = columnar::try_range(
-                &data, &self.opts, query, expr, start_ms, end_ms, step_ms, deadline,
+                &data, None, &self.opts, query, expr, start_ms, end_ms, step_ms, deadline,
             );
             if let Some(mut r) = fast {
                 if let Ok(res) = &mut r {

@@ -145,39 +145,55 @@ fn decode_columns(mut src: Src<'_>, n: usize, out: &mut Vec<Sample>) -> Option<(
         return None;
     }
     let start = out.len();
-    out.reserve(n);
-    // Timestamps go straight into the output (values filled in below), so decoding allocates
-    // nothing beyond `out` itself.
-    let ok = src
-        .for_each_int(n, |t| out.push(Sample { t, v: 0.0 }))
-        .and_then(|()| {
-            let (&kind, rest) = src.hi.split_first()?;
-            src.hi = rest;
-            let mut it = out[start..].iter_mut();
-            let mut set = |v: f64| {
-                if let Some(s) = it.next() {
-                    s.v = v;
-                }
-            };
-            if kind == KIND_XOR {
-                let mut bits = 0u64;
-                src.for_each_plane_value(n, |x| {
-                    bits ^= x;
-                    set(f64::from_bits(bits));
-                })
-            } else if kind == KIND_BITS {
-                src.for_each_int(n, |b| set(f64::from_bits(b as u64)))
-            } else if kind <= MAX_DECIMAL_EXPONENT {
-                src.for_each_int(n, |m| set(from_decimal(m, kind)))
-            } else {
-                None
-            }
-        });
-    if ok.is_none() || out.len() - start != n || !src.hi.is_empty() {
+    // The samples are written in place (timestamps, then values): no per-sample growth
+    // checks, and decoding allocates nothing beyond `out` itself.
+    out.resize(start + n, Sample { t: 0, v: 0.0 });
+    let dst = out.get_mut(start..).unwrap_or_default();
+    if decode_into(&mut src, dst).is_none() || !src.hi.is_empty() {
         out.truncate(start);
         return None;
     }
     Some(())
+}
+
+/// Fills `dst` (one slot per sample of the chunk) with the chunk's timestamps and values.
+fn decode_into(src: &mut Src<'_>, dst: &mut [Sample]) -> Option<()> {
+    let n = dst.len();
+    let mut slots = dst.iter_mut();
+    src.for_each_int(n, |t| {
+        if let Some(s) = slots.next() {
+            s.t = t;
+        }
+    })?;
+    if slots.next().is_some() {
+        return None;
+    }
+    let (&kind, rest) = src.hi.split_first()?;
+    src.hi = rest;
+    let mut slots = dst.iter_mut();
+    let mut set = |v: f64| {
+        if let Some(s) = slots.next() {
+            s.v = v;
+        }
+    };
+    if kind == KIND_XOR {
+        let mut bits = 0u64;
+        src.for_each_plane_value(n, |x| {
+            bits ^= x;
+            set(f64::from_bits(bits));
+        })
+    } else if kind == KIND_BITS {
+        src.for_each_int(n, |b| set(f64::from_bits(b as u64)))
+    } else if kind <= MAX_DECIMAL_EXPONENT {
+        let scale = POW10[usize::from(kind)];
+        if kind == 0 {
+            src.for_each_int(n, |m| set(m as f64))
+        } else {
+            src.for_each_int(n, |m| set(m as f64 / scale))
+        }
+    } else {
+        None
+    }
 }
 
 /// Inclusive time bounds of the samples a caller wants.

@@ -11,7 +11,7 @@ use crate::series_data::SeriesSamples;
 use crate::{Labels, Matcher, Series, SeriesSource, StorageError};
 
 impl Db {
-    fn blocks_overlapping(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
+    pub(super) fn blocks_overlapping(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
         self.blocks
             .read()
             .iter()
@@ -58,6 +58,13 @@ impl Db {
     /// no deletions: like Prometheus, every block and the head contribute their whole index
     /// when their time range overlaps the query's, without opening series.
     fn index_only(&self, matchers: &[Matcher]) -> bool {
+        self.label_lookup_is_index_only(matchers)
+    }
+
+    /// Whether [`SeriesSource::label_names`] and [`SeriesSource::label_values`] answer from the
+    /// indexes alone for `matchers` (no matchers, no deletions): cheap enough to run without
+    /// moving to a blocking thread.
+    pub fn label_lookup_is_index_only(&self, matchers: &[Matcher]) -> bool {
         matchers.is_empty()
             && !self.has_deletions()
             && self.head.total_ids() == self.head.num_series() as u64
@@ -161,37 +168,40 @@ fn merge_sources(sources: Vec<SourceSeries>) -> Vec<Series> {
     // of sorted runs, which the standard stable sort merges in O(n log sources).
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out: Vec<Series> = Vec::with_capacity(all.len());
-    for (labels, samples) in all {
+    for (labels, mut samples) in all {
         match out.last_mut() {
             Some(last) if last.labels == labels => {
-                let last_t = match (last.samples.last(), last.histograms.last()) {
-                    (Some(a), Some(b)) => Some(a.t.max(b.t)),
-                    (a, b) => a.map(|s| s.t).or(b.map(|h| h.t)),
+                let mut acc = SeriesSamples {
+                    floats: std::mem::take(&mut last.samples),
+                    hists: std::mem::take(&mut last.histograms),
                 };
-                // Sources are read oldest first, so usually the new samples just follow.
-                let in_order = match (last_t, samples.min_t()) {
-                    (Some(last), Some(first)) => first > last,
-                    _ => true,
-                };
-                if !in_order {
-                    let mut merged = SeriesSamples {
-                        floats: std::mem::take(&mut last.samples),
-                        hists: std::mem::take(&mut last.histograms),
-                    };
-                    merged.floats.extend(samples.floats);
-                    merged.hists.extend(samples.hists);
-                    merged.normalize();
-                    last.samples = merged.floats;
-                    last.histograms = merged.hists;
-                } else {
-                    last.samples.extend(samples.floats);
-                    last.histograms.extend(samples.hists);
-                }
+                merge_samples(&mut acc, &mut samples);
+                last.samples = acc.floats;
+                last.histograms = acc.hists;
             }
             _ => out.push(into_series((labels, samples))),
         }
     }
     out
+}
+
+/// Adds a later source's samples of one series to those of the earlier sources, emptying
+/// `later`: appended when they follow in time (the usual case), otherwise merged by time
+/// keeping the earlier source's sample where both have one.
+pub(super) fn merge_samples(acc: &mut SeriesSamples, later: &mut SeriesSamples) {
+    let last_t = match (acc.floats.last(), acc.hists.last()) {
+        (Some(a), Some(b)) => Some(a.t.max(b.t)),
+        (a, b) => a.map(|s| s.t).or(b.map(|h| h.t)),
+    };
+    let in_order = match (last_t, later.min_t()) {
+        (Some(last), Some(first)) => first > last,
+        _ => true,
+    };
+    acc.floats.append(&mut later.floats);
+    acc.hists.append(&mut later.hists);
+    if !in_order {
+        acc.normalize();
+    }
 }
 
 /// The block's samples of the selected series in `[mint, maxt]`, in label order.
@@ -267,6 +277,21 @@ fn read_head(db: &Db, matchers: &[Matcher], mint: i64, maxt: i64) -> SourceSerie
 }
 
 impl SeriesSource for Db {
+    fn select_lazy(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Option<Vec<crate::LazySeries>>, StorageError> {
+        match self.select_lazy_impl(matchers, mint, maxt) {
+            Ok(series) => Ok(Some(series)),
+            Err(e) => {
+                self.quarantine_corrupt(&e);
+                Err(e)
+            }
+        }
+    }
+
     fn select(
         &self,
         matchers: &[Matcher],

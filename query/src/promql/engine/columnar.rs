@@ -28,7 +28,7 @@ use sextant_storage::Labels;
 
 use super::eval::remove_name;
 use super::model::Annotations;
-use super::prefetch::Data;
+use super::prefetch::{Data, LazyData};
 use super::range_fns;
 use super::EngineOptions;
 use crate::promql::ast::{
@@ -92,6 +92,8 @@ enum CVal {
 /// Read-only evaluation settings shared with worker threads.
 pub(super) struct Env<'a> {
     pub data: &'a Data,
+    /// Selections decoded series by series while they are evaluated (preferred over `data`).
+    pub lazy: Option<&'a LazyData>,
     pub opts: &'a EngineOptions,
     /// The evaluation times.
     pub ts: Vec<i64>,
@@ -140,6 +142,7 @@ impl Ctx<'_> {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn try_range(
     data: &Data,
+    lazy: Option<&LazyData>,
     opts: &EngineOptions,
     query: &str,
     expr: &Expr,
@@ -169,7 +172,12 @@ pub(super) fn try_range(
     }
     let n = ts.len();
     let mut cx = Ctx {
-        env: Env { data, opts, ts },
+        env: Env {
+            data,
+            lazy,
+            opts,
+            ts,
+        },
         query,
         annos: Annotations::default(),
         samples: vec![0; n],
@@ -192,6 +200,7 @@ pub(super) fn try_range(
 /// their instant results are ordered, and this path returns series sorted by labels.
 pub(super) fn try_instant(
     data: &Data,
+    lazy: Option<&LazyData>,
     opts: &EngineOptions,
     query: &str,
     expr: &Expr,
@@ -210,6 +219,7 @@ pub(super) fn try_instant(
     let mut cx = Ctx {
         env: Env {
             data,
+            lazy,
             opts,
             ts: vec![time_ms],
         },
@@ -392,6 +402,11 @@ fn fast_range_fn(name: &str) -> bool {
 }
 
 /// Static check: every node of `e` is one the fast path evaluates.
+/// Whether this path can evaluate `e` at all (before looking at the data).
+pub(super) fn supports(e: &Expr) -> bool {
+    supported(e)
+}
+
 fn supported(e: &Expr) -> bool {
     match e {
         Expr::NumberLiteral(_) => true,

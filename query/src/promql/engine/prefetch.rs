@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use sextant_storage::{
-    is_stale_nan, CounterResetHint, FloatHistogram, HistogramSample, MatchOp, Matcher, Series,
-    SeriesSource, METRIC_NAME,
+    is_stale_nan, CounterResetHint, FloatHistogram, HistogramSample, LazySeries, MatchOp, Matcher,
+    Series, SeriesSource, METRIC_NAME,
 };
 
 use super::EngineOptions;
@@ -18,6 +18,16 @@ use crate::promql::value::QueryError;
 
 /// Cached samples per selector.
 pub(super) type Data = HashMap<usize, Vec<Series>>;
+
+/// A selector's series with their samples not decoded yet, and the time range to decode.
+pub(super) struct LazySelection {
+    pub series: Vec<LazySeries>,
+    pub mint: i64,
+    pub maxt: i64,
+}
+
+/// Deferred selections per selector, keyed as [`Data`].
+pub(super) type LazyData = HashMap<usize, LazySelection>;
 
 /// The cache key of a selector node.
 pub(super) fn key(vs: &VectorSelector) -> usize {
@@ -227,6 +237,37 @@ pub(super) fn load(
         data.insert(k, series);
     }
     Ok(data)
+}
+
+/// Lists every selector's series for evaluation times in `[start, end]` as [`load`] does,
+/// leaving their samples to be decoded one series at a time by the consumer. `None` when the
+/// source only reads eagerly or the expression calls `info()`.
+pub(super) fn load_lazy(
+    source: &dyn SeriesSource,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    opts: &EngineOptions,
+) -> Result<Option<LazyData>, QueryError> {
+    let mut w = Walk {
+        qstart: start,
+        qend: end,
+        lookback: opts.lookback_delta_ms,
+        out: Vec::new(),
+        info: Vec::new(),
+    };
+    w.walk(expr, start, end, false);
+    if !w.info.is_empty() {
+        return Ok(None);
+    }
+    let mut data = LazyData::new();
+    for (vs, mint, maxt, _) in w.out {
+        let Some(series) = source.select_lazy(&vs.matchers, mint, maxt)? else {
+            return Ok(None);
+        };
+        data.insert(key(vs), LazySelection { series, mint, maxt });
+    }
+    Ok(Some(data))
 }
 
 /// Most samples one Prometheus histogram chunk holds before a new one is cut (approximation).

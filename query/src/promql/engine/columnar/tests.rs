@@ -32,8 +32,36 @@ impl Rng {
     }
 }
 
-/// Counters with resets, gaps and staleness markers, gauges, classic histogram buckets.
 fn dataset() -> Db {
+    db(&dataset_series())
+}
+
+/// The same series in a directory-backed database: samples before `T0 + 1_200_000` in a block,
+/// the rest in the head (series spanning both read from two sources).
+fn dataset_in_block_and_head() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Db::open(dir.path(), sextant_storage::DbOptions::default()).unwrap();
+    let split = |early: bool| -> Vec<(Labels, Vec<sextant_storage::Sample>)> {
+        dataset_series()
+            .into_iter()
+            .map(|(l, pts)| {
+                let pts = pts
+                    .into_iter()
+                    .filter(|&(t, _)| (t < T0 + 1_200_000) == early)
+                    .map(|(t, v)| sextant_storage::Sample { t, v })
+                    .collect();
+                (l, pts)
+            })
+            .collect()
+    };
+    d.append(&split(true)).unwrap();
+    d.flush().unwrap();
+    d.append(&split(false)).unwrap();
+    (dir, d)
+}
+
+/// Counters with resets, gaps and staleness markers, gauges, classic histogram buckets.
+fn dataset_series() -> Vec<(Labels, Vec<(i64, f64)>)> {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let mut series: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
     let samples = |rng: &mut Rng, counter: bool, scale: f64| -> Vec<(i64, f64)> {
@@ -113,7 +141,7 @@ fn dataset() -> Db {
             }
         }
     }
-    db(&series)
+    series
 }
 
 /// Every supported node type, alone and combined.
@@ -212,7 +240,7 @@ fn fast_path_matches_reference_for_every_supported_node() {
                 let o = opts(delayed, true);
                 let data = prefetch::load(&d, &expr, start, end, &o).unwrap();
                 let deadline = Instant::now() + Duration::from_secs(60);
-                let fast = try_range(&data, &o, q, &expr, start, end, step, deadline)
+                let fast = try_range(&data, None, &o, q, &expr, start, end, step, deadline)
                     .unwrap_or_else(|| panic!("{q}: fell back (delayed={delayed})"))
                     .unwrap();
                 assert_same(q, &fast, &slow);
@@ -220,6 +248,46 @@ fn fast_path_matches_reference_for_every_supported_node() {
                     .range_query(&d, q, &expr, start, end, step)
                     .unwrap();
                 assert_same(q, &via_engine, &slow);
+            }
+        }
+    }
+}
+
+#[test]
+fn deferred_decoding_matches_reference_over_blocks_and_head() {
+    let (_dir, d) = dataset_in_block_and_head();
+    let (start, end) = (T0 + 120_000, T0 + 160 * 15_000);
+    let none = prefetch::Data::new();
+    for delayed in [false, true] {
+        let o = opts(delayed, true);
+        for q in QUERIES {
+            let expr = parse(q).unwrap();
+            let lazy = prefetch::load_lazy(&d, &expr, start, end, &o)
+                .unwrap()
+                .expect("a database defers decoding");
+            for step in [15_000, 60_000] {
+                let slow = Engine::new(opts(delayed, false))
+                    .range_query(&d, q, &expr, start, end, step)
+                    .unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let fast = try_range(&none, Some(&lazy), &o, q, &expr, start, end, step, deadline)
+                    .unwrap_or_else(|| panic!("{q}: fell back (delayed={delayed})"))
+                    .unwrap();
+                assert_same(q, &fast, &slow);
+            }
+            for t in [T0 + 1_000_000, T0 + 1_234_567, T0 + 160 * 15_000] {
+                if q.contains("topk") || q.contains("bottomk") {
+                    continue;
+                }
+                let lazy = prefetch::load_lazy(&d, &expr, t, t, &o).unwrap().unwrap();
+                let slow = Engine::new(opts(delayed, false))
+                    .instant_query(&d, q, &expr, t)
+                    .unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let fast = try_instant(&none, Some(&lazy), &o, q, &expr, t, deadline)
+                    .unwrap_or_else(|| panic!("{q}: instant fell back (delayed={delayed})"))
+                    .unwrap();
+                assert_eq!(instant_rows(q, &fast), instant_rows(q, &slow), "{q} at {t}");
             }
         }
     }
@@ -263,7 +331,7 @@ fn unsupported_or_risky_queries_fall_back() {
         let data = prefetch::load(&d, &expr, start, end, &o).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         assert!(
-            try_range(&data, &o, q, &expr, start, end, 15_000, deadline).is_none(),
+            try_range(&data, None, &o, q, &expr, start, end, 15_000, deadline).is_none(),
             "{q} should fall back"
         );
     }
@@ -324,7 +392,7 @@ fn instant_fast_path_matches_reference() {
                 let o = opts(delayed, true);
                 let data = prefetch::load(&d, &expr, t, t, &o).unwrap();
                 let deadline = Instant::now() + Duration::from_secs(60);
-                let fast = try_instant(&data, &o, q, &expr, t, deadline);
+                let fast = try_instant(&data, None, &o, q, &expr, t, deadline);
                 if q.contains("topk") || q.contains("bottomk") {
                     // Ordered results: the fast path answers ungrouped ones at the top, in
                     // the reference's order (by value) — the rows are compared as returned.
@@ -387,7 +455,7 @@ fn instant_topk_with_grouping_or_ties_falls_back() {
         let expr = parse(q).unwrap();
         let data = prefetch::load(&d, &expr, t, t, &o).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        let fast = try_instant(&data, &o, q, &expr, t, deadline);
+        let fast = try_instant(&data, None, &o, q, &expr, t, deadline);
         assert_eq!(fast.is_some(), fast_ok, "{q}");
     }
 }

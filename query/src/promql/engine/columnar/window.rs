@@ -2,12 +2,12 @@
 //! pointers that only move forward, series processed in parallel batches.
 
 use rayon::prelude::*;
-use sextant_storage::{is_stale_nan, Series};
+use sextant_storage::{is_stale_nan, Labels, LoadScratch, Series};
 
 use super::{Col, Ctx, Env, SCol, Sink, Stop, R};
 use crate::promql::ast::{Call, MatrixSelector, VectorSelector};
 use crate::promql::engine::eval::RangeArg;
-use crate::promql::engine::prefetch::key;
+use crate::promql::engine::prefetch::{key, LazySelection};
 use crate::promql::engine::range_fns::{self, Params, Point};
 
 /// Series per sequential batch: bounds the columns held at once.
@@ -17,30 +17,101 @@ const CHUNK: usize = 64;
 /// Below this many series everything runs on the calling thread.
 const PARALLEL_MIN: usize = 512;
 
+/// A selector's series: decoded already, or decoded here one at a time.
+#[derive(Clone, Copy)]
+enum Selected<'a> {
+    Loaded(&'a [Series]),
+    Lazy(&'a LazySelection),
+}
+
+impl<'a> Selected<'a> {
+    fn of(env: &Env<'a>, vs: &VectorSelector) -> Selected<'a> {
+        if let Some(sel) = env.lazy.and_then(|l| l.get(&key(vs))) {
+            return Selected::Lazy(sel);
+        }
+        Selected::Loaded(env.data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[]))
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Selected::Loaded(s) => s.len(),
+            Selected::Lazy(l) => l.series.len(),
+        }
+    }
+
+    fn any_labels(self, mut f: impl FnMut(&Labels) -> bool) -> bool {
+        match self {
+            Selected::Loaded(s) => s.iter().any(|s| f(&s.labels)),
+            Selected::Lazy(l) => l.series.iter().any(|s| f(s.labels())),
+        }
+    }
+
+    /// Applies `f` to the series `range` in order, decoding deferred ones into one reused
+    /// buffer (series without samples in the range are skipped). A series with native
+    /// histograms, or one that cannot be read, sends the query to the reference evaluator
+    /// (which reads eagerly and reports storage errors).
+    fn each(self, range: std::ops::Range<usize>, mut f: impl FnMut(&Series) -> R<()>) -> R<()> {
+        match self {
+            Selected::Loaded(series) => {
+                for s in series.get(range).unwrap_or(&[]) {
+                    f(s)?;
+                }
+            }
+            Selected::Lazy(sel) => {
+                let mut scratch = LoadScratch::default();
+                let mut buf = Series {
+                    labels: Labels::empty(),
+                    samples: Vec::new(),
+                    histograms: Vec::new(),
+                };
+                for s in sel.series.get(range).unwrap_or(&[]) {
+                    s.load(sel.mint, sel.maxt, &mut scratch, &mut buf)
+                        .map_err(|_| Stop::Fallback)?;
+                    if !buf.histograms.is_empty() {
+                        return Err(Stop::Fallback);
+                    }
+                    if !buf.samples.is_empty() {
+                        f(&buf)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Applies `f` to every series, in parallel for many series, and feeds the results to
 /// `sink` in input order. `f` adds the samples it reads per step to its counts argument.
-fn for_series<F>(cx: &mut Ctx<'_>, series: &[Series], f: F, sink: &mut Sink<'_>) -> R<()>
+fn for_series<F>(cx: &mut Ctx<'_>, series: Selected<'_>, f: F, sink: &mut Sink<'_>) -> R<()>
 where
     F: Fn(&Env<'_>, &Series, &mut [usize]) -> R<Option<SCol>> + Sync,
 {
     let n = cx.n();
-    for batch in series.chunks(BATCH) {
+    let total = series.len();
+    for lo in (0..total).step_by(BATCH) {
+        let hi = (lo + BATCH).min(total);
         cx.check_deadline()?;
         let env = &cx.env;
-        let run_chunk = |chunk: &[Series]| -> R<(Vec<SCol>, Vec<usize>)> {
+        let run_chunk = |range: std::ops::Range<usize>| -> R<(Vec<SCol>, Vec<usize>)> {
             let mut counts = vec![0usize; n];
-            let mut out = Vec::with_capacity(chunk.len());
-            for s in chunk {
+            let mut out = Vec::with_capacity(range.len());
+            series.each(range, |s| {
                 if let Some(c) = f(env, s, &mut counts)? {
                     out.push(c);
                 }
-            }
+                Ok(())
+            })?;
             Ok((out, counts))
         };
-        let results: Vec<R<(Vec<SCol>, Vec<usize>)>> = if series.len() >= PARALLEL_MIN {
-            batch.par_chunks(CHUNK).map(run_chunk).collect()
+        let results: Vec<R<(Vec<SCol>, Vec<usize>)>> = if total >= PARALLEL_MIN {
+            (lo..hi)
+                .step_by(CHUNK)
+                .collect::<Vec<usize>>()
+                .into_par_iter()
+                .map(|a| run_chunk(a..(a + CHUNK).min(hi)))
+                .collect()
         } else {
-            vec![run_chunk(batch)]
+            vec![run_chunk(lo..hi)]
         };
         for r in results {
             let (cols, counts) = r?;
@@ -56,8 +127,7 @@ where
 /// An instant selector: the newest sample within the lookback delta at each step, unless it
 /// is a staleness marker.
 pub(super) fn stream_selector(cx: &mut Ctx<'_>, vs: &VectorSelector, sink: &mut Sink<'_>) -> R<()> {
-    let data = cx.env.data;
-    let series = data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[]);
+    let series = Selected::of(&cx.env, vs);
     let offset = vs.offset;
     for_series(
         cx,
@@ -107,13 +177,12 @@ pub(super) fn stream_range_fn(
 ) -> R<()> {
     let name = c.func.name;
     let vs = &ms.selector;
-    let data = cx.env.data;
-    let series = data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[]);
+    let series = Selected::of(&cx.env, vs);
     // `rate`/`increase` of a metric whose name does not look like a counter raise an info:
     // leave those to the reference evaluator.
     if matches!(name, "rate" | "increase")
-        && series.iter().any(|s| {
-            s.labels.metric_name().is_some_and(|n| {
+        && series.any_labels(|l| {
+            l.metric_name().is_some_and(|n| {
                 !(n.ends_with("_total")
                     || n.ends_with("_sum")
                     || n.ends_with("_count")
