@@ -10,7 +10,7 @@ use super::Db;
 use crate::block::{Block, ChunkMeta, ChunkScratch, PageCache};
 use crate::head::SeriesRef;
 use crate::series_data::SeriesSamples;
-use crate::{Labels, Matcher, Series, StorageError};
+use crate::{HistogramSample, Labels, Matcher, Sample, StorageError};
 
 /// A selected series whose samples are decoded by [`LazySeries::load`].
 pub struct LazySeries {
@@ -57,25 +57,25 @@ impl LazySeries {
         &self.labels
     }
 
-    /// Decodes the series' samples in `[mint, maxt]` into `out` (its labels and both sample
-    /// lists are replaced; their allocations are reused). Samples found in several sources
-    /// are merged by time as [`crate::SeriesSource::select`] merges them.
+    /// Decodes the series' samples in `[mint, maxt]` into `floats` and `histograms` (both
+    /// replaced; their allocations are reused). Samples found in several sources are merged by
+    /// time as [`crate::SeriesSource::select`] merges them.
     pub fn load(
         &self,
         mint: i64,
         maxt: i64,
         scratch: &mut LoadScratch,
-        out: &mut Series,
+        floats: &mut Vec<Sample>,
+        histograms: &mut Vec<HistogramSample>,
     ) -> Result<(), StorageError> {
-        out.labels.clone_from(&self.labels);
         let mut merged = SeriesSamples {
-            floats: std::mem::take(&mut out.samples),
-            hists: std::mem::take(&mut out.histograms),
+            floats: std::mem::take(floats),
+            hists: std::mem::take(histograms),
         };
         merged.clear();
         let result = self.load_parts(mint, maxt, scratch, &mut merged);
-        out.samples = merged.floats;
-        out.histograms = merged.hists;
+        *floats = merged.floats;
+        *histograms = merged.hists;
         result
     }
 
@@ -246,20 +246,16 @@ mod tests {
     fn lazy(db: &Db, m: &[Matcher], mint: i64, maxt: i64) -> Vec<(String, Vec<(i64, u64)>)> {
         let listed = db.select_lazy(m, mint, maxt).unwrap().unwrap();
         let mut scratch = LoadScratch::default();
-        let mut buf = Series {
-            labels: Labels::empty(),
-            samples: Vec::new(),
-            histograms: Vec::new(),
-        };
+        let (mut floats, mut hists) = (Vec::new(), Vec::new());
         let mut out = Vec::new();
         for s in &listed {
-            s.load(mint, maxt, &mut scratch, &mut buf).unwrap();
-            assert_eq!(&buf.labels, s.labels());
-            if buf.samples.is_empty() && buf.histograms.is_empty() {
+            s.load(mint, maxt, &mut scratch, &mut floats, &mut hists)
+                .unwrap();
+            if floats.is_empty() && hists.is_empty() {
                 continue;
             }
-            let pts = buf.samples.iter().map(|x| (x.t, x.v.to_bits())).collect();
-            out.push((buf.labels.to_string(), pts));
+            let pts = floats.iter().map(|x| (x.t, x.v.to_bits())).collect();
+            out.push((s.labels().to_string(), pts));
         }
         out
     }

@@ -2,7 +2,7 @@
 //! pointers that only move forward, series processed in parallel batches.
 
 use rayon::prelude::*;
-use sextant_storage::{is_stale_nan, Labels, LoadScratch, Series};
+use sextant_storage::{is_stale_nan, Labels, LoadScratch, Sample, Series};
 
 use super::{Col, Ctx, Env, SCol, Sink, Stop, R};
 use crate::promql::ast::{Call, MatrixSelector, VectorSelector};
@@ -46,32 +46,32 @@ impl<'a> Selected<'a> {
         }
     }
 
-    /// Applies `f` to the series `range` in order, decoding deferred ones into one reused
-    /// buffer (series without samples in the range are skipped). A series with native
-    /// histograms, or one that cannot be read, sends the query to the reference evaluator
-    /// (which reads eagerly and reports storage errors).
-    fn each(self, range: std::ops::Range<usize>, mut f: impl FnMut(&Series) -> R<()>) -> R<()> {
+    /// Applies `f` to the labels and float samples of the series `range` in order, decoding
+    /// deferred ones into one reused buffer (series without samples in the range are
+    /// skipped). A series with native histograms, or one that cannot be read, sends the query
+    /// to the reference evaluator (which reads eagerly and reports storage errors).
+    fn each(
+        self,
+        range: std::ops::Range<usize>,
+        mut f: impl FnMut(&Labels, &[Sample]) -> R<()>,
+    ) -> R<()> {
         match self {
             Selected::Loaded(series) => {
                 for s in series.get(range).unwrap_or(&[]) {
-                    f(s)?;
+                    f(&s.labels, &s.samples)?;
                 }
             }
             Selected::Lazy(sel) => {
                 let mut scratch = LoadScratch::default();
-                let mut buf = Series {
-                    labels: Labels::empty(),
-                    samples: Vec::new(),
-                    histograms: Vec::new(),
-                };
+                let (mut floats, mut hists) = (Vec::new(), Vec::new());
                 for s in sel.series.get(range).unwrap_or(&[]) {
-                    s.load(sel.mint, sel.maxt, &mut scratch, &mut buf)
+                    s.load(sel.mint, sel.maxt, &mut scratch, &mut floats, &mut hists)
                         .map_err(|_| Stop::Fallback)?;
-                    if !buf.histograms.is_empty() {
+                    if !hists.is_empty() {
                         return Err(Stop::Fallback);
                     }
-                    if !buf.samples.is_empty() {
-                        f(&buf)?;
+                    if !floats.is_empty() {
+                        f(s.labels(), &floats)?;
                     }
                 }
             }
@@ -84,7 +84,7 @@ impl<'a> Selected<'a> {
 /// `sink` in input order. `f` adds the samples it reads per step to its counts argument.
 fn for_series<F>(cx: &mut Ctx<'_>, series: Selected<'_>, f: F, sink: &mut Sink<'_>) -> R<()>
 where
-    F: Fn(&Env<'_>, &Series, &mut [usize]) -> R<Option<SCol>> + Sync,
+    F: Fn(&Env<'_>, &Labels, &[Sample], &mut [usize]) -> R<Option<SCol>> + Sync,
 {
     let n = cx.n();
     let total = series.len();
@@ -95,8 +95,8 @@ where
         let run_chunk = |range: std::ops::Range<usize>| -> R<(Vec<SCol>, Vec<usize>)> {
             let mut counts = vec![0usize; n];
             let mut out = Vec::with_capacity(range.len());
-            series.each(range, |s| {
-                if let Some(c) = f(env, s, &mut counts)? {
+            series.each(range, |labels, samples| {
+                if let Some(c) = f(env, labels, samples, &mut counts)? {
                     out.push(c);
                 }
                 Ok(())
@@ -132,12 +132,18 @@ pub(super) fn stream_selector(cx: &mut Ctx<'_>, vs: &VectorSelector, sink: &mut 
     for_series(
         cx,
         series,
-        |env, s, counts| Ok(select_instant(env, s, offset, counts)),
+        |env, labels, samples, counts| Ok(select_instant(env, labels, samples, offset, counts)),
         sink,
     )
 }
 
-fn select_instant(env: &Env<'_>, s: &Series, offset: i64, counts: &mut [usize]) -> Option<SCol> {
+fn select_instant(
+    env: &Env<'_>,
+    labels: &Labels,
+    samples: &[Sample],
+    offset: i64,
+    counts: &mut [usize],
+) -> Option<SCol> {
     let n = env.ts.len();
     let lookback = env.opts.lookback_delta_ms;
     let mut col = Col::empty(n);
@@ -147,10 +153,10 @@ fn select_instant(env: &Env<'_>, s: &Series, offset: i64, counts: &mut [usize]) 
     for (step, &t) in env.ts.iter().enumerate() {
         let et = t.saturating_sub(offset);
         let lo = et.saturating_sub(lookback);
-        while s.samples.get(i).is_some_and(|p| p.t <= et) {
+        while samples.get(i).is_some_and(|p| p.t <= et) {
             i += 1;
         }
-        let Some(p) = i.checked_sub(1).and_then(|j| s.samples.get(j)) else {
+        let Some(p) = i.checked_sub(1).and_then(|j| samples.get(j)) else {
             continue;
         };
         if p.t <= lo || is_stale_nan(p.v) {
@@ -162,7 +168,7 @@ fn select_instant(env: &Env<'_>, s: &Series, offset: i64, counts: &mut [usize]) 
         any = true;
     }
     any.then(|| SCol {
-        labels: s.labels.clone(),
+        labels: labels.clone(),
         drop: false,
         col,
     })
@@ -197,8 +203,9 @@ pub(super) fn stream_range_fn(
     for_series(
         cx,
         series,
-        |env, s, counts| {
-            let Some(mut out) = range_series(env, name, s, offset, range, counts)? else {
+        |env, labels, samples, counts| {
+            let Some(mut out) = range_series(env, name, labels, samples, offset, range, counts)?
+            else {
                 return Ok(None);
             };
             if !keep {
@@ -213,7 +220,8 @@ pub(super) fn stream_range_fn(
 fn range_series(
     env: &Env<'_>,
     name: &str,
-    s: &Series,
+    labels: &Labels,
+    samples: &[Sample],
     offset: i64,
     range: i64,
     counts: &mut [usize],
@@ -221,9 +229,9 @@ fn range_series(
     let col = match name {
         // rate/increase read the samples in place unless staleness markers must be skipped
         // first, and look for counter resets in a window only when the series has some.
-        "rate" | "increase" if !s.samples.iter().any(|p| is_stale_nan(p.v)) => {
-            let (is_rate, may_reset) = (name == "rate", range_fns::has_reset(&s.samples));
-            window_steps(env, &s.samples, offset, range, counts, |window, arg, _| {
+        "rate" | "increase" if !samples.iter().any(|p| is_stale_nan(p.v)) => {
+            let (is_rate, may_reset) = (name == "rate", range_fns::has_reset(samples));
+            window_steps(env, samples, offset, range, counts, |window, arg, _| {
                 Ok(range_fns::counter_rate(
                     window, arg, true, is_rate, may_reset,
                 ))
@@ -231,8 +239,7 @@ fn range_series(
         }
         _ => {
             // The non-stale points, once per series; each window is a slice of them.
-            let points: Vec<(i64, f64)> = s
-                .samples
+            let points: Vec<(i64, f64)> = samples
                 .iter()
                 .filter(|p| !is_stale_nan(p.v))
                 .map(|p| (p.t, p.v))
@@ -247,7 +254,7 @@ fn range_series(
         }
     };
     Ok(col.map(|col| SCol {
-        labels: s.labels.clone(),
+        labels: labels.clone(),
         drop: false,
         col,
     }))
