@@ -159,14 +159,22 @@ fn decode_columns(mut src: Src<'_>, n: usize, out: &mut Vec<Sample>) -> Option<(
 /// Fills `dst` (one slot per sample of the chunk) with the chunk's timestamps and values.
 fn decode_into(src: &mut Src<'_>, dst: &mut [Sample]) -> Option<()> {
     let n = dst.len();
-    let mut slots = dst.iter_mut();
-    src.for_each_int(n, |t| {
-        if let Some(s) = slots.next() {
+    if let Some(Times::Regular { first, step }) = regular_times(src, n) {
+        let mut t = first;
+        for s in dst.iter_mut() {
             s.t = t;
+            t = t.wrapping_add(step);
         }
-    })?;
-    if slots.next().is_some() {
-        return None;
+    } else {
+        let mut slots = dst.iter_mut();
+        src.for_each_int(n, |t| {
+            if let Some(s) = slots.next() {
+                s.t = t;
+            }
+        })?;
+        if slots.next().is_some() {
+            return None;
+        }
     }
     let (&kind, rest) = src.hi.split_first()?;
     src.hi = rest;
@@ -226,24 +234,29 @@ pub(crate) fn decode_in(
         return None;
     }
     let mut src = Src { hi: data, lo };
-    ts.clear();
-    ts.reserve(n);
-    src.for_each_int(n, |t| ts.push(t))?;
-    if ts.len() != n {
-        return None;
-    }
+    let times = match regular_times(&mut src, n) {
+        Some(regular) => regular,
+        None => {
+            ts.clear();
+            ts.reserve(n);
+            src.for_each_int(n, |t| ts.push(t))?;
+            if ts.len() != n {
+                return None;
+            }
+            Times::Listed(ts)
+        }
+    };
     let (&kind, rest) = src.hi.split_first()?;
     src.hi = rest;
     // Chunks are sorted by time, so the wanted samples are one run `[first, end)`.
-    let first = ts.partition_point(|&t| t < range.mint);
-    let end = ts.partition_point(|&t| t <= range.maxt).max(first);
+    let (first, end) = times.index_range(n, range);
     let start = out.len();
     out.reserve(end - first);
     let mut keep = Keep {
         i: 0,
         first,
         end,
-        ts,
+        times,
         out,
     };
     let ok = if kind == KIND_XOR {
@@ -267,12 +280,86 @@ pub(crate) fn decode_in(
     Some(())
 }
 
+/// The timestamps of a chunk being decoded.
+enum Times<'a> {
+    /// Decoded one by one.
+    Listed(&'a [i64]),
+    /// A regular interval (what scrapes usually produce: every delta of delta zero), known
+    /// from the column's header without decoding it: `first + i × step`, `step > 0`.
+    Regular { first: i64, step: i64 },
+}
+
+impl Times<'_> {
+    #[inline]
+    fn at(&self, i: usize) -> Option<i64> {
+        match self {
+            Times::Listed(ts) => ts.get(i).copied(),
+            // In range: `regular_times` checked that the last timestamp fits.
+            Times::Regular { first, step } => Some(first.wrapping_add(step.wrapping_mul(i as i64))),
+        }
+    }
+
+    /// The indexes `[first, end)` of the `n` timestamps in `range` (sorted timestamps).
+    fn index_range(&self, n: usize, range: TimeRange) -> (usize, usize) {
+        match self {
+            Times::Listed(ts) => {
+                let first = ts.partition_point(|&t| t < range.mint);
+                (first, ts.partition_point(|&t| t <= range.maxt).max(first))
+            }
+            Times::Regular { first: t0, step } => {
+                let (t0, step) = (i128::from(*t0), i128::from(*step));
+                // Timestamps below `t`: those with t0 + i·step < t, i.e. i < (t - t0) / step.
+                let below = |t: i128| -> usize {
+                    if t <= t0 {
+                        return 0;
+                    }
+                    let k = (t - t0 + step - 1) / step;
+                    usize::try_from(k).map_or(n, |k| k.min(n))
+                };
+                let first = below(i128::from(range.mint));
+                let end = below(i128::from(range.maxt) + 1).max(first);
+                (first, end)
+            }
+        }
+    }
+}
+
+/// Reads the header of a timestamp column that holds a regular interval (delta-of-delta mode,
+/// zero-width residual planes) and moves `src` past it; `None` (with `src` untouched) for any
+/// other column, which is then decoded.
+fn regular_times<'t>(src: &mut Src<'_>, n: usize) -> Option<Times<'t>> {
+    if n < 3 {
+        return None;
+    }
+    let mut hi = src.hi;
+    let first = unzigzag(read_uvarint(&mut hi)?);
+    let step = unzigzag(read_uvarint(&mut hi)?);
+    let (&mode, rest) = hi.split_first()?;
+    hi = rest;
+    match mode {
+        MODE_DOD => {}
+        MODE_DOD_SCALED => {
+            read_uvarint(&mut hi)?;
+        }
+        _ => return None,
+    }
+    let (&width, rest) = hi.split_first()?;
+    if width != 0 || step <= 0 {
+        return None;
+    }
+    // The last timestamp must not overflow (the decoder would wrap).
+    let span = step.checked_mul(i64::try_from(n - 1).ok()?)?;
+    first.checked_add(span)?;
+    src.hi = rest;
+    Some(Times::Regular { first, step })
+}
+
 /// Stores the values of a chunk whose index lies in `[first, end)` with their timestamps.
 struct Keep<'a> {
     i: usize,
     first: usize,
     end: usize,
-    ts: &'a [i64],
+    times: Times<'a>,
     out: &'a mut Vec<Sample>,
 }
 
@@ -280,7 +367,7 @@ impl Keep<'_> {
     #[inline]
     fn push(&mut self, v: impl FnOnce() -> f64) {
         if self.i >= self.first && self.i < self.end {
-            if let Some(&t) = self.ts.get(self.i) {
+            if let Some(t) = self.times.at(self.i) {
                 self.out.push(Sample { t, v: v() });
             }
         }
@@ -848,6 +935,40 @@ mod tests {
                     prop_assert_eq!(&got, &expected);
                 }
             }
+        }
+
+        #[test]
+        fn range_decoding_of_regular_timestamps(
+            n in 1usize..300,
+            t0 in -5_000_000i64..5_000_000,
+            step in prop_oneof![Just(15_000i64), 1i64..100_000],
+            a in -6_000_000i64..40_000_000,
+            len in prop_oneof![Just(0i64), Just(300_000), 0i64..40_000_000],
+            scaled in any::<bool>(),
+        ) {
+            // A regular interval, possibly in multiples of a common divisor of the deltas.
+            let step = if scaled { step * 1000 } else { step };
+            let samples: Vec<Sample> = (0..n).map(|i| Sample { t: t0 + i as i64 * step, v: i as f64 * 0.25 }).collect();
+            let range = TimeRange { mint: a, maxt: a + len };
+            let expected: Vec<(i64, u64)> = samples.iter().filter(|s| s.t >= range.mint && s.t <= range.maxt).map(|s| (s.t, s.v.to_bits())).collect();
+            let mut plain = Vec::new();
+            encode(&samples, &mut plain);
+            let mut hi = Vec::new();
+            let mut lo = vec![1u8; 2];
+            encode_split(&samples, &mut hi, &mut lo);
+            let mut ts = Vec::new();
+            for (data, stream) in [(&plain, None), (&hi, Some(lo.as_slice()))] {
+                let mut out = Vec::new();
+                prop_assert!(decode_in(data, stream, range, &mut ts, &mut out).is_some());
+                let got: Vec<(i64, u64)> = out.iter().map(|s| (s.t, s.v.to_bits())).collect();
+                prop_assert_eq!(&got, &expected);
+            }
+            // The header shortcut applies to these columns (and only reads the header).
+            let mut data = &plain[..];
+            let _ = read_uvarint(&mut data);
+            let mut src = Src { hi: data, lo: None };
+            let shortcut = regular_times(&mut src, n);
+            prop_assert_eq!(shortcut.is_some(), n >= 3);
         }
 
         #[test]
