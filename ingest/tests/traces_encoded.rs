@@ -509,3 +509,53 @@ fn merged_repeated_fields_store_alike() {
     assert_eq!(s.attributes[1].value, AttrValue::Int(5));
     assert_eq!(t.batches[0].resource.service_name(), Some("a"));
 }
+
+/// Strings are checked as UTF-8 on the encoding path as on the reference path: multi-byte
+/// keys and values are stored alike, and a key or a string value that is not UTF-8 (non-ASCII
+/// bytes that form no character) fails the request with `BadUtf8`.
+#[test]
+fn attribute_strings_are_checked_as_utf8() {
+    let span = |key: &str, value: &str| Span {
+        trace_id: vec![7; 16],
+        span_id: vec![8; 8],
+        name: "op".into(),
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_000_001_000,
+        attributes: vec![kv(key, AV::StringValue(value.into()))],
+        ..Span::default()
+    };
+    let body = |s: Span| {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: None,
+                scope_spans: vec![ScopeSpans {
+                    scope: None,
+                    spans: vec![s],
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+        .encode_to_vec()
+    };
+    let (old, new) = (TraceStore::in_memory(), TraceStore::in_memory());
+    assert!(check(&body(span("clé.ü", "日本語 – ok")), &old, &new));
+    let stored = new.trace(&TraceId([7; 16]), None).unwrap().unwrap();
+    let attrs = &stored.batches[0].spans[0].attributes;
+    assert_eq!(attrs[0].key, "clé.ü");
+    assert_eq!(
+        attrs[0].value,
+        sextant_storage::traces::AttrValue::Str("日本語 – ok".into())
+    );
+    for (key, value) in [("kXk", "v"), ("k", "vXv")] {
+        let mut b = body(span(key, value));
+        let at = b.iter().position(|c| *c == b'X').unwrap();
+        b[at] = 0xff;
+        let mut enc = SpanBatchEncoder::default();
+        assert_eq!(
+            wire::encode(&b, &mut enc).map(|_| ()),
+            Err(wire::DecodeError::BadUtf8)
+        );
+        assert!(!check(&b, &old, &new));
+    }
+}

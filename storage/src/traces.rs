@@ -614,7 +614,8 @@ mod wal;
 
 pub use codec::{FastHasher, FastState};
 pub use encoder::{
-    AttrsRef, BatchRef, EncodeError, EncodedSpans, SpanBatchEncoder, SpanHeader, SpanRef, ValueRef,
+    AttrsRef, BatchRef, EncodeError, EncodedSpans, SpanBatchEncoder, SpanHeader, SpanRef,
+    Utf8Bytes, ValueRef,
 };
 pub use naive::NaiveTraceStore;
 pub use store::{TraceStore, TraceStoreOptions, TraceStoreStats};

@@ -108,11 +108,26 @@ pub(crate) struct Graph {
     key: Vec<String>,
 }
 
-fn str_attr<'a>(attrs: &AttrsRef<'a>, key: &str) -> Option<&'a str> {
-    match attrs.get(key) {
+/// A non-empty string value.
+fn non_empty(v: Option<ValueRef<'_>>) -> Option<&str> {
+    match v {
         Some(ValueRef::Str(s)) if !s.is_empty() => Some(s),
         _ => None,
     }
+}
+
+/// The attributes a client span's edge needs, found in one walk of its attribute list:
+/// `db.system`, `db.system.name`, `db.name`, `db.namespace`, `peer.service`.
+fn client_attrs<'a>(attrs: &AttrsRef<'a>) -> [Option<&'a str>; 5] {
+    attrs
+        .get_many([
+            "db.system",
+            "db.system.name",
+            "db.name",
+            "db.namespace",
+            "peer.service",
+        ])
+        .map(non_empty)
 }
 
 /// A completed (or virtual) edge waiting to be counted.
@@ -204,14 +219,14 @@ impl Graph {
                 value: secs,
             };
             let has_room = self.edges.len() < room;
+            let [db_system, db_system_name, db_name, db_namespace, peer_service] = if is_client {
+                client_attrs(&span.attributes)
+            } else {
+                [None; 5]
+            };
             if is_client && span.kind == SpanKind::Client && virtual_nodes {
-                let attrs = &span.attributes;
-                if let Some(system) =
-                    str_attr(attrs, "db.system").or_else(|| str_attr(attrs, "db.system.name"))
-                {
-                    let server = str_attr(attrs, "db.name")
-                        .or_else(|| str_attr(attrs, "db.namespace"))
-                        .unwrap_or(system);
+                if let Some(system) = db_system.or(db_system_name) {
+                    let server = db_name.or(db_namespace).unwrap_or(system);
                     let done = Done {
                         client: service,
                         server,
@@ -256,11 +271,7 @@ impl Graph {
                 secs,
                 failed,
                 ex,
-                peer: if is_client {
-                    str_attr(&span.attributes, "peer.service").map(str::to_string)
-                } else {
-                    None
-                },
+                peer: peer_service.map(str::to_string),
             };
             match self.pending.get_mut(&key) {
                 Some(p) => {

@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use super::codec::{
     self, get_bytes, get_count, get_fixed, get_i, get_str, get_u, get_u32, get_u8,
-    get_value_tagged, kind_status_byte, put_bytes, put_str, put_value, split_kind_status, FastMap,
+    get_value_tagged, kind_status_byte, put_bytes, put_str, split_kind_status, FastMap, FastSet,
     TAG_STR,
 };
+use super::encoder::RawSpan;
 use super::index::{Bits, IndexBuilder, Malformed, SearchIndex};
 use super::store::{add_value, BlockSink, TraceStoreOptions};
 use super::{
@@ -101,37 +102,40 @@ struct RgMeta {
     keys: Vec<String>,
 }
 
-/// A string dictionary column: `uvarint n`, `n × str`, then the per-row codes.
+/// A string dictionary column: `uvarint n`, `n × str`, then the per-row codes. Strings are
+/// kept as bytes (they come from span bodies whose strings were checked when encoded).
 #[derive(Default)]
 struct Dict {
-    map: FastMap<String, u32>,
-    list: Vec<String>,
+    map: FastMap<Box<[u8]>, u32>,
+    list: Vec<Box<[u8]>>,
     codes: Vec<u8>,
 }
 
 impl Dict {
-    fn code(&mut self, s: &str) -> u32 {
+    fn code(&mut self, s: &[u8]) -> u32 {
         if let Some(&c) = self.map.get(s) {
             return c;
         }
         let c = self.list.len() as u32;
-        self.map.insert(s.to_owned(), c);
-        self.list.push(s.to_owned());
+        self.map.insert(s.into(), c);
+        self.list.push(s.into());
         c
     }
 
     /// Appends `s`'s code to the column and returns it.
-    fn push(&mut self, s: &str) -> u32 {
+    fn push(&mut self, s: &[u8]) -> u32 {
         let c = self.code(s);
         write_uvarint(&mut self.codes, u64::from(c));
         c
     }
 
     fn into_column(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.codes.len() + self.list.len() * 16);
+        let mut out = Vec::with_capacity(
+            self.codes.len() + self.list.iter().map(|s| s.len() + 2).sum::<usize>() + 5,
+        );
         write_uvarint(&mut out, self.list.len() as u64);
         for s in &self.list {
-            put_str(&mut out, s);
+            put_bytes(&mut out, s);
         }
         out.extend_from_slice(&self.codes);
         out
@@ -154,6 +158,11 @@ fn utf8(dict: &[&[u8]], code: usize) -> Option<String> {
 }
 
 /// Streams traces (ascending id) into a block file (or an in-memory buffer).
+///
+/// Spans are written from their encoded bodies ([`RawSpan`]): head traces straight from the
+/// head's buffers ([`BlockSink::add_encoded_trace`]), decoded spans after re-encoding them.
+/// Each trace goes into the row group being built at once; the row group is compressed and
+/// written when it reaches `row_group_spans`.
 pub(crate) struct BlockWriter<W: Write> {
     out: W,
     off: u64,
@@ -167,18 +176,194 @@ pub(crate) struct BlockWriter<W: Write> {
     pairs: Vec<(u32, u32)>,
     pair_ids: FastMap<(u32, u32), u32>,
     ids: Vec<TraceId>,
-    pending: Vec<(TraceId, Vec<(u32, Span)>)>,
-    pending_spans: usize,
+    /// The row group being filled.
+    rg: RgBuilder,
     rgs: Vec<RgMeta>,
     min_time: u64,
     max_time: u64,
     spans: u64,
     tmp: Vec<u8>,
+    /// Bodies of decoded spans being added (re-encoded for [`RawSpan`]).
+    bodies: Vec<u8>,
+    /// Span ids of the trace being added (duplicates are dropped, first wins).
+    seen: FastSet<[u8; 8]>,
     zstd: zstd::bulk::Compressor<'static>,
 }
 
 fn write_err(e: std::io::Error) -> StorageError {
     StorageError::io("<trace block being written>", e)
+}
+
+/// The row group a [`BlockWriter`] is filling: its columns grow trace by trace.
+struct RgBuilder {
+    cols: Vec<Vec<u8>>,
+    names: Dict,
+    smsgs: Dict,
+    tstates: Dict,
+    keys: FastMap<Box<[u8]>, u32>,
+    key_list: Vec<String>,
+    /// By key code: the value dictionary and the value stream.
+    key_cols: Vec<(Dict, Vec<u8>)>,
+    /// Per trace: span count, earliest start, latest end.
+    traces: Vec<(u32, u64, u64)>,
+    spans: usize,
+    max_end: u64,
+    kinds: u8,
+    statuses: u8,
+    min_dur: u64,
+    max_dur: u64,
+    pairs: BTreeSet<u32>,
+    /// Per trace, its segment length in each directory column (keys first seen later are 0).
+    dir: Vec<Vec<u64>>,
+    sx: IndexBuilder,
+    span_codes: Vec<u32>,
+    /// Span id → position in the trace being added (parent references).
+    pos: FastMap<[u8; 8], usize>,
+}
+
+impl Default for RgBuilder {
+    fn default() -> RgBuilder {
+        RgBuilder {
+            cols: vec![Vec::new(); N_FIXED],
+            names: Dict::default(),
+            smsgs: Dict::default(),
+            tstates: Dict::default(),
+            keys: FastMap::default(),
+            key_list: Vec::new(),
+            key_cols: Vec::new(),
+            traces: Vec::new(),
+            spans: 0,
+            max_end: 0,
+            kinds: 0,
+            statuses: 0,
+            min_dur: u64::MAX,
+            max_dur: 0,
+            pairs: BTreeSet::new(),
+            dir: Vec::new(),
+            sx: IndexBuilder::default(),
+            span_codes: Vec::new(),
+            pos: FastMap::default(),
+        }
+    }
+}
+
+impl RgBuilder {
+    /// Current length of each directory column's stream.
+    fn seg_lens(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = DIR_COLS
+            .iter()
+            .map(|&c| match c {
+                C_NAME => self.names.codes.len(),
+                C_STATUS_MSG => self.smsgs.codes.len(),
+                C_TRACE_STATE => self.tstates.codes.len(),
+                c => self.cols[c].len(),
+            } as u64)
+            .collect();
+        v.extend(self.key_cols.iter().map(|k| k.1.len() as u64));
+        v
+    }
+
+    /// Appends one trace (spans sorted by start, each with its pair number) to the columns.
+    fn add_trace(&mut self, spans: &[(u32, RawSpan<'_>)]) {
+        let t = self.traces.len() as u32;
+        let tmin = spans.iter().map(|s| s.1.start_unix_nano).min().unwrap_or(0);
+        let tmax = spans
+            .iter()
+            .map(|s| s.1.end_unix_nano)
+            .max()
+            .unwrap_or(tmin);
+        self.traces.push((spans.len() as u32, tmin, tmax));
+        self.spans += spans.len();
+        let before = self.seg_lens();
+        self.pos.clear();
+        for (i, s) in spans.iter().enumerate() {
+            self.pos.insert(s.1.span_id, i);
+        }
+        let cols = &mut self.cols;
+        for (pair, s) in spans {
+            cols[C_SPAN_ID].extend_from_slice(&s.span_id);
+            match s.parent_span_id {
+                None => cols[C_PARENT].push(0),
+                Some(p) => match self.pos.get(&p) {
+                    Some(&k) => write_uvarint(&mut cols[C_PARENT], k as u64 + 2),
+                    None => {
+                        cols[C_PARENT].push(1);
+                        cols[C_EXT_PARENT].extend_from_slice(&p);
+                    }
+                },
+            }
+            write_uvarint(&mut cols[C_START], s.start_unix_nano - tmin);
+            write_varint(
+                &mut cols[C_DUR],
+                s.end_unix_nano.wrapping_sub(s.start_unix_nano) as i64,
+            );
+            let name_code = self.names.push(s.name);
+            cols[C_KIND_STATUS].push(kind_status_byte(s.kind, s.status_code));
+            write_uvarint(&mut cols[C_PAIR], u64::from(*pair));
+            let d = s.end_unix_nano.saturating_sub(s.start_unix_nano);
+            self.sx
+                .span(t, (s.kind, s.status_code, d), name_code, *pair);
+            self.smsgs.push(s.status_message);
+            self.tstates.push(s.trace_state);
+            for v in [
+                s.flags,
+                s.dropped_attributes_count,
+                s.dropped_events_count,
+                s.dropped_links_count,
+            ] {
+                write_uvarint(&mut cols[C_MISC], u64::from(v));
+            }
+            write_uvarint(&mut cols[C_ATTR_KEYS], s.attr_count() as u64);
+            self.span_codes.clear();
+            for (key, value) in s.attrs() {
+                let code = match self.keys.get(key) {
+                    Some(&c) => c,
+                    None => {
+                        let c = self.key_list.len() as u32;
+                        self.keys.insert(key.into(), c);
+                        self.key_list
+                            .push(String::from_utf8_lossy(key).into_owned());
+                        self.key_cols.push((Dict::default(), Vec::new()));
+                        c
+                    }
+                };
+                write_uvarint(&mut cols[C_ATTR_KEYS], u64::from(code));
+                if !self.span_codes.contains(&code) {
+                    // Only a span's first attribute with a key counts (as in filters).
+                    self.span_codes.push(code);
+                    self.sx.attr(t, code, *pair, value);
+                }
+                let (dict, vals) = &mut self.key_cols[code as usize];
+                let mut rest = value;
+                match get_u8(&mut rest) {
+                    Some(TAG_STR) => {
+                        // A string body was checked by `RawSpan::parse`; a malformed one
+                        // cannot get here, and would be stored as an empty string.
+                        let text = get_bytes(&mut rest).unwrap_or_default();
+                        vals.push(TAG_STR);
+                        write_uvarint(vals, u64::from(dict.code(text)));
+                    }
+                    _ => vals.extend_from_slice(value),
+                }
+            }
+            cols[C_EVENTS_LINKS].extend_from_slice(s.events);
+            cols[C_EVENTS_LINKS].extend_from_slice(s.links);
+            self.max_end = self.max_end.max(s.end_unix_nano);
+            self.kinds |= 1 << (s.kind as u8);
+            self.statuses |= 1 << (s.status_code as u8);
+            self.min_dur = self.min_dur.min(d);
+            self.max_dur = self.max_dur.max(d);
+            self.pairs.insert(*pair);
+        }
+        let after = self.seg_lens();
+        self.dir.push(
+            after
+                .iter()
+                .enumerate()
+                .map(|(i, a)| a - before.get(i).copied().unwrap_or(0))
+                .collect(),
+        );
+    }
 }
 
 impl<W: Write> BlockWriter<W> {
@@ -201,13 +386,14 @@ impl<W: Write> BlockWriter<W> {
             pairs: Vec::new(),
             pair_ids: FastMap::default(),
             ids: Vec::new(),
-            pending: Vec::new(),
-            pending_spans: 0,
+            rg: RgBuilder::default(),
             rgs: Vec::new(),
             min_time: u64::MAX,
             max_time: 0,
             spans: 0,
             tmp: Vec::new(),
+            bodies: Vec::new(),
+            seen: FastSet::default(),
         })
     }
 
@@ -262,188 +448,163 @@ impl<W: Write> BlockWriter<W> {
         p
     }
 
-    fn add(&mut self, id: TraceId, part: Part) -> Result<(), StorageError> {
-        if part.is_empty() {
-            return Ok(());
-        }
+    /// Checks that `id` comes after the previous trace.
+    fn check_order(&self, id: TraceId) -> Result<(), StorageError> {
         if self.ids.last().is_some_and(|last| *last >= id) {
             return Err(StorageError::Unsupported(format!(
                 "trace block writer got trace {id} out of order"
             )));
         }
-        let mut spans: Vec<(u32, Span)> = part
+        Ok(())
+    }
+
+    fn add(&mut self, id: TraceId, part: Part) -> Result<(), StorageError> {
+        if part.is_empty() {
+            return Ok(());
+        }
+        self.check_order(id)?;
+        let mut bodies = std::mem::take(&mut self.bodies);
+        bodies.clear();
+        let mut at = Vec::with_capacity(part.len());
+        for (r, s, span) in &part {
+            let pair = self.pair(r, s);
+            let start = bodies.len();
+            codec::put_span_body(&mut bodies, span);
+            at.push((pair, start..bodies.len()));
+        }
+        let spans: Option<Vec<(u32, RawSpan<'_>)>> = at
             .into_iter()
-            .map(|(r, s, span)| (self.pair(&r, &s), span))
+            .map(|(pair, r)| Some((pair, RawSpan::parse(bodies.get(r)?)?)))
             .collect();
+        let result = match spans {
+            Some(spans) => self.add_raw(id, spans),
+            None => Err(StorageError::Unsupported(format!(
+                "trace {id}: a span does not re-encode"
+            ))),
+        };
+        self.bodies = bodies;
+        result
+    }
+
+    /// Adds a head trace from its buffer (see [`super::head`]); `Ok(false)` (nothing added)
+    /// when an entry is malformed.
+    fn add_encoded(
+        &mut self,
+        id: TraceId,
+        buf: &[u8],
+        resources: &[Arc<Resource>],
+        scopes: &[Arc<Scope>],
+    ) -> Result<bool, StorageError> {
+        self.check_order(id)?;
+        let mut spans: Vec<(u32, RawSpan<'_>)> = Vec::new();
+        let mut ok = true;
+        let mut last: Option<((u32, u32), u32)> = None;
+        self.seen.clear();
+        let walked = super::head::for_each_entry(buf, |r, s, body| {
+            if !ok {
+                return;
+            }
+            let Some(span) = RawSpan::parse(body) else {
+                ok = false;
+                return;
+            };
+            if !self.seen.insert(span.span_id) {
+                return;
+            }
+            let pair = match last {
+                Some((k, p)) if k == (r, s) => p,
+                _ => {
+                    let (Some(res), Some(scope)) =
+                        (resources.get(r as usize), scopes.get(s as usize))
+                    else {
+                        ok = false;
+                        return;
+                    };
+                    let p = self.pair(res, scope);
+                    last = Some(((r, s), p));
+                    p
+                }
+            };
+            spans.push((pair, span));
+        });
+        if walked.is_none() || !ok {
+            return Ok(false);
+        }
+        if !spans.is_empty() {
+            self.add_raw(id, spans)?;
+        }
+        Ok(true)
+    }
+
+    /// Adds one trace's spans (not empty, no duplicate span ids) to the row group.
+    fn add_raw(
+        &mut self,
+        id: TraceId,
+        mut spans: Vec<(u32, RawSpan<'_>)>,
+    ) -> Result<(), StorageError> {
         spans.sort_by(|a, b| {
             (a.1.start_unix_nano, a.1.span_id).cmp(&(b.1.start_unix_nano, b.1.span_id))
         });
+        for (_, s) in &spans {
+            self.min_time = self.min_time.min(s.start_unix_nano);
+            self.max_time = self.max_time.max(s.end_unix_nano);
+        }
         self.ids.push(id);
-        self.pending_spans += spans.len();
-        self.pending.push((id, spans));
-        if self.pending_spans >= self.rg_spans {
+        self.rg.add_trace(&spans);
+        if self.rg.spans >= self.rg_spans {
             self.write_rg()?;
         }
         Ok(())
     }
 
+    /// Compresses and writes the row group being built.
     fn write_rg(&mut self) -> Result<(), StorageError> {
-        if self.pending.is_empty() {
+        if self.rg.traces.is_empty() {
             return Ok(());
         }
-        let traces = std::mem::take(&mut self.pending);
-        let n_spans = std::mem::take(&mut self.pending_spans);
+        let rg = std::mem::take(&mut self.rg);
+        let RgBuilder {
+            mut cols,
+            names,
+            smsgs,
+            tstates,
+            key_list,
+            key_cols,
+            traces,
+            spans: n_spans,
+            max_end,
+            kinds,
+            statuses,
+            min_dur,
+            max_dur,
+            pairs,
+            dir,
+            mut sx,
+            ..
+        } = rg;
         let first_trace = (self.ids.len() - traces.len()) as u32;
-        let rg_min = traces
-            .iter()
-            .flat_map(|t| t.1.iter().map(|s| s.1.start_unix_nano))
-            .min()
-            .unwrap_or(0);
-        let mut cols: Vec<Vec<u8>> = vec![Vec::new(); N_FIXED];
-        let mut names = Dict::default();
-        let mut smsgs = Dict::default();
-        let mut tstates = Dict::default();
-        let mut keys: FastMap<String, u32> = FastMap::default();
-        let mut key_list: Vec<String> = Vec::new();
-        let mut key_cols: Vec<(Dict, Vec<u8>)> = Vec::new();
+        let rg_min = traces.iter().map(|t| t.1).min().unwrap_or(0);
+        for &(cnt, tmin, tmax) in &traces {
+            write_uvarint(&mut cols[C_TRACES], u64::from(cnt));
+            write_uvarint(&mut cols[C_TRACES], tmin - rg_min);
+            write_uvarint(&mut sx.times, tmin - rg_min);
+            write_uvarint(&mut sx.times, tmax.saturating_sub(tmin));
+        }
         let mut meta = RgMeta {
             first_trace,
             traces: traces.len() as u32,
             spans: n_spans as u32,
             min_start: rg_min,
-            max_end: 0,
-            kinds: 0,
-            statuses: 0,
-            min_dur: u64::MAX,
-            max_dur: 0,
-            pairs: Vec::new(),
+            max_end,
+            kinds,
+            statuses,
+            min_dur,
+            max_dur,
+            pairs: pairs.into_iter().collect(),
             offset: self.off,
             cols: Vec::new(),
-            keys: Vec::new(),
+            keys: key_list,
         };
-        let mut pairs: BTreeSet<u32> = BTreeSet::new();
-        let mut dir: Vec<Vec<u64>> = Vec::with_capacity(traces.len());
-        let mut sx = IndexBuilder::default();
-        let mut span_codes: Vec<u32> = Vec::new();
-        for (t, (_, spans)) in traces.iter().enumerate() {
-            let t = t as u32;
-            let tmin = spans
-                .iter()
-                .map(|s| s.1.start_unix_nano)
-                .min()
-                .unwrap_or(rg_min);
-            let tmax = spans
-                .iter()
-                .map(|s| s.1.end_unix_nano)
-                .max()
-                .unwrap_or(tmin);
-            write_uvarint(&mut cols[C_TRACES], spans.len() as u64);
-            write_uvarint(&mut cols[C_TRACES], tmin - rg_min);
-            write_uvarint(&mut sx.times, tmin - rg_min);
-            write_uvarint(&mut sx.times, tmax.saturating_sub(tmin));
-            let seg_lens = |cols: &[Vec<u8>],
-                            names: &Dict,
-                            smsgs: &Dict,
-                            tstates: &Dict,
-                            key_cols: &[(Dict, Vec<u8>)]| {
-                let mut v: Vec<u64> = DIR_COLS
-                    .iter()
-                    .map(|&c| match c {
-                        C_NAME => names.codes.len(),
-                        C_STATUS_MSG => smsgs.codes.len(),
-                        C_TRACE_STATE => tstates.codes.len(),
-                        c => cols[c].len(),
-                    } as u64)
-                    .collect();
-                v.extend(key_cols.iter().map(|k| k.1.len() as u64));
-                v
-            };
-            let before = seg_lens(&cols, &names, &smsgs, &tstates, &key_cols);
-            let pos: FastMap<[u8; 8], usize> = spans
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.1.span_id, i))
-                .collect();
-            for (pair, s) in spans {
-                cols[C_SPAN_ID].extend_from_slice(&s.span_id);
-                match s.parent_span_id {
-                    None => cols[C_PARENT].push(0),
-                    Some(p) => match pos.get(&p) {
-                        Some(&k) => write_uvarint(&mut cols[C_PARENT], k as u64 + 2),
-                        None => {
-                            cols[C_PARENT].push(1);
-                            cols[C_EXT_PARENT].extend_from_slice(&p);
-                        }
-                    },
-                }
-                write_uvarint(&mut cols[C_START], s.start_unix_nano - tmin);
-                write_varint(
-                    &mut cols[C_DUR],
-                    s.end_unix_nano.wrapping_sub(s.start_unix_nano) as i64,
-                );
-                let name_code = names.push(&s.name);
-                cols[C_KIND_STATUS].push(kind_status_byte(s.kind, s.status_code));
-                write_uvarint(&mut cols[C_PAIR], u64::from(*pair));
-                sx.span(t, s, name_code, *pair);
-                smsgs.push(&s.status_message);
-                tstates.push(&s.trace_state);
-                for v in [
-                    s.flags,
-                    s.dropped_attributes_count,
-                    s.dropped_events_count,
-                    s.dropped_links_count,
-                ] {
-                    write_uvarint(&mut cols[C_MISC], u64::from(v));
-                }
-                write_uvarint(&mut cols[C_ATTR_KEYS], s.attributes.len() as u64);
-                span_codes.clear();
-                for a in &s.attributes {
-                    let code = match keys.get(&a.key) {
-                        Some(&c) => c,
-                        None => {
-                            let c = key_list.len() as u32;
-                            keys.insert(a.key.clone(), c);
-                            key_list.push(a.key.clone());
-                            key_cols.push((Dict::default(), Vec::new()));
-                            c
-                        }
-                    };
-                    write_uvarint(&mut cols[C_ATTR_KEYS], u64::from(code));
-                    if !span_codes.contains(&code) {
-                        // Only a span's first attribute with a key counts (as in filters).
-                        span_codes.push(code);
-                        sx.attr(t, code, *pair, &a.value);
-                    }
-                    let (dict, vals) = &mut key_cols[code as usize];
-                    match &a.value {
-                        AttrValue::Str(v) => {
-                            vals.push(TAG_STR);
-                            write_uvarint(vals, u64::from(dict.code(v)));
-                        }
-                        other => put_value(vals, other),
-                    }
-                }
-                codec::put_events(&mut cols[C_EVENTS_LINKS], &s.events);
-                codec::put_links(&mut cols[C_EVENTS_LINKS], &s.links);
-                meta.max_end = meta.max_end.max(s.end_unix_nano);
-                meta.kinds |= 1 << (s.kind as u8);
-                meta.statuses |= 1 << (s.status_code as u8);
-                let d = s.duration_nanos();
-                meta.min_dur = meta.min_dur.min(d);
-                meta.max_dur = meta.max_dur.max(d);
-                pairs.insert(*pair);
-                self.min_time = self.min_time.min(s.start_unix_nano);
-                self.max_time = self.max_time.max(s.end_unix_nano);
-            }
-            let after = seg_lens(&cols, &names, &smsgs, &tstates, &key_cols);
-            dir.push(
-                after
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| a - before.get(i).copied().unwrap_or(0))
-                    .collect(),
-            );
-        }
         let n_keys = key_cols.len();
         for seg in &dir {
             for i in 0..DIR_COLS.len() + n_keys {
@@ -469,8 +630,6 @@ impl<W: Write> BlockWriter<W> {
                 crc: crc32fast::hash(&z),
             });
         }
-        meta.pairs = pairs.into_iter().collect();
-        meta.keys = key_list;
         self.spans += n_spans as u64;
         self.rgs.push(meta);
         Ok(())
@@ -581,6 +740,16 @@ impl<W: Write> BlockSink for BlockWriter<W> {
     fn add_trace(&mut self, id: TraceId, part: Part) -> Result<(), StorageError> {
         self.add(id, part)
     }
+
+    fn add_encoded_trace(
+        &mut self,
+        id: TraceId,
+        buf: &[u8],
+        resources: &[Arc<Resource>],
+        scopes: &[Arc<Scope>],
+    ) -> Result<bool, StorageError> {
+        self.add_encoded(id, buf, resources, scopes)
+    }
 }
 
 enum Data {
@@ -614,15 +783,35 @@ pub(crate) struct Block {
 /// Bytes of decompressed columns kept by the process-wide [`ColumnCache`].
 const COLUMN_CACHE_BYTES: usize = 256 << 20;
 
-/// (block uid, row group, column).
+/// (block uid, row group, column); column [`DIR_KEY`] is the row group's [`RgDir`].
 type ColKey = (u64, u32, u32);
 
-/// A process-wide LRU cache of decompressed, checksum-verified row group columns, keyed by
-/// (block uid, row group, column). Searches and trace reads of recently read row groups then
-/// skip zstd; entries of deleted blocks age out.
+/// The [`ColKey`] column number under which a row group's [`RgDir`] is cached.
+const DIR_KEY: u32 = u32::MAX;
+
+/// A [`ColumnCache`] entry.
+#[derive(Clone)]
+enum Cached {
+    Col(Arc<Vec<u8>>),
+    Dir(Arc<RgDir>),
+}
+
+impl Cached {
+    fn bytes(&self) -> usize {
+        match self {
+            Cached::Col(c) => c.len(),
+            Cached::Dir(d) => d.bytes(),
+        }
+    }
+}
+
+/// A process-wide LRU cache of decompressed, checksum-verified row group columns (and of the
+/// row groups' parsed [`RgDir`]s), keyed by (block uid, row group, column). Searches and
+/// trace reads of recently read row groups then skip zstd and the directory walk; entries of
+/// deleted blocks age out.
 struct ColumnCache {
-    /// Key → (column, last use tick).
-    map: HashMap<ColKey, (Arc<Vec<u8>>, u64)>,
+    /// Key → (entry, last use tick).
+    map: HashMap<ColKey, (Cached, u64)>,
     /// Use tick → key, oldest first.
     order: BTreeMap<u64, ColKey>,
     bytes: usize,
@@ -642,32 +831,100 @@ static COLUMN_CACHE: std::sync::LazyLock<parking_lot::Mutex<ColumnCache>> =
 static NEXT_BLOCK_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl ColumnCache {
-    fn get(&mut self, key: ColKey) -> Option<Arc<Vec<u8>>> {
+    fn get(&mut self, key: ColKey) -> Option<Cached> {
         self.tick += 1;
         let tick = self.tick;
-        let (col, used) = self.map.get_mut(&key)?;
+        let (entry, used) = self.map.get_mut(&key)?;
         self.order.remove(used);
         *used = tick;
         self.order.insert(tick, key);
-        Some(col.clone())
+        Some(entry.clone())
     }
 
-    fn put(&mut self, key: ColKey, col: Arc<Vec<u8>>) {
-        if col.len() > COLUMN_CACHE_BYTES / 8 || self.map.contains_key(&key) {
+    fn put(&mut self, key: ColKey, entry: Cached) {
+        let size = entry.bytes();
+        if size > COLUMN_CACHE_BYTES / 8 || self.map.contains_key(&key) {
             return;
         }
         self.tick += 1;
-        self.bytes += col.len();
+        self.bytes += size;
         self.order.insert(self.tick, key);
-        self.map.insert(key, (col, self.tick));
+        self.map.insert(key, (entry, self.tick));
         while self.bytes > COLUMN_CACHE_BYTES {
             let Some((_, old)) = self.order.pop_first() else {
                 break;
             };
             if let Some((c, _)) = self.map.remove(&old) {
-                self.bytes -= c.len();
+                self.bytes -= c.bytes();
             }
         }
+    }
+}
+
+/// A row group's directory, parsed: per trace its first span number, its earliest start and
+/// where its segment starts in each directory column ([`DIR_COLS`], then the key value
+/// columns). Lets a read go straight to one trace instead of walking every earlier one.
+/// Built (and checked for consistency) once per row group from `C_TRACES` and `C_DIR`.
+struct RgDir {
+    /// Directory columns per trace.
+    ncols: usize,
+    /// `traces + 1` entries: trace `t`'s spans are `first_span[t]..first_span[t + 1]`.
+    first_span: Vec<u32>,
+    /// Per trace, its earliest span start (Unix ns).
+    tmin: Vec<u64>,
+    /// `(traces + 1) × ncols`: trace `t`'s segment of column `i` is
+    /// `offs[t × ncols + i]..offs[(t + 1) × ncols + i]`; the last row holds each column's
+    /// length.
+    offs: Vec<u32>,
+}
+
+impl RgDir {
+    fn bytes(&self) -> usize {
+        self.first_span.len() * 4 + self.tmin.len() * 8 + self.offs.len() * 4
+    }
+
+    /// Parses the trace list and directory columns of a row group; `None` when they are
+    /// malformed or disagree with the row group's span count.
+    fn build(meta: &RgMeta, traces: &[u8], dir: &[u8]) -> Option<RgDir> {
+        let nt = meta.traces as usize;
+        let n = meta.spans as usize;
+        let ncols = DIR_COLS.len() + meta.keys.len();
+        let mut traces = traces;
+        let mut dir = dir;
+        let mut first_span = Vec::with_capacity(nt + 1);
+        let mut tmin = Vec::with_capacity(nt);
+        let mut offs = vec![0u32; (nt + 1) * ncols];
+        let mut g = 0usize;
+        first_span.push(0);
+        for t in 0..nt {
+            let cnt = get_u(&mut traces)? as usize;
+            tmin.push(meta.min_start.checked_add(get_u(&mut traces)?)?);
+            g = g.checked_add(cnt).filter(|&g| g <= n)?;
+            first_span.push(g as u32);
+            let (row, next) = offs.split_at_mut((t + 1) * ncols);
+            let row = &row[t * ncols..];
+            for i in 0..ncols {
+                let len = u32::try_from(get_u(&mut dir)?).ok()?;
+                next[i] = row[i].checked_add(len)?;
+            }
+        }
+        (g == n && traces.is_empty() && dir.is_empty()).then_some(RgDir {
+            ncols,
+            first_span,
+            tmin,
+            offs,
+        })
+    }
+
+    /// Trace `t`'s segment of directory column `i` (as a range of the column's stream).
+    fn seg(&self, t: usize, i: usize) -> std::ops::Range<usize> {
+        let at = t * self.ncols + i;
+        self.offs[at] as usize..self.offs[at + self.ncols] as usize
+    }
+
+    /// The length of directory column `i`'s stream.
+    fn col_len(&self, i: usize) -> usize {
+        self.offs[self.offs.len() - self.ncols + i] as usize
     }
 }
 
@@ -838,14 +1095,28 @@ impl Block {
     /// [`Block::column`] through the process-wide [`ColumnCache`].
     fn column_cached(&self, rg: usize, col: usize) -> Result<Arc<Vec<u8>>, StorageError> {
         let key = (self.uid, rg as u32, col as u32);
-        if let Some(c) = COLUMN_CACHE.lock().get(key) {
+        if let Some(Cached::Col(c)) = COLUMN_CACHE.lock().get(key) {
             return Ok(c);
         }
         let mut raw = self.column(rg, col)?;
         raw.shrink_to_fit();
         let c = Arc::new(raw);
-        COLUMN_CACHE.lock().put(key, c.clone());
+        COLUMN_CACHE.lock().put(key, Cached::Col(c.clone()));
         Ok(c)
+    }
+
+    /// The row group's parsed directory ([`RgDir`]), through the [`ColumnCache`].
+    fn rg_dir(&self, rg: usize) -> Result<Arc<RgDir>, StorageError> {
+        let key = (self.uid, rg as u32, DIR_KEY);
+        if let Some(Cached::Dir(d)) = COLUMN_CACHE.lock().get(key) {
+            return Ok(d);
+        }
+        let traces = self.column_cached(rg, C_TRACES)?;
+        let dir = self.column_cached(rg, C_DIR)?;
+        let d =
+            Arc::new(RgDir::build(&self.rgs[rg], &traces, &dir).ok_or_else(|| self.bad_rg(rg))?);
+        COLUMN_CACHE.lock().put(key, Cached::Dir(d.clone()));
+        Ok(d)
     }
 
     fn bad_rg(&self, rg: usize) -> StorageError {
@@ -869,31 +1140,30 @@ impl Block {
             .saturating_sub(1);
         let local = t - self.rgs[rg].first_trace as usize;
         let mut out = None;
-        self.decode_rg(rg, &|i| i == local, local + 1, proj, &mut |_, _, part| {
-            out = Some(part)
-        })?;
+        self.decode_rg(rg, &[local], proj, &mut |_, _, part| out = Some(part))?;
         Ok(out)
     }
 
     /// Every trace of a row group with its spans, in id order.
     pub(crate) fn decode_row_group(&self, rg: usize) -> Result<Vec<(TraceId, Part)>, StorageError> {
-        let mut out = Vec::with_capacity(self.rgs[rg].traces as usize);
-        self.decode_rg(rg, &|_| true, usize::MAX, None, &mut |_, id, part| {
-            out.push((id, part))
-        })?;
+        let all: Vec<usize> = (0..self.rgs[rg].traces as usize).collect();
+        let mut out = Vec::with_capacity(all.len());
+        self.decode_rg(rg, &all, None, &mut |_, id, part| out.push((id, part)))?;
         Ok(out)
     }
 
-    /// Decodes the traces of row group `rg` for which `want(local index)` holds.
+    /// Decodes the traces of row group `rg` whose local numbers `wanted` lists (ascending).
     fn decode_rg(
         &self,
         rg: usize,
-        want: &dyn Fn(usize) -> bool,
-        until: usize,
+        wanted: &[usize],
         proj: Option<&BTreeSet<String>>,
         emit: &mut dyn FnMut(usize, TraceId, Part),
     ) -> Result<(), StorageError> {
         let meta = &self.rgs[rg];
+        if wanted.is_empty() {
+            return Ok(());
+        }
         // A projection leaves out the value columns of other keys and events/links.
         let keep: Vec<bool> = meta
             .keys
@@ -902,34 +1172,29 @@ impl Block {
             .collect();
         // Columns no wanted trace has bytes in (events, external parents, attribute values of
         // keys the wanted traces lack) are not decompressed.
-        let dir_col = self.column_cached(rg, C_DIR)?;
-        let mut need = vec![false; DIR_COLS.len() + meta.keys.len()];
-        {
-            let mut d = dir_col.as_slice();
-            for t in 0..until.min(meta.traces as usize) {
-                let wanted = want(t);
-                for n in need.iter_mut() {
-                    let len = get_u(&mut d).ok_or_else(|| self.bad_rg(rg))?;
-                    *n |= wanted && len > 0;
-                }
+        let dir = self.rg_dir(rg)?;
+        let nt = meta.traces as usize;
+        let mut need = vec![false; dir.ncols];
+        for &t in wanted {
+            if t >= nt {
+                return Err(self.bad_rg(rg));
+            }
+            for (i, n) in need.iter_mut().enumerate() {
+                *n |= !dir.seg(t, i).is_empty();
             }
         }
-        let mut complete = true;
         let empty = Arc::new(Vec::new());
         let mut cols: Vec<Arc<Vec<u8>>> = Vec::with_capacity(meta.cols.len());
         for c in 0..meta.cols.len() {
             let skip = match c {
-                C_SEARCH => true,
+                C_SEARCH | C_TRACES | C_DIR => true,
                 C_EXT_PARENT => !need[1],
                 C_EVENTS_LINKS => !need[DIR_COLS.len() - 1] || proj.is_some(),
                 c if c >= N_FIXED => !need[DIR_COLS.len() + c - N_FIXED] || !keep[c - N_FIXED],
                 _ => false,
             };
             if skip {
-                complete &= c == C_SEARCH;
                 cols.push(empty.clone());
-            } else if c == C_DIR {
-                cols.push(dir_col.clone());
             } else {
                 cols.push(self.column_cached(rg, c)?);
             }
@@ -937,8 +1202,10 @@ impl Block {
         let mut loaded = vec![true; DIR_COLS.len()];
         loaded[DIR_COLS.len() - 1] = proj.is_none();
         loaded.extend_from_slice(&keep);
-        decode_spans(self, meta, &cols, &loaded, want, until, complete, emit)
-            .ok_or_else(|| self.bad_rg(rg))
+        for (i, n) in need.iter().enumerate() {
+            loaded[i] &= *n;
+        }
+        decode_spans(self, meta, &dir, &cols, &loaded, wanted, emit).ok_or_else(|| self.bad_rg(rg))
     }
 
     /// Calls `f(id, prepare(id, part))` for each trace with a part in this block that overlaps
@@ -999,16 +1266,11 @@ impl Block {
             Some(h) => h,
             None => self.scan_hits(rg, search)?,
         };
-        let mut found = Vec::new();
-        let Some(last) = (0..self.rgs[rg].traces as usize)
-            .rev()
-            .find(|t| hit.get(*t))
-        else {
-            return Ok(found);
-        };
-        self.decode_rg(rg, &|t| hit.get(t), last + 1, proj, &mut |_, id, part| {
-            found.push((id, part))
-        })?;
+        let wanted: Vec<usize> = (0..self.rgs[rg].traces as usize)
+            .filter(|t| hit.get(*t))
+            .collect();
+        let mut found = Vec::with_capacity(wanted.len());
+        self.decode_rg(rg, &wanted, proj, &mut |_, id, part| found.push((id, part)))?;
         Ok(found)
     }
 
@@ -1679,24 +1941,20 @@ fn split_dict(col: &[u8]) -> Option<(Vec<&[u8]>, &[u8])> {
     Some((dict, b))
 }
 
-/// Rebuilds the spans of the traces `want` selects (local numbers below `until`) from the
-/// columns of a row group, seeking to each wanted trace through the directory column so that
-/// other traces cost a few varint reads. `None` on malformed data.
-#[allow(clippy::too_many_arguments)]
+/// Rebuilds the spans of the traces `wanted` lists (local numbers) from the columns of a row
+/// group, going to each through the row group's [`RgDir`]. `loaded[i]`: directory column `i`
+/// was decompressed (else its segments read as empty). `None` on malformed data.
 fn decode_spans(
     block: &Block,
     meta: &RgMeta,
+    dir: &RgDir,
     cols: &[Arc<Vec<u8>>],
     loaded: &[bool],
-    want: &dyn Fn(usize) -> bool,
-    until: usize,
-    complete: bool,
+    wanted: &[usize],
     emit: &mut dyn FnMut(usize, TraceId, Part),
 ) -> Option<()> {
     let n = meta.spans as usize;
-    let nt = meta.traces as usize;
     let nk = meta.keys.len();
-    let mut traces = cols[C_TRACES].as_slice();
     let span_ids = cols[C_SPAN_ID].as_slice();
     let ks = cols[C_KIND_STATUS].as_slice();
     if span_ids.len() != n * 8 || ks.len() != n {
@@ -1715,71 +1973,53 @@ fn decode_spans(
         });
     }
     let mut key_dicts: Vec<Vec<&[u8]>> = Vec::with_capacity(nk);
-    for c in &cols[N_FIXED..] {
-        // An empty key column was skipped (no wanted trace uses the key).
-        let (dict, vals) = if c.is_empty() {
-            (Vec::new(), &[][..])
-        } else {
+    for (k, c) in cols[N_FIXED..].iter().enumerate() {
+        // A column not loaded was skipped (no wanted trace uses the key, or not projected).
+        let (dict, vals) = if loaded.get(DIR_COLS.len() + k) == Some(&true) {
             split_dict(c)?
+        } else {
+            (Vec::new(), &[][..])
         };
         key_dicts.push(dict);
         bases.push(vals);
     }
-    if key_dicts.len() != nk || loaded.len() != bases.len() {
+    if key_dicts.len() != nk || loaded.len() != bases.len() || dir.ncols != bases.len() {
         return None;
     }
-    let mut dir = cols[C_DIR].as_slice();
-    let mut off = vec![0usize; bases.len()];
-    let mut seg = vec![0usize; bases.len()];
-    let mut cur: Vec<&[u8]> = vec![&[]; bases.len()];
-    let mut g = 0usize;
-    let until = until.min(nt);
-    for t in 0..until {
-        let cnt = get_u(&mut traces)? as usize;
-        let tmin = meta.min_start.checked_add(get_u(&mut traces)?)?;
-        if g + cnt > n {
+    // Every loaded stream must be exactly as long as the directory says.
+    for (i, b) in bases.iter().enumerate() {
+        if loaded[i] && b.len() != dir.col_len(i) {
             return None;
         }
-        for s in seg.iter_mut() {
-            *s = get_u(&mut dir)? as usize;
-        }
-        if want(t) {
-            for (i, c) in cur.iter_mut().enumerate() {
-                *c = if seg[i] == 0 || !loaded[i] {
-                    &[]
-                } else {
-                    bases[i].get(off[i]..off[i].checked_add(seg[i])?)?
-                };
-            }
-            let id = block.id_at(meta.first_trace as usize + t);
-            let part = decode_trace_spans(
-                block,
-                meta,
-                (span_ids, ks),
-                [&names, &smsgs, &tstates],
-                &key_dicts,
-                loaded,
-                &mut cur,
-                id,
-                g,
-                cnt,
-                tmin,
-            )?;
-            emit(t, id, part);
-        }
-        for (o, s) in off.iter_mut().zip(&seg) {
-            *o += *s;
-        }
-        g += cnt;
     }
-    if until < nt || !complete {
-        return Some(());
+    let mut cur: Vec<&[u8]> = vec![&[]; bases.len()];
+    for &t in wanted {
+        let g = *dir.first_span.get(t)? as usize;
+        let cnt = *dir.first_span.get(t + 1)? as usize - g;
+        for (i, c) in cur.iter_mut().enumerate() {
+            *c = if loaded[i] {
+                bases[i].get(dir.seg(t, i))?
+            } else {
+                &[]
+            };
+        }
+        let id = block.id_at(meta.first_trace as usize + t);
+        let part = decode_trace_spans(
+            block,
+            meta,
+            (span_ids, ks),
+            [&names, &smsgs, &tstates],
+            &key_dicts,
+            loaded,
+            &mut cur,
+            id,
+            g,
+            cnt,
+            *dir.tmin.get(t)?,
+        )?;
+        emit(t, id, part);
     }
-    let consistent = g == n
-        && traces.is_empty()
-        && dir.is_empty()
-        && off.iter().zip(&bases).all(|(o, b)| *o == b.len());
-    consistent.then_some(())
+    Some(())
 }
 
 /// Decodes the `cnt` spans of one trace (first span number `g`) from its column segments
@@ -1801,6 +2041,8 @@ fn decode_trace_spans(
     let (fixed, key_segs) = cur.split_at_mut(DIR_COLS.len());
     let (fixed_loaded, key_loaded) = loaded.split_at(DIR_COLS.len());
     let events_loaded = fixed_loaded.last().copied().unwrap_or(true);
+    // With a projection most spans keep few or no attributes: no room reserved for all.
+    let all_keys = key_loaded.iter().all(|k| *k);
     let [parents, ext, starts, durs, name_c, pairs, smsg_c, tstate_c, misc, keys, evl] = fixed
     else {
         return None;
@@ -1833,7 +2075,7 @@ fn decode_trace_spans(
         let d_events = get_u32(misc)?;
         let d_links = get_u32(misc)?;
         let na = get_count(keys)?;
-        let mut attrs = Vec::with_capacity(na);
+        let mut attrs = Vec::with_capacity(if all_keys { na } else { 0 });
         for _ in 0..na {
             let code = get_u(keys)? as usize;
             if !*key_loaded.get(code)? {
@@ -2131,6 +2373,238 @@ mod tests {
             .index_hits(rg, &search)
             .unwrap()
             .is_some_and(|b| b.0.iter().all(|w| *w == 0))));
+    }
+
+    /// A trace's spans, each with its resource and scope number.
+    type NumberedTrace = (TraceId, Vec<(u32, u32, Span)>);
+
+    /// Spans with every kind of field a body holds (nested values, events, links, external
+    /// parents, trace state, dropped counts, each status), in a few traces.
+    fn varied_traces() -> Vec<NumberedTrace> {
+        use crate::traces::{SpanEvent, SpanKind, SpanLink};
+        (0..30u8)
+            .map(|t| {
+                let id = TraceId([t + 1; 16]);
+                let spans = (0..(1 + t % 5))
+                    .map(|i| {
+                        let mut attributes = vec![
+                            Attr::new("http.route", AttrValue::Str(format!("/r/{}", t % 4))),
+                            Attr::new("code", AttrValue::Int(200 + i64::from(i))),
+                            Attr::new("ratio", AttrValue::Double(0.5 * f64::from(i))),
+                            Attr::new("ok", AttrValue::Bool(i % 2 == 0)),
+                        ];
+                        if t % 3 == 0 {
+                            attributes.push(Attr::new(
+                                "nested",
+                                AttrValue::Array(vec![
+                                    AttrValue::Int(1),
+                                    AttrValue::KvList(vec![Attr::new(
+                                        "x",
+                                        AttrValue::Bytes(vec![1, 2, 3]),
+                                    )]),
+                                ]),
+                            ));
+                            attributes.push(Attr::new("code", AttrValue::Str("dup key".into())));
+                        }
+                        let span = Span {
+                            trace_id: id,
+                            span_id: [i + 1, t, 0, 0, 0, 0, 0, 9],
+                            parent_span_id: match i {
+                                0 if t % 4 == 1 => Some([0xee; 8]),
+                                0 => None,
+                                _ => Some([i, t, 0, 0, 0, 0, 0, 9]),
+                            },
+                            trace_state: if t % 2 == 0 {
+                                "k=v".into()
+                            } else {
+                                String::new()
+                            },
+                            flags: u32::from(t % 3),
+                            name: format!("op{}", i % 3),
+                            kind: SpanKind::from_i32(i32::from(i % 6)),
+                            start_unix_nano: 1_000_000 + u64::from(t) * 1000 + u64::from(5 - i),
+                            end_unix_nano: 2_000_000 + u64::from(i),
+                            attributes,
+                            dropped_attributes_count: u32::from(i),
+                            events: if i == 1 {
+                                vec![SpanEvent {
+                                    time_unix_nano: 1_500_000,
+                                    name: "exception".into(),
+                                    attributes: vec![Attr::new(
+                                        "exception.type",
+                                        AttrValue::Str("E".into()),
+                                    )],
+                                    dropped_attributes_count: 1,
+                                }]
+                            } else {
+                                Vec::new()
+                            },
+                            dropped_events_count: u32::from(t % 2),
+                            links: if t % 5 == 2 {
+                                vec![SpanLink {
+                                    trace_id: TraceId([7; 16]),
+                                    span_id: [8; 8],
+                                    trace_state: "l=1".into(),
+                                    attributes: vec![Attr::new("k", AttrValue::Int(3))],
+                                    dropped_attributes_count: 2,
+                                    flags: 1,
+                                }]
+                            } else {
+                                Vec::new()
+                            },
+                            dropped_links_count: 0,
+                            status_code: StatusCode::from_i32(i32::from(t % 3)),
+                            status_message: if t % 3 == 2 {
+                                "boom".into()
+                            } else {
+                                String::new()
+                            },
+                        };
+                        (u32::from(t % 2), u32::from(i % 2), span)
+                    })
+                    .collect();
+                (id, spans)
+            })
+            .collect()
+    }
+
+    /// A head trace buffer: `uvarint resource`, `uvarint scope`, body length, body.
+    fn head_buf(spans: &[(u32, u32, Span)]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut body = Vec::new();
+        for (r, s, span) in spans {
+            body.clear();
+            codec::put_span_body(&mut body, span);
+            write_uvarint(&mut buf, u64::from(*r));
+            write_uvarint(&mut buf, u64::from(*s));
+            put_bytes(&mut buf, &body);
+        }
+        buf
+    }
+
+    /// Writing head traces straight from their encoded buffers gives the very same block as
+    /// writing the decoded spans (duplicate span ids dropped, first wins), and it reads back
+    /// as the spans sorted by start.
+    #[test]
+    fn encoded_head_traces_write_the_same_block_as_decoded_spans() {
+        let opts = TraceStoreOptions {
+            row_group_spans: 20,
+            ..TraceStoreOptions::default()
+        };
+        let resources: Vec<Arc<Resource>> = (0..2)
+            .map(|i| {
+                Arc::new(Resource {
+                    attributes: vec![Attr::new("service.name", AttrValue::Str(format!("s{i}")))],
+                    ..Resource::default()
+                })
+            })
+            .collect();
+        let scopes: Vec<Arc<Scope>> = (0..2)
+            .map(|i| {
+                Arc::new(Scope {
+                    name: format!("lib{i}"),
+                    ..Scope::default()
+                })
+            })
+            .collect();
+        let traces = varied_traces();
+        let mut encoded = BlockWriter::new(Vec::new(), &opts).unwrap();
+        let mut decoded = BlockWriter::new(Vec::new(), &opts).unwrap();
+        for (id, spans) in &traces {
+            // Every span twice in the head buffer (as after a WAL replayed twice), the copy
+            // with another name: the first copy must win.
+            let mut doubled = spans.clone();
+            for (r, s, span) in spans {
+                let mut copy = span.clone();
+                copy.name = "replayed".into();
+                doubled.push((*r, *s, copy));
+            }
+            assert!(encoded
+                .add_encoded_trace(*id, &head_buf(&doubled), &resources, &scopes)
+                .unwrap());
+            let part: Part = spans
+                .iter()
+                .map(|(r, s, span)| {
+                    (
+                        resources[*r as usize].clone(),
+                        scopes[*s as usize].clone(),
+                        span.clone(),
+                    )
+                })
+                .collect();
+            decoded.add_trace(*id, part).unwrap();
+        }
+        let a = encoded.finish(3, &[]).unwrap();
+        let b = decoded.finish(3, &[]).unwrap();
+        assert!(a == b, "blocks differ");
+        let block = Block::from_bytes(a, 3).unwrap();
+        assert!(block.row_groups() > 2);
+        let mut got = Vec::new();
+        for rg in 0..block.row_groups() {
+            got.extend(block.decode_row_group(rg).unwrap());
+        }
+        assert_eq!(got.len(), traces.len());
+        for ((id, part), (want_id, want)) in got.iter().zip(&traces) {
+            assert_eq!(id, want_id);
+            let mut want: Vec<(u32, u32, Span)> = want.clone();
+            want.sort_by_key(|(_, _, s)| (s.start_unix_nano, s.span_id));
+            assert_eq!(part.len(), want.len());
+            for ((res, scope, span), (r, s, w)) in part.iter().zip(&want) {
+                assert_eq!(span, w);
+                assert_eq!(**res, *resources[*r as usize]);
+                assert_eq!(**scope, *scopes[*s as usize]);
+            }
+        }
+        // One trace read alone (through the row group directory) is the same.
+        let (id, want) = &traces[17];
+        let part = block.trace_part(id, None).unwrap().unwrap();
+        assert_eq!(part.len(), want.len());
+        assert!(block
+            .trace_part(&TraceId([0xff; 16]), None)
+            .unwrap()
+            .is_none());
+    }
+
+    /// A malformed head buffer is refused whole, and the writer goes on with the next trace.
+    #[test]
+    fn malformed_encoded_trace_is_skipped() {
+        let opts = TraceStoreOptions::default();
+        let resources = vec![Arc::new(Resource::default())];
+        let scopes = vec![Arc::new(Scope::default())];
+        let traces = varied_traces();
+        let mut w = BlockWriter::new(Vec::new(), &opts).unwrap();
+        let good = head_buf(&traces[3].1);
+        let mut truncated = good.clone();
+        truncated.pop();
+        let mut bad_resource = Vec::new();
+        write_uvarint(&mut bad_resource, 5);
+        bad_resource.extend_from_slice(&good[1..]);
+        let mut body = Vec::new();
+        codec::put_span_body(&mut body, &traces[3].1[0].2);
+        let mut bad_body = vec![0, 0];
+        body[8] = 9; // parent tag neither 0 nor 1
+        put_bytes(&mut bad_body, &body);
+        for (i, buf) in [&truncated, &bad_resource, &bad_body]
+            .into_iter()
+            .enumerate()
+        {
+            let id = TraceId([i as u8 + 1; 16]);
+            assert!(!w.add_encoded_trace(id, buf, &resources, &scopes).unwrap());
+        }
+        let id = TraceId([9; 16]);
+        // `varied_traces` uses resource and scope 0 and 1: map all to 0 here.
+        let buf = head_buf(
+            &traces[3]
+                .1
+                .iter()
+                .map(|(_, _, s)| (0, 0, s.clone()))
+                .collect::<Vec<_>>(),
+        );
+        assert!(w.add_encoded_trace(id, &buf, &resources, &scopes).unwrap());
+        let block = Block::from_bytes(w.finish(1, &[]).unwrap(), 1).unwrap();
+        assert_eq!(block.traces, 1);
+        let part = block.trace_part(&id, None).unwrap().unwrap();
+        assert_eq!(part.len(), traces[3].1.len());
     }
 
     #[test]

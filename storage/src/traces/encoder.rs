@@ -176,6 +176,37 @@ struct List {
     array: bool,
 }
 
+/// Bytes known to be UTF-8: from a `&str`, or checked by [`Utf8Bytes::new`] (an ASCII fast
+/// path, then the full check), which lets a protobuf decoder hand strings to the
+/// [`SpanBatchEncoder`] without making `&str`s (`str::from_utf8` on every short key and value
+/// was several percent of ingest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Utf8Bytes<'a>(&'a [u8]);
+
+impl<'a> Utf8Bytes<'a> {
+    /// `None` when `b` is not UTF-8.
+    #[inline]
+    pub fn new(b: &'a [u8]) -> Option<Utf8Bytes<'a>> {
+        (b.is_ascii() || std::str::from_utf8(b).is_ok()).then_some(Utf8Bytes(b))
+    }
+
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+}
+
+impl<'a> From<&'a str> for Utf8Bytes<'a> {
+    fn from(s: &'a str) -> Utf8Bytes<'a> {
+        Utf8Bytes(s.as_bytes())
+    }
+}
+
+impl<'a> From<&'a String> for Utf8Bytes<'a> {
+    fn from(s: &'a String) -> Utf8Bytes<'a> {
+        Utf8Bytes(s.as_bytes())
+    }
+}
+
 fn open_list(buf: &mut Vec<u8>, reserved: usize, array: bool) -> List {
     let pos = buf.len();
     buf.resize(pos + reserved, 0);
@@ -662,7 +693,7 @@ impl SpanBatchEncoder {
 
     /// Starts one value: checks the context (`key` given exactly in key/value lists), counts
     /// it and writes the key. `false` when the call is out of place.
-    fn start_value(&mut self, key: Option<&str>) -> bool {
+    fn start_value(&mut self, key: Option<Utf8Bytes<'_>>) -> bool {
         if !self.ok() {
             return false;
         }
@@ -685,18 +716,18 @@ impl SpanBatchEncoder {
         }
         list.count += 1;
         if let Some(k) = key {
-            put_str(self.target(), k);
+            put_bytes(self.target(), k.0);
         }
         true
     }
 
-    fn scalar(&mut self, key: Option<&str>, write: impl FnOnce(&mut Vec<u8>)) {
+    fn scalar(&mut self, key: Option<Utf8Bytes<'_>>, write: impl FnOnce(&mut Vec<u8>)) {
         if self.start_value(key) {
             write(self.target());
         }
     }
 
-    fn open_nested(&mut self, key: Option<&str>, array: bool) {
+    fn open_nested(&mut self, key: Option<Utf8Bytes<'_>>, array: bool) {
         if self.nested.len() >= MAX_DEPTH as usize {
             self.fail("values nested too deeply");
             return;
@@ -757,50 +788,54 @@ impl SpanBatchEncoder {
         }
     }
 
-    pub fn attr_str(&mut self, key: &str, v: &str) {
-        self.scalar(Some(key), |t| {
+    pub fn attr_str<'k, 'v>(&mut self, key: impl Into<Utf8Bytes<'k>>, v: impl Into<Utf8Bytes<'v>>) {
+        let v = v.into();
+        self.scalar(Some(key.into()), |t| {
             t.push(TAG_STR);
-            put_str(t, v);
+            put_bytes(t, v.0);
         });
     }
-    pub fn attr_int(&mut self, key: &str, v: i64) {
-        self.scalar(Some(key), |t| {
+    pub fn attr_int<'k>(&mut self, key: impl Into<Utf8Bytes<'k>>, v: i64) {
+        self.scalar(Some(key.into()), |t| {
             t.push(TAG_INT);
             write_varint(t, v);
         });
     }
-    pub fn attr_double(&mut self, key: &str, v: f64) {
-        self.scalar(Some(key), |t| {
+    pub fn attr_double<'k>(&mut self, key: impl Into<Utf8Bytes<'k>>, v: f64) {
+        self.scalar(Some(key.into()), |t| {
             t.push(TAG_DOUBLE);
             t.extend_from_slice(&v.to_bits().to_le_bytes());
         });
     }
-    pub fn attr_bool(&mut self, key: &str, v: bool) {
-        self.scalar(Some(key), |t| t.push(if v { TAG_TRUE } else { TAG_FALSE }));
+    pub fn attr_bool<'k>(&mut self, key: impl Into<Utf8Bytes<'k>>, v: bool) {
+        self.scalar(Some(key.into()), |t| {
+            t.push(if v { TAG_TRUE } else { TAG_FALSE })
+        });
     }
-    pub fn attr_bytes(&mut self, key: &str, v: &[u8]) {
-        self.scalar(Some(key), |t| {
+    pub fn attr_bytes<'k>(&mut self, key: impl Into<Utf8Bytes<'k>>, v: &[u8]) {
+        self.scalar(Some(key.into()), |t| {
             t.push(TAG_BYTES);
             put_bytes(t, v);
         });
     }
     /// An attribute whose `AnyValue` has no value set.
-    pub fn attr_empty(&mut self, key: &str) {
-        self.scalar(Some(key), |t| t.push(TAG_EMPTY));
+    pub fn attr_empty<'k>(&mut self, key: impl Into<Utf8Bytes<'k>>) {
+        self.scalar(Some(key.into()), |t| t.push(TAG_EMPTY));
     }
     /// Opens an array-valued attribute; add items with `item_*`, close with `end_nested`.
-    pub fn attr_array(&mut self, key: &str) {
-        self.open_nested(Some(key), true);
+    pub fn attr_array<'k>(&mut self, key: impl Into<Utf8Bytes<'k>>) {
+        self.open_nested(Some(key.into()), true);
     }
     /// Opens a key/value-list attribute; add entries with `attr_*`, close with `end_nested`.
-    pub fn attr_kvlist(&mut self, key: &str) {
-        self.open_nested(Some(key), false);
+    pub fn attr_kvlist<'k>(&mut self, key: impl Into<Utf8Bytes<'k>>) {
+        self.open_nested(Some(key.into()), false);
     }
 
-    pub fn item_str(&mut self, v: &str) {
+    pub fn item_str<'v>(&mut self, v: impl Into<Utf8Bytes<'v>>) {
+        let v = v.into();
         self.scalar(None, |t| {
             t.push(TAG_STR);
-            put_str(t, v);
+            put_bytes(t, v.0);
         });
     }
     pub fn item_int(&mut self, v: i64) {
@@ -926,6 +961,36 @@ impl<'a> AttrsRef<'a> {
                 .find(|(k, _)| *k == key.as_bytes())
                 .and_then(|(_, mut v)| get_value_ref(&mut v, 0)),
         }
+    }
+
+    /// `[self.get(keys[0]), self.get(keys[1]), …]` in one walk of the list (for consumers
+    /// that look up several keys of every span).
+    pub fn get_many<const N: usize>(&self, keys: [&str; N]) -> [Option<ValueRef<'a>>; N] {
+        let mut out = [None; N];
+        match self.0 {
+            AttrsRepr::Decoded(a) => {
+                for (o, k) in out.iter_mut().zip(keys) {
+                    *o = super::find_attr(a, k).map(ValueRef::of);
+                }
+            }
+            AttrsRepr::Encoded(..) => {
+                let mut done = [false; N];
+                let mut left = N;
+                for (k, v) in self.raw() {
+                    for (i, key) in keys.iter().enumerate() {
+                        if !done[i] && k == key.as_bytes() {
+                            done[i] = true;
+                            left -= 1;
+                            out[i] = get_value_ref(&mut &v[..], 0);
+                        }
+                    }
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// `(key, value)` in order, duplicates included.
@@ -1201,6 +1266,105 @@ impl<'a> SpanRef<'a> {
             end_unix_nano: end,
             attributes: AttrsRef(AttrsRepr::Encoded(attrs, n)),
         })
+    }
+}
+
+/// A span body's fields as slices of the body, nothing decoded or UTF-8-checked (bodies come
+/// from [`SpanBatchEncoder`] or the CRC-checked WAL, whose strings were checked when encoded):
+/// what the block writer copies into its columns without building a [`super::Span`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawSpan<'a> {
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub trace_state: &'a [u8],
+    pub flags: u32,
+    pub name: &'a [u8],
+    pub kind: SpanKind,
+    pub status_code: StatusCode,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+    /// The attribute entries (after their count) and the count.
+    attrs: (&'a [u8], usize),
+    pub dropped_attributes_count: u32,
+    /// The events, count-prefixed, exactly as [`super::codec::put_events`] writes them.
+    pub events: &'a [u8],
+    pub dropped_events_count: u32,
+    /// The links, count-prefixed, exactly as [`super::codec::put_links`] writes them.
+    pub links: &'a [u8],
+    pub dropped_links_count: u32,
+    pub status_message: &'a [u8],
+}
+
+impl<'a> RawSpan<'a> {
+    /// Splits a span body ([`super::codec::put_span_body`]'s layout); `None` if malformed.
+    pub(crate) fn parse(body: &'a [u8]) -> Option<RawSpan<'a>> {
+        let b = &mut &body[..];
+        let span_id = get_fixed(b)?;
+        let parent_span_id = match get_u8(b)? {
+            0 => None,
+            1 => Some(get_fixed(b)?),
+            _ => return None,
+        };
+        let trace_state = get_bytes(b)?;
+        let flags = u32::try_from(get_u(b)?).ok()?;
+        let name = get_bytes(b)?;
+        let (kind, status_code) = split_kind_status(get_u8(b)?)?;
+        let start = get_u(b)?;
+        let end = start.wrapping_add(get_i(b)? as u64);
+        let attrs = skip_attrs(b, 0)?;
+        let dropped_attributes_count = u32::try_from(get_u(b)?).ok()?;
+        let events_at = *b;
+        for _ in 0..get_count(b)? {
+            get_u(b)?; // time
+            get_bytes(b)?; // name
+            skip_attrs(b, 0)?;
+            get_u(b)?; // dropped attributes
+        }
+        let events = &events_at[..events_at.len() - b.len()];
+        let dropped_events_count = u32::try_from(get_u(b)?).ok()?;
+        let links_at = *b;
+        for _ in 0..get_count(b)? {
+            get_fixed::<24>(b)?; // trace id, span id
+            get_bytes(b)?; // trace state
+            skip_attrs(b, 0)?;
+            get_u(b)?; // dropped attributes
+            get_u(b)?; // flags
+        }
+        let links = &links_at[..links_at.len() - b.len()];
+        let dropped_links_count = u32::try_from(get_u(b)?).ok()?;
+        let status_message = get_bytes(b)?;
+        b.is_empty().then_some(RawSpan {
+            span_id,
+            parent_span_id,
+            trace_state,
+            flags,
+            name,
+            kind,
+            status_code,
+            start_unix_nano: start,
+            end_unix_nano: end,
+            attrs,
+            dropped_attributes_count,
+            events,
+            dropped_events_count,
+            links,
+            dropped_links_count,
+            status_message,
+        })
+    }
+
+    /// How many attributes (duplicates included).
+    pub(crate) fn attr_count(&self) -> usize {
+        self.attrs.1
+    }
+
+    /// `(key, value encoding)` of each attribute in order (the value's tag byte first, as
+    /// [`super::codec::put_value`] writes it).
+    pub(crate) fn attrs(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        RawAttrs {
+            buf: self.attrs.0,
+            left: self.attrs.1,
+        }
     }
 }
 

@@ -9,9 +9,12 @@
 
 use std::collections::BTreeMap;
 
-use super::codec::{get_bytes, get_count, get_u, get_u8, get_value, put_bytes, put_value, FastMap};
+use super::codec::{
+    get_bytes, get_count, get_u, get_u8, get_value, put_bytes, FastMap, TAG_DOUBLE, TAG_FALSE,
+    TAG_INT, TAG_STR, TAG_TRUE,
+};
 use super::{
-    AttrValue, FilterOp, FilterValue, Resource, Span, SpanField, SpanFilter, SpanKind, SpanView,
+    AttrValue, FilterOp, FilterValue, Resource, SpanField, SpanFilter, SpanKind, SpanView,
     StatusCode,
 };
 use crate::varint::write_uvarint;
@@ -76,14 +79,19 @@ pub(crate) struct IndexBuilder {
     /// Spans per pair, and by key code the spans per pair carrying the key.
     pair_spans: BTreeMap<u32, u64>,
     key_pairs: Vec<Vec<u64>>,
-    tmp: Vec<u8>,
 }
 
 impl IndexBuilder {
     /// Records the intrinsics of a span of local trace `t`.
-    pub(crate) fn span(&mut self, t: u32, s: &Span, name_code: u32, pair: u32) {
-        add(&mut self.statuses[s.status_code as usize], t);
-        add(&mut self.kinds[s.kind as usize], t);
+    pub(crate) fn span(
+        &mut self,
+        t: u32,
+        (kind, status, dur): (SpanKind, StatusCode, u64),
+        name_code: u32,
+        pair: u32,
+    ) {
+        add(&mut self.statuses[status as usize], t);
+        add(&mut self.kinds[kind as usize], t);
         let nc = name_code as usize;
         if self.names.len() <= nc {
             self.names.resize_with(nc + 1, Vec::new);
@@ -91,15 +99,13 @@ impl IndexBuilder {
         add(&mut self.names[nc], t);
         add(self.pairs.entry(pair).or_default(), t);
         *self.pair_spans.entry(pair).or_default() += 1;
-        add(
-            self.durs.entry(dur_bucket(s.duration_nanos())).or_default(),
-            t,
-        );
+        add(self.durs.entry(dur_bucket(dur)).or_default(), t);
     }
 
     /// Records the first attribute with key code `code` of a span of local trace `t` whose
     /// (resource, scope) pair is `pair`.
-    pub(crate) fn attr(&mut self, t: u32, code: u32, pair: u32, v: &AttrValue) {
+    /// `v` is the value's encoding ([`put_value`]'s, tag byte first).
+    pub(crate) fn attr(&mut self, t: u32, code: u32, pair: u32, v: &[u8]) {
         let c = code as usize;
         if self.keys.len() <= c {
             self.keys.resize_with(c + 1, || Some(FastMap::default()));
@@ -115,25 +121,23 @@ impl IndexBuilder {
             return;
         };
         if !matches!(
-            v,
-            AttrValue::Str(_) | AttrValue::Int(_) | AttrValue::Double(_) | AttrValue::Bool(_)
+            v.first(),
+            Some(&(TAG_STR | TAG_INT | TAG_DOUBLE | TAG_TRUE | TAG_FALSE))
         ) {
             *slot = None;
             return;
         }
-        self.tmp.clear();
-        put_value(&mut self.tmp, v);
-        if let Some(list) = map.get_mut(self.tmp.as_slice()) {
+        if let Some(list) = map.get_mut(v) {
             add(list, t);
         } else if map.len() >= KEY_VALUES_CAP {
             *slot = None;
         } else {
-            map.insert(self.tmp.clone(), vec![t]);
+            map.insert(v.to_vec(), vec![t]);
         }
     }
 
     /// The column bytes.
-    pub(crate) fn finish(mut self, traces: usize, names: &[String], n_keys: usize) -> Vec<u8> {
+    pub(crate) fn finish(mut self, traces: usize, names: &[Box<[u8]>], n_keys: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.times.len() * 8);
         let mut tmp = Vec::new();
         write_uvarint(&mut out, traces as u64);
@@ -153,7 +157,7 @@ impl IndexBuilder {
             self.names.iter().filter(|l| !l.is_empty()).count() as u64,
         );
         for (code, list) in self.names.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
-            put_bytes(&mut out, names.get(code).map_or(&[][..], |n| n.as_bytes()));
+            put_bytes(&mut out, names.get(code).map_or(&[][..], |n| n));
             put_list(&mut out, list, &mut tmp);
         }
         for group in [&self.pairs, &self.durs] {

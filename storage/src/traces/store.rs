@@ -24,7 +24,7 @@ use super::codec::{get_resource, get_scope, get_span_body, FastSet};
 use super::head::{decode_trace, Head, HeadTrace, Summary};
 use super::wal::{self, TraceWal};
 use super::{
-    find_attr, trace_matches, AttrScope, AttrValue, Resource, Span, SpanBatch, SpanField,
+    find_attr, trace_matches, AttrScope, AttrValue, Resource, Scope, Span, SpanBatch, SpanField,
     SpanFilter, Trace, TraceAppendOutcome, TraceAppender, TraceId, TraceSearch, TraceSource,
 };
 use crate::{FsyncPolicy, StorageError};
@@ -385,21 +385,10 @@ impl TraceStore {
                 let Some(t) = frozen.traces.get(id) else {
                     continue;
                 };
-                let Some(spans) = decode_trace(*id, t) else {
+                // Written from the encoded spans; duplicates (WAL replayed twice) dropped.
+                if !w.add_encoded_trace(*id, &t.buf, &frozen.resources, &frozen.scopes)? {
                     tracing::error!(trace = %id, "undecodable head trace skipped");
-                    continue;
-                };
-                let part: Part = spans
-                    .into_iter()
-                    .filter_map(|(r, s, span)| {
-                        Some((
-                            frozen.resources.get(r as usize)?.clone(),
-                            frozen.scopes.get(s as usize)?.clone(),
-                            span,
-                        ))
-                    })
-                    .collect();
-                w.add_trace(*id, dedup_part(part))?;
+                }
             }
             Ok(())
         })
@@ -684,6 +673,18 @@ impl TraceStore {
 pub(crate) trait BlockSink {
     /// Adds one trace; traces must come in ascending id order, each once.
     fn add_trace(&mut self, id: TraceId, part: Part) -> Result<(), StorageError>;
+
+    /// Adds one head trace from its buffer (entries of `uvarint resource`, `uvarint scope`,
+    /// span body; indices into `resources` and `scopes`), without decoding it; spans with a
+    /// span id seen earlier in the buffer are dropped. `Ok(false)` (nothing added) when the
+    /// buffer is malformed. Same ordering rule as [`BlockSink::add_trace`].
+    fn add_encoded_trace(
+        &mut self,
+        id: TraceId,
+        buf: &[u8],
+        resources: &[Arc<Resource>],
+        scopes: &[Arc<Scope>],
+    ) -> Result<bool, StorageError>;
 }
 
 fn block_path(blocks_dir: &Path, seq: u64) -> PathBuf {
@@ -834,10 +835,18 @@ pub(crate) fn assemble(id: TraceId, parts: Vec<Part>) -> Option<Trace> {
             if !seen.insert(span.span_id) {
                 continue;
             }
-            let pos = batches.iter().position(|b| {
-                (Arc::ptr_eq(&b.resource, &res) || *b.resource == *res)
-                    && (Arc::ptr_eq(&b.scope, &scope) || *b.scope == *scope)
-            });
+            // Spans of one part share `Arc`s for equal resources and scopes, so a pointer
+            // match finds the batch cheaply; equal contents (another part) are compared only
+            // when no batch has the very same `Arc`s. At most one batch can match either way.
+            let pos = batches
+                .iter()
+                .position(|b| Arc::ptr_eq(&b.resource, &res) && Arc::ptr_eq(&b.scope, &scope))
+                .or_else(|| {
+                    batches.iter().position(|b| {
+                        (Arc::ptr_eq(&b.resource, &res) || *b.resource == *res)
+                            && (Arc::ptr_eq(&b.scope, &scope) || *b.scope == *scope)
+                    })
+                });
             match pos {
                 Some(i) => batches[i].spans.push(span),
                 None => batches.push(SpanBatch {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use sextant_storage::traces::{
     Attr, AttrValue, Resource, Scope, Span, SpanBatch, SpanBatchEncoder, SpanEvent, SpanHeader,
-    SpanKind, SpanLink, StatusCode, TraceId,
+    SpanKind, SpanLink, StatusCode, TraceId, Utf8Bytes,
 };
 
 const VARINT: u8 = 0;
@@ -623,13 +623,13 @@ fn enc_link(buf: &[u8], enc: &mut SpanBatchEncoder) -> Result<()> {
 /// the reference.
 fn enc_key_value(buf: &[u8], depth: u32, enc: &mut SpanBatchEncoder) -> Result<()> {
     let mut r = Reader::new(buf);
-    let mut key = "";
+    let mut key = Utf8Bytes::from("");
     let mut value: Option<&[u8]> = None;
     let mut simple = true;
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         match (field, wt) {
-            (1, LEN) => key = r.string()?,
+            (1, LEN) => key = r.utf8()?,
             (2, LEN) => {
                 let v = r.bytes()?;
                 simple &= value.is_none();
@@ -658,7 +658,7 @@ fn enc_key_value(buf: &[u8], depth: u32, enc: &mut SpanBatchEncoder) -> Result<(
 fn enc_any_value(
     buf: &[u8],
     depth: u32,
-    key: Option<&str>,
+    key: Option<Utf8Bytes<'_>>,
     enc: &mut SpanBatchEncoder,
 ) -> Result<Option<()>> {
     if depth >= MAX_DEPTH {
@@ -686,8 +686,8 @@ fn enc_any_value(
     }
     let mut r = Reader { buf: start };
     match (field, key) {
-        (1, Some(k)) => enc.attr_str(k, r.string()?),
-        (1, None) => enc.item_str(r.string()?),
+        (1, Some(k)) => enc.attr_str(k, r.utf8()?),
+        (1, None) => enc.item_str(r.utf8()?),
         (2, Some(k)) => enc.attr_bool(k, r.varint()? != 0),
         (2, None) => enc.item_bool(r.varint()? != 0),
         (3, Some(k)) => enc.attr_int(k, r.varint()? as i64),
@@ -843,6 +843,12 @@ impl<'a> Reader<'a> {
     #[inline]
     fn string(&mut self) -> Result<&'a str> {
         std::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::BadUtf8)
+    }
+
+    /// A string field as checked UTF-8 bytes (cheaper than [`Reader::string`] for the many
+    /// short ASCII keys and values).
+    fn utf8(&mut self) -> Result<Utf8Bytes<'a>> {
+        Utf8Bytes::new(self.bytes()?).ok_or(DecodeError::BadUtf8)
     }
 
     /// Skips a field whose number is not in `known`; a known number reaching here arrived
