@@ -173,6 +173,9 @@ pub struct Db {
     metrics: StorageMetrics,
     /// Number of the next head spill file; the lock makes spill passes one at a time.
     spill_seq: Mutex<u64>,
+    /// Head truncations so far: a deferred read of head data (`lazy.rs`) listed before one
+    /// may miss samples that moved to a block it did not list, and is redone.
+    head_truncations: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Db {
@@ -193,6 +196,7 @@ impl Db {
             exemplars: RwLock::new(exemplars),
             metrics,
             spill_seq: Mutex::new(0),
+            head_truncations: Default::default(),
         }
     }
 
@@ -305,6 +309,7 @@ impl Db {
             exemplars: RwLock::new(exemplars),
             metrics,
             spill_seq: Mutex::new(0),
+            head_truncations: Default::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 //! a short result (a rate per step, say) can then decode, use and drop series one at a time on
 //! several threads, instead of holding every selected sample in memory at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::read::merge_samples;
@@ -17,6 +18,9 @@ pub struct LazySeries {
     labels: Labels,
     /// Where the samples are, oldest source first (blocks in time order, then the head).
     parts: Vec<Part>,
+    /// For a series with head data: the database's head truncation count and its value when
+    /// the series was listed.
+    head_epoch: Option<(Arc<AtomicU64>, u64)>,
 }
 
 enum Part {
@@ -73,7 +77,16 @@ impl LazySeries {
             hists: std::mem::take(histograms),
         };
         merged.clear();
-        let result = self.load_parts(mint, maxt, scratch, &mut merged);
+        let mut result = self.load_parts(mint, maxt, scratch, &mut merged);
+        // Checked after reading: a truncation that starts later cannot have removed what was
+        // read, one that started earlier may have moved samples to a block not listed.
+        if let Some((count, listed)) = &self.head_epoch {
+            if result.is_ok() && count.load(Ordering::SeqCst) != *listed {
+                result = Err(StorageError::Unsupported(
+                    "the head was truncated while this read was deferred; read again".into(),
+                ));
+            }
+        }
         *floats = merged.floats;
         *histograms = merged.hists;
         result
@@ -169,6 +182,8 @@ impl Db {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<LazySeries>, StorageError> {
+        // Read before the blocks are listed: a truncation after this point is noticed.
+        let epoch = self.head_truncations.load(Ordering::SeqCst);
         let mut runs: Vec<Vec<LazySeries>> = Vec::new();
         for block in self.blocks_overlapping(mint, maxt) {
             let selected = block.select(matchers)?;
@@ -186,6 +201,7 @@ impl Db {
                         ordinal,
                         chunks,
                     }],
+                    head_epoch: None,
                 });
             }
             runs.push(run);
@@ -198,6 +214,7 @@ impl Db {
             .map(|s| LazySeries {
                 labels: s.labels(),
                 parts: vec![Part::Head(s)],
+                head_epoch: Some((Arc::clone(&self.head_truncations), epoch)),
             })
             .collect();
         head.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
@@ -219,7 +236,12 @@ fn merge_runs(runs: Vec<Vec<LazySeries>>) -> Vec<LazySeries> {
     let mut out: Vec<LazySeries> = Vec::with_capacity(all.len());
     for s in all {
         match out.last_mut() {
-            Some(last) if last.labels == s.labels => last.parts.extend(s.parts),
+            Some(last) if last.labels == s.labels => {
+                last.parts.extend(s.parts);
+                if s.head_epoch.is_some() {
+                    last.head_epoch = s.head_epoch;
+                }
+            }
             _ => out.push(s),
         }
     }
@@ -258,6 +280,48 @@ mod tests {
             out.push((s.labels().to_string(), pts));
         }
         out
+    }
+
+    #[test]
+    fn a_deferred_head_read_after_a_truncation_asks_to_be_redone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), opts()).unwrap();
+        let samples = |t0: i64| {
+            (0..10)
+                .map(|k| Sample {
+                    t: t0 + k * 15_000,
+                    v: 1.0,
+                })
+                .collect()
+        };
+        db.append(&[(lbl(1), samples(0))]).unwrap();
+        db.flush().unwrap();
+        db.append(&[(lbl(1), samples(1_000_000)), (lbl(2), samples(1_000_000))])
+            .unwrap();
+        let m = [Matcher::equal("__name__", "m")];
+        let listed = db.select_lazy(&m, 0, i64::MAX).unwrap().unwrap();
+        assert_eq!(listed.len(), 2);
+        let mut scratch = LoadScratch::default();
+        let (mut floats, mut hists) = (Vec::new(), Vec::new());
+        listed[0]
+            .load(0, i64::MAX, &mut scratch, &mut floats, &mut hists)
+            .unwrap();
+        assert_eq!(floats.len(), 20);
+        // The head moves into a block the listing does not know.
+        db.flush().unwrap();
+        for s in &listed {
+            let err = s.load(0, i64::MAX, &mut scratch, &mut floats, &mut hists);
+            assert!(matches!(err, Err(StorageError::Unsupported(_))), "{err:?}");
+        }
+        // Listed again, everything is there.
+        let again = db.select_lazy(&m, 0, i64::MAX).unwrap().unwrap();
+        let mut total = 0;
+        for s in &again {
+            s.load(0, i64::MAX, &mut scratch, &mut floats, &mut hists)
+                .unwrap();
+            total += floats.len();
+        }
+        assert_eq!(total, 30);
     }
 
     #[test]

@@ -268,6 +268,8 @@ impl Db {
             let mut wal = self.wal.lock();
             // Under the WAL lock no append is between validation and application, so no series
             // about to receive a sample is garbage-collected.
+            self.head_truncations
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let (dropped, removed) = self.head.truncate(before);
             tracing::debug!(dropped, removed, "head truncated");
             let mut live = RoaringBitmap::new();
