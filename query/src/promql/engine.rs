@@ -110,6 +110,31 @@ impl Engine {
         self.instant_query_impl(source, query, expr, time_ms, false)
     }
 
+    /// Tries the columnar path reading through [`prefetch::load_lazy`] (series decoded one at
+    /// a time while evaluated). `None` when it does not apply or declines: the caller then
+    /// reads eagerly.
+    fn columnar_first(
+        &self,
+        source: &dyn SeriesSource,
+        expr: &Expr,
+        (start_ms, end_ms): (i64, i64),
+        columnar_ok: bool,
+        started: Instant,
+        fast: impl Fn(
+            &prefetch::Data,
+            Option<&prefetch::LazyData>,
+        ) -> Option<Result<QueryResult, QueryError>>,
+    ) -> Result<Option<Result<QueryResult, QueryError>>, QueryError> {
+        if !columnar_ok || !columnar::supports(expr) {
+            return Ok(None);
+        }
+        let Some(lazy) = prefetch::load_lazy(source, expr, start_ms, end_ms, &self.opts)? else {
+            return Ok(None);
+        };
+        let prepared = Instant::now();
+        Ok(fast(&prefetch::Data::new(), Some(&lazy)).map(|r| with_times(r, started, prepared)))
+    }
+
     fn instant_query_impl(
         &self,
         source: &dyn SeriesSource,
@@ -124,41 +149,19 @@ impl Engine {
         let expr = resolved.as_ref().unwrap_or(expr);
         let started = Instant::now();
         let columnar_ok = allow_columnar && self.opts.columnar && !columnar::disabled_by_env();
-        if columnar_ok && columnar::supports(expr) {
-            // Series decoded one at a time while evaluated; the eager read below runs only
-            // when this path declines.
-            if let Some(lazy) = prefetch::load_lazy(source, expr, time_ms, time_ms, &self.opts)? {
-                let prepared = Instant::now();
-                let none = prefetch::Data::new();
-                let fast = columnar::try_instant(
-                    &none,
-                    Some(&lazy),
-                    &self.opts,
-                    query,
-                    expr,
-                    time_ms,
-                    deadline,
-                );
-                if let Some(mut r) = fast {
-                    if let Ok(res) = &mut r {
-                        res.stats.prepare_time = prepared - started;
-                        res.stats.inner_eval_time = prepared.elapsed();
-                    }
-                    return r;
-                }
-            }
+        let fast = |data: &prefetch::Data, lazy: Option<&prefetch::LazyData>| {
+            columnar::try_instant(data, lazy, &self.opts, query, expr, time_ms, deadline)
+        };
+        if let Some(r) =
+            self.columnar_first(source, expr, (time_ms, time_ms), columnar_ok, started, fast)?
+        {
+            return r;
         }
         let data = prefetch::load(source, expr, time_ms, time_ms, &self.opts)?;
         let prepared = Instant::now();
         if columnar_ok {
-            if let Some(mut r) =
-                columnar::try_instant(&data, None, &self.opts, query, expr, time_ms, deadline)
-            {
-                if let Ok(res) = &mut r {
-                    res.stats.prepare_time = prepared - started;
-                    res.stats.inner_eval_time = prepared.elapsed();
-                }
-                return r;
+            if let Some(r) = fast(&data, None) {
+                return with_times(r, started, prepared);
             }
         }
         let mut ev = Evaluator::new(&self.opts, query, data, time_ms, time_ms, false, deadline);
@@ -264,44 +267,21 @@ impl Engine {
         let expr = resolved.as_ref().unwrap_or(expr);
         let started = Instant::now();
         let columnar_ok = allow_columnar && self.opts.columnar && !columnar::disabled_by_env();
-        if columnar_ok && columnar::supports(expr) {
-            // Series decoded one at a time while evaluated; the eager read below runs only
-            // when this path declines.
-            if let Some(lazy) = prefetch::load_lazy(source, expr, start_ms, end_ms, &self.opts)? {
-                let prepared = Instant::now();
-                let none = prefetch::Data::new();
-                let fast = columnar::try_range(
-                    &none,
-                    Some(&lazy),
-                    &self.opts,
-                    query,
-                    expr,
-                    start_ms,
-                    end_ms,
-                    step_ms,
-                    deadline,
-                );
-                if let Some(mut r) = fast {
-                    if let Ok(res) = &mut r {
-                        res.stats.prepare_time = prepared - started;
-                        res.stats.inner_eval_time = prepared.elapsed();
-                    }
-                    return r;
-                }
-            }
+        let fast = |data: &prefetch::Data, lazy: Option<&prefetch::LazyData>| {
+            columnar::try_range(
+                data, lazy, &self.opts, query, expr, start_ms, end_ms, step_ms, deadline,
+            )
+        };
+        if let Some(r) =
+            self.columnar_first(source, expr, (start_ms, end_ms), columnar_ok, started, fast)?
+        {
+            return r;
         }
         let data = prefetch::load(source, expr, start_ms, end_ms, &self.opts)?;
         let prepared = Instant::now();
         if columnar_ok {
-            let fast = columnar::try_range(
-                &data, None, &self.opts, query, expr, start_ms, end_ms, step_ms, deadline,
-            );
-            if let Some(mut r) = fast {
-                if let Ok(res) = &mut r {
-                    res.stats.prepare_time = prepared - started;
-                    res.stats.inner_eval_time = prepared.elapsed();
-                }
-                return r;
+            if let Some(r) = fast(&data, None) {
+                return with_times(r, started, prepared);
             }
         }
         let mut ev = Evaluator::new(&self.opts, query, data, start_ms, end_ms, true, deadline);
@@ -416,4 +396,17 @@ pub(crate) fn too_many_samples() -> QueryError {
     QueryError::Limit(
         "query processing would load too many samples into memory in query execution".into(),
     )
+}
+
+/// Records the preparation (selection) and evaluation times of a fast-path result.
+fn with_times(
+    mut r: Result<QueryResult, QueryError>,
+    started: Instant,
+    prepared: Instant,
+) -> Result<QueryResult, QueryError> {
+    if let Ok(res) = &mut r {
+        res.stats.prepare_time = prepared - started;
+        res.stats.inner_eval_time = prepared.elapsed();
+    }
+    r
 }

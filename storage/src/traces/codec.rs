@@ -298,13 +298,19 @@ pub(crate) fn put_span_body(out: &mut Vec<u8>, s: &Span) {
     put_str(out, &s.status_message);
 }
 
-pub(crate) fn get_span_body(b: &mut &[u8], trace_id: TraceId) -> Option<Span> {
+/// The span id and optional parent span id that open a span body.
+pub(crate) fn get_span_ids<const N: usize>(b: &mut &[u8]) -> Option<([u8; N], Option<[u8; N]>)> {
     let span_id = get_fixed(b)?;
     let parent_span_id = match get_u8(b)? {
         0 => None,
         1 => Some(get_fixed(b)?),
         _ => return None,
     };
+    Some((span_id, parent_span_id))
+}
+
+pub(crate) fn get_span_body(b: &mut &[u8], trace_id: TraceId) -> Option<Span> {
+    let (span_id, parent_span_id) = get_span_ids(b)?;
     let trace_state = get_str(b)?;
     let flags = get_u32(b)?;
     let name = get_str(b)?;

@@ -13,9 +13,9 @@
 use std::sync::Arc;
 
 use super::codec::{
-    get_bytes, get_count, get_fixed, get_i, get_resource, get_scope, get_span_body, get_u, get_u8,
-    kind_status_byte, put_bytes, put_str, split_kind_status, MAX_DEPTH, TAG_ARRAY, TAG_BYTES,
-    TAG_DOUBLE, TAG_EMPTY, TAG_FALSE, TAG_INT, TAG_KVLIST, TAG_STR, TAG_TRUE,
+    get_bytes, get_count, get_fixed, get_i, get_resource, get_scope, get_span_body, get_span_ids,
+    get_u, get_u8, kind_status_byte, put_bytes, put_str, split_kind_status, MAX_DEPTH, TAG_ARRAY,
+    TAG_BYTES, TAG_DOUBLE, TAG_EMPTY, TAG_FALSE, TAG_INT, TAG_KVLIST, TAG_STR, TAG_TRUE,
 };
 use super::wal::{parse_record, FRAME_HEADER};
 use super::{SpanBatch, SpanId, SpanKind, StatusCode, TraceAppendOutcome, TraceId};
@@ -1224,12 +1224,7 @@ impl<'a> SpanRef<'a> {
     /// Reads a span body ([`super::codec::put_span_body`]'s layout); `None` if malformed.
     pub(crate) fn parse(trace_id: TraceId, body: &'a [u8]) -> Option<SpanRef<'a>> {
         let b = &mut &body[..];
-        let span_id = get_fixed(b)?;
-        let parent_span_id = match get_u8(b)? {
-            0 => None,
-            1 => Some(get_fixed(b)?),
-            _ => return None,
-        };
+        let (span_id, parent_span_id) = get_span_ids(b)?;
         get_bytes(b)?; // trace state
         get_u(b)?; // flags
         let name = std::str::from_utf8(get_bytes(b)?).ok()?;
@@ -1299,12 +1294,7 @@ impl<'a> RawSpan<'a> {
     /// Splits a span body ([`super::codec::put_span_body`]'s layout); `None` if malformed.
     pub(crate) fn parse(body: &'a [u8]) -> Option<RawSpan<'a>> {
         let b = &mut &body[..];
-        let span_id = get_fixed(b)?;
-        let parent_span_id = match get_u8(b)? {
-            0 => None,
-            1 => Some(get_fixed(b)?),
-            _ => return None,
-        };
+        let (span_id, parent_span_id) = get_span_ids(b)?;
         let trace_state = get_bytes(b)?;
         let flags = u32::try_from(get_u(b)?).ok()?;
         let name = get_bytes(b)?;

@@ -101,6 +101,19 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// The selectors of `expr` evaluated at times in `[start, end]`, with their time bounds.
+    fn of(expr: &'a Expr, start: i64, end: i64, opts: &EngineOptions) -> Walk<'a> {
+        let mut w = Walk {
+            qstart: start,
+            qend: end,
+            lookback: opts.lookback_delta_ms,
+            out: Vec::new(),
+            info: Vec::new(),
+        };
+        w.walk(expr, start, end, false);
+        w
+    }
+
     fn shifted(&self, at: Option<AtModifier>, offset: i64, lo: i64, hi: i64) -> (i64, i64) {
         match at_time(at, self.qstart, self.qend) {
             Some(t) => (t.saturating_sub(offset), t.saturating_sub(offset)),
@@ -202,14 +215,7 @@ pub(super) fn load(
     end: i64,
     opts: &EngineOptions,
 ) -> Result<Data, QueryError> {
-    let mut w = Walk {
-        qstart: start,
-        qend: end,
-        lookback: opts.lookback_delta_ms,
-        out: Vec::new(),
-        info: Vec::new(),
-    };
-    w.walk(expr, start, end, false);
+    let w = Walk::of(expr, start, end, opts);
     let mut data = Data::new();
     for (vs, mint, maxt, stats) in w.out {
         // Earlier samples only serve to place the first ones of the window in their chunk.
@@ -249,14 +255,7 @@ pub(super) fn load_lazy(
     end: i64,
     opts: &EngineOptions,
 ) -> Result<Option<LazyData>, QueryError> {
-    let mut w = Walk {
-        qstart: start,
-        qend: end,
-        lookback: opts.lookback_delta_ms,
-        out: Vec::new(),
-        info: Vec::new(),
-    };
-    w.walk(expr, start, end, false);
+    let w = Walk::of(expr, start, end, opts);
     if !w.info.is_empty() {
         return Ok(None);
     }
