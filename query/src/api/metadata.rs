@@ -18,6 +18,9 @@ use super::ApiState;
 
 const TRUNCATED: &str = "results truncated due to limit";
 
+/// Most series a `series` lookup may select to be answered without a blocking thread.
+const INLINE_SERIES_MAX: usize = 1000;
+
 /// The parameters shared by the three lookups.
 struct Lookup {
     limit: usize,
@@ -131,8 +134,19 @@ pub async fn series(State(st): State<Arc<ApiState>>, p: Params) -> Result<Succes
         end,
         sets,
     } = q;
-    let found: Vec<Labels> =
-        blocking(&st, move |db| union(&sets, |ms| db.series(ms, start, end))).await?;
+    // One selector that picks few series is answered inline: the hand-off to a blocking
+    // thread would cost more than the lookup.
+    let inline = match sets.as_slice() {
+        [one] => st
+            .db
+            .series_if_few(one, start, end, INLINE_SERIES_MAX)
+            .map_err(ApiError::from)?,
+        _ => None,
+    };
+    let found: Vec<Labels> = match inline {
+        Some(found) => found,
+        None => blocking(&st, move |db| union(&sets, |ms| db.series(ms, start, end))).await?,
+    };
     let (found, warning) = truncated(found, limit);
     Ok(json_list::<Labels, _>(&found, write_labels, warning))
 }

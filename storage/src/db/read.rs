@@ -27,12 +27,47 @@ impl Db {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Labels>, StorageError> {
+        let all = self.matching_labels_upto(matchers, mint, maxt, usize::MAX)?;
+        Ok(all.unwrap_or_default())
+    }
+
+    /// [`SeriesSource::series`] when the indexes select at most `max` series (counted over
+    /// blocks and head before any series is opened), `None` otherwise: a caller can answer
+    /// small lookups inline and hand large ones to a blocking thread.
+    pub fn series_if_few(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        max: usize,
+    ) -> Result<Option<Vec<Labels>>, StorageError> {
+        self.matching_labels_upto(matchers, mint, maxt, max)
+    }
+
+    fn matching_labels_upto(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        max: usize,
+    ) -> Result<Option<Vec<Labels>>, StorageError> {
+        let blocks = self.blocks_overlapping(mint, maxt);
+        let mut selections = Vec::with_capacity(blocks.len());
+        let mut selected_total = 0usize;
+        for block in &blocks {
+            let selected = block.select(matchers)?;
+            selected_total = selected_total.saturating_add(selected.len() as usize);
+            selections.push(selected);
+        }
+        let head_selected = self.head.select(matchers);
+        if selected_total.saturating_add(head_selected.len()) > max {
+            return Ok(None);
+        }
         // Each source yields its series sorted by labels (a block's ordinals are in label
         // order); the runs are merged at the end.
         let mut runs: Vec<Vec<Labels>> = Vec::new();
-        for block in self.blocks_overlapping(mint, maxt) {
+        for (block, selected) in blocks.iter().zip(selections) {
             let (tombstones, mut cache) = (block.tombstones(), PageCache::default());
-            let selected = block.select(matchers)?;
             let mut run = Vec::with_capacity(selected.len() as usize);
             for ordinal in &selected {
                 let (labels, chunks) = block.series(ordinal)?;
@@ -42,16 +77,14 @@ impl Db {
             }
             runs.push(run);
         }
-        let mut head: Vec<Labels> = self
-            .head
-            .select(matchers)
+        let mut head: Vec<Labels> = head_selected
             .iter()
             .filter(|series| series.lock().overlaps(mint, maxt))
             .map(|series| series.labels())
             .collect();
         head.sort_unstable();
         runs.push(head);
-        Ok(merge_label_runs(runs))
+        Ok(Some(merge_label_runs(runs)))
     }
 
     /// Label names and values can come from the indexes alone when there are no matchers and
@@ -430,6 +463,30 @@ mod tests {
         assert_eq!(out[0].samples.len(), 1);
         let ht: Vec<_> = out[0].histograms.iter().map(|h| h.t).collect();
         assert_eq!(ht, vec![4, 6]);
+    }
+
+    #[test]
+    fn series_if_few_answers_small_selections_and_declines_large_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), crate::DbOptions::default()).expect("open");
+        let batch = |t: i64, ids: std::ops::Range<usize>| -> Vec<(Labels, Vec<Sample>)> {
+            ids.map(|i| {
+                let l = Labels::from_pairs([("__name__", "m"), ("i", &format!("{i:03}"))]);
+                (l, vec![Sample { t, v: 1.0 }])
+            })
+            .collect()
+        };
+        db.append(&batch(0, 0..30)).expect("append");
+        db.flush().expect("flush");
+        db.append(&batch(100, 20..40)).expect("append");
+        let m = [Matcher::equal("__name__", "m")];
+        let all = db.series(&m, 0, 1000).expect("series");
+        assert_eq!(all.len(), 40);
+        // 30 in the block and 20 in the head are selected before opening any series.
+        assert_eq!(db.series_if_few(&m, 0, 1000, 49).expect("lookup"), None);
+        assert_eq!(db.series_if_few(&m, 0, 1000, 50).expect("lookup"), Some(all));
+        let late = db.series_if_few(&m, 50, 1000, 50).expect("lookup");
+        assert_eq!(late.map(|l| l.len()), Some(20));
     }
 
     #[test]
