@@ -484,7 +484,10 @@ mod tests {
         assert_eq!(all.len(), 40);
         // 30 in the block and 20 in the head are selected before opening any series.
         assert_eq!(db.series_if_few(&m, 0, 1000, 49).expect("lookup"), None);
-        assert_eq!(db.series_if_few(&m, 0, 1000, 50).expect("lookup"), Some(all));
+        assert_eq!(
+            db.series_if_few(&m, 0, 1000, 50).expect("lookup"),
+            Some(all)
+        );
         let late = db.series_if_few(&m, 50, 1000, 50).expect("lookup");
         assert_eq!(late.map(|l| l.len()), Some(20));
     }
