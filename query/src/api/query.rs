@@ -2,6 +2,8 @@
 //! and the JSON encoding of query results.
 
 use std::fmt::Write as _;
+
+use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,10 +12,12 @@ use sextant_storage::{Db, FloatHistogram, Labels};
 
 use super::params::{parse_duration, parse_limit, parse_time, parse_time_param, Params};
 use super::response::{
-    format_value, write_json_str, write_point, write_timestamp, ApiError, Success,
+    format_value, write_json_str, write_point, write_timestamp, ApiError, PointOpenings, Success,
 };
 use super::ApiState;
-use crate::promql::{ast_json, parse, printer, Engine, QueryError, QueryResult, QueryStats, Value};
+use crate::promql::{
+    ast_json, parse, printer, Engine, QueryError, QueryResult, QueryStats, RangeSeries, Value,
+};
 
 /// Prometheus caps each kind of annotation in a response at this many.
 const MAX_ANNOTATIONS: usize = 10;
@@ -36,15 +40,19 @@ pub async fn query(State(st): State<Arc<ApiState>>, p: Params) -> Result<Success
     let expr = parse(&text).map_err(|e| ApiError::invalid_param("query", e))?;
     let stats = StatsRequest::from_param(p.get("stats"));
     let started = Instant::now();
-    let res = run_blocking(&st, timeout, move |db, engine| {
-        if stats == StatsRequest::None {
-            engine.instant_query(db, &text, &expr, t)
-        } else {
-            engine.instant_query_with_stats(db, &text, &expr, t)
-        }
-    })
-    .await?;
-    Ok(encode_query_result(res, limit, stats, started.elapsed()))
+    run_blocking(
+        &st,
+        timeout,
+        move |db, engine| {
+            if stats == StatsRequest::None {
+                engine.instant_query(db, &text, &expr, t)
+            } else {
+                engine.instant_query_with_stats(db, &text, &expr, t)
+            }
+        },
+        move |res| encode_query_result(res, limit, stats, started.elapsed()),
+    )
+    .await
 }
 
 /// `GET|POST /api/v1/query_range`: a range query.
@@ -80,15 +88,19 @@ pub async fn query_range(State(st): State<Arc<ApiState>>, p: Params) -> Result<S
     let step_ms = (step_ns / 1_000_000).max(1);
     let stats = StatsRequest::from_param(p.get("stats"));
     let started = Instant::now();
-    let res = run_blocking(&st, timeout, move |db, engine| {
-        if stats == StatsRequest::None {
-            engine.range_query(db, &text, &expr, start, end, step_ms)
-        } else {
-            engine.range_query_with_stats(db, &text, &expr, start, end, step_ms)
-        }
-    })
-    .await?;
-    Ok(encode_query_result(res, limit, stats, started.elapsed()))
+    run_blocking(
+        &st,
+        timeout,
+        move |db, engine| {
+            if stats == StatsRequest::None {
+                engine.range_query(db, &text, &expr, start, end, step_ms)
+            } else {
+                engine.range_query_with_stats(db, &text, &expr, start, end, step_ms)
+            }
+        },
+        move |res| encode_query_result(res, limit, stats, started.elapsed()),
+    )
+    .await
 }
 
 /// What the `stats` parameter asks for: nothing (empty), Prometheus' statistics (any other
@@ -134,17 +146,20 @@ pub(super) fn query_timeout(p: &Params, st: &ApiState) -> Result<Duration, ApiEr
     Ok(requested.min(default))
 }
 
-/// Runs an evaluation on the blocking pool and waits for it at most `timeout`.
+/// Runs an evaluation, and the encoding of its answer, on the blocking pool and waits for it
+/// at most `timeout`.
 ///
 /// The engine owns cancellation: a query that overruns is answered with a timeout here, but its
 /// thread finishes on its own.
-pub(super) async fn run_blocking<F>(
+pub(super) async fn run_blocking<F, G>(
     st: &Arc<ApiState>,
     timeout: Duration,
     eval: F,
-) -> Result<QueryResult, ApiError>
+    encode: G,
+) -> Result<Success, ApiError>
 where
     F: FnOnce(&Db, &Engine) -> Result<QueryResult, QueryError> + Send + 'static,
+    G: FnOnce(QueryResult) -> Success + Send + 'static,
 {
     let db = Arc::clone(&st.db);
     let engine = Arc::clone(&st.engine);
@@ -153,7 +168,7 @@ where
         let waited = queued.elapsed();
         eval(&db, &engine).map(|mut res| {
             res.stats.exec_queue_time = waited;
-            res
+            encode(res)
         })
     });
     match tokio::time::timeout(timeout, task).await {
@@ -197,6 +212,42 @@ fn cap_annotations(mut list: Vec<String>, kind: &str) -> Vec<String> {
     list
 }
 
+/// Matrices with at least this many points are encoded in parallel.
+const PARALLEL_ENCODE_MIN: usize = 4096;
+
+/// Appends the series of a matrix, comma-separated.
+fn write_matrix(out: &mut String, series: &[RangeSeries]) {
+    let mut openings = PointOpenings::default();
+    for (i, s) in series.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"metric\":");
+        write_labels(out, &s.labels);
+        if !s.points.is_empty() || s.histograms.is_empty() {
+            out.push_str(",\"values\":[");
+            for (j, (t, v)) in s.points.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                openings.write_point(out, j, *t, *v);
+            }
+            out.push(']');
+        }
+        if !s.histograms.is_empty() {
+            out.push_str(",\"histograms\":[");
+            for (j, (t, h)) in s.histograms.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                write_histogram_point(out, *t, h);
+            }
+            out.push(']');
+        }
+        out.push('}');
+    }
+}
+
 /// `{"resultType":…,"result":…}` with the annotations as warnings and infos. A non-zero
 /// `limit` keeps at most that many series.
 #[cfg(test)]
@@ -218,7 +269,7 @@ pub fn encode_query_result(
         infos,
         stats,
     } = res;
-    let mut out = String::with_capacity(256);
+    let mut out = Success::buffer(256);
     match value {
         Value::Scalar(t, v) => {
             out.push_str("{\"resultType\":\"scalar\",\"result\":");
@@ -267,33 +318,27 @@ pub fn encode_query_result(
             let points: usize = series.iter().map(|s| s.points.len()).sum();
             out.reserve(points.saturating_mul(28) + series.len() * 200);
             out.push_str("{\"resultType\":\"matrix\",\"result\":[");
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str("{\"metric\":");
-                write_labels(&mut out, &s.labels);
-                if !s.points.is_empty() || s.histograms.is_empty() {
-                    out.push_str(",\"values\":[");
-                    for (j, (t, v)) in s.points.iter().enumerate() {
-                        if j > 0 {
-                            out.push(',');
-                        }
-                        write_point(&mut out, *t, *v);
+            if points < PARALLEL_ENCODE_MIN || series.len() < 2 {
+                write_matrix(&mut out, &series);
+            } else {
+                // Large answers are written in pieces on every core and joined in order.
+                let per_piece = series.len().div_ceil(4 * rayon::current_num_threads());
+                let pieces: Vec<String> = series
+                    .par_chunks(per_piece.max(1))
+                    .map(|chunk| {
+                        let points: usize = chunk.iter().map(|s| s.points.len()).sum();
+                        let mut piece =
+                            String::with_capacity(points.saturating_mul(28) + chunk.len() * 200);
+                        write_matrix(&mut piece, chunk);
+                        piece
+                    })
+                    .collect();
+                for (i, piece) in pieces.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
                     }
-                    out.push(']');
+                    out.push_str(piece);
                 }
-                if !s.histograms.is_empty() {
-                    out.push_str(",\"histograms\":[");
-                    for (j, (t, h)) in s.histograms.iter().enumerate() {
-                        if j > 0 {
-                            out.push(',');
-                        }
-                        write_histogram_point(&mut out, *t, h);
-                    }
-                    out.push(']');
-                }
-                out.push('}');
             }
             out.push(']');
         }
@@ -303,7 +348,7 @@ pub fn encode_query_result(
         write_stats(&mut out, &stats, stats_req == StatsRequest::All, exec_total);
     }
     out.push('}');
-    let mut success = Success::from_json(out);
+    let mut success = Success::from_buffer(out);
     success.warnings = cap_annotations(warnings, "warning");
     success.infos = cap_annotations(infos, "info");
     success
@@ -526,6 +571,57 @@ mod tests {
             s,
             r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"histograms":[[1,{"count":"3","sum":"4.5"}],[2,{"count":"3","sum":"4.5"}]]}]}}"#
         );
+    }
+
+    /// Large matrices are written in pieces in parallel; the series of differing grids share
+    /// the cached point openings. The text must be the one written point by point, in order.
+    #[test]
+    fn large_matrices_encode_as_written_point_by_point() {
+        let mut series = Vec::new();
+        for i in 0..300_i64 {
+            // Most series on one grid, some shifted or with gaps, one with a warning's worth
+            // of annotations on top.
+            let points: Vec<(i64, f64)> = (0..40_i64)
+                .filter(|j| i % 7 != 3 || j % 5 != 0)
+                .map(|j| {
+                    let t = -60_000 + j * 15_000 + if i % 11 == 5 { 1 } else { 0 };
+                    (t, (i * 40 + j) as f64 / 7.0)
+                })
+                .collect();
+            series.push(RangeSeries {
+                labels: Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]),
+                points,
+                histograms: vec![],
+            });
+        }
+        let points: usize = series.iter().map(|s| s.points.len()).sum();
+        assert!(points >= PARALLEL_ENCODE_MIN);
+        let mut want =
+            String::from(r#"{"status":"success","data":{"resultType":"matrix","result":["#);
+        for (i, s) in series.iter().enumerate() {
+            if i > 0 {
+                want.push(',');
+            }
+            want.push_str("{\"metric\":");
+            write_labels(&mut want, &s.labels);
+            want.push_str(",\"values\":[");
+            for (j, &(t, v)) in s.points.iter().enumerate() {
+                if j > 0 {
+                    want.push(',');
+                }
+                write_point(&mut want, t, v);
+            }
+            want.push_str("]}");
+        }
+        want.push_str(r#"]},"warnings":["w"]}"#);
+        let mut r = result(Value::Matrix(series));
+        r.warnings = vec!["w".into()];
+        let got = encode_result(r, 0).body();
+        assert!(
+            got.contains(r#"[-59.999,"#),
+            "shifted grid keeps its timestamps"
+        );
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -110,9 +110,15 @@ impl IntoResponse for ApiError {
 #[derive(Clone, Debug, Default)]
 pub struct Success {
     data: String,
+    /// `data` already starts with [`ENVELOPE`] (written by [`Success::buffer`]), so the body
+    /// is completed in place instead of copied behind the envelope.
+    enveloped: bool,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
 }
+
+/// The envelope's text up to the data value.
+const ENVELOPE: &str = "{\"status\":\"success\",\"data\":";
 
 impl Success {
     /// Wraps a JSON text written by hand (query results).
@@ -120,6 +126,26 @@ impl Success {
         Success {
             data,
             ..Success::default()
+        }
+    }
+
+    /// A buffer to write a large data value into, with room for `capacity` bytes of it; the
+    /// envelope's opening is already in it. Hand it back through [`Success::from_buffer`].
+    pub fn buffer(capacity: usize) -> String {
+        let mut out = String::with_capacity(capacity.saturating_add(ENVELOPE.len() + 2));
+        out.push_str(ENVELOPE);
+        out
+    }
+
+    /// Wraps a buffer from [`Success::buffer`] holding the data value after the envelope.
+    pub fn from_buffer(buffer: String) -> Success {
+        match buffer.strip_prefix(ENVELOPE) {
+            Some(_) => Success {
+                data: buffer,
+                enveloped: true,
+                ..Success::default()
+            },
+            None => Success::from_json(buffer),
         }
     }
 
@@ -134,10 +160,15 @@ impl Success {
     }
 
     /// The envelope's text.
-    pub fn body(&self) -> String {
-        let mut body = String::with_capacity(self.data.len() + 40);
-        body.push_str("{\"status\":\"success\",\"data\":");
-        body.push_str(&self.data);
+    pub fn body(self) -> String {
+        let mut body = if self.enveloped {
+            self.data
+        } else {
+            let mut body = String::with_capacity(self.data.len() + ENVELOPE.len() + 1);
+            body.push_str(ENVELOPE);
+            body.push_str(&self.data);
+            body
+        };
         for (key, list) in [("warnings", &self.warnings), ("infos", &self.infos)] {
             if list.is_empty() {
                 continue;
@@ -495,6 +526,35 @@ pub fn write_point(out: &mut String, t_ms: i64, v: f64) {
     out.push_str(",\"");
     write_value(out, v);
     out.push_str("\"]");
+}
+
+/// The openings `[<t>,"` of the points of a matrix, formatted once per position: the series
+/// of a range query share the step grid, so the `j`-th point of most series repeats the
+/// `j`-th timestamp of the one before.
+#[derive(Default)]
+pub struct PointOpenings {
+    slots: Vec<(i64, String)>,
+}
+
+impl PointOpenings {
+    /// Appends the `j`-th point of a series, `[t,"v"]`.
+    pub fn write_point(&mut self, out: &mut String, j: usize, t_ms: i64, v: f64) {
+        if self.slots.len() <= j {
+            self.slots.resize_with(j + 1, || (0, String::new()));
+        }
+        if let Some((t, text)) = self.slots.get_mut(j) {
+            if text.is_empty() || *t != t_ms {
+                text.clear();
+                text.push('[');
+                write_timestamp(text, t_ms);
+                text.push_str(",\"");
+                *t = t_ms;
+            }
+            out.push_str(text);
+        }
+        write_value(out, v);
+        out.push_str("\"]");
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use super::super::params::Params;
-use super::super::query::{query_timeout, run_blocking};
+use super::super::query::{encode_result, query_timeout, run_blocking};
 use super::super::{ApiError, ApiState, ErrorType};
 use super::{enc, error_body, get, parser_ready, post, success, test_db, test_info};
 use crate::promql::{Engine, EngineOptions, QueryError, QueryResult, Value};
@@ -207,15 +207,20 @@ async fn timeout_param_only_lowers_the_engine_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_queries_time_out() {
     let st = state(Duration::from_millis(50));
-    let res = run_blocking(&st, Duration::from_millis(50), |_, _| {
-        std::thread::sleep(Duration::from_millis(300));
-        Ok(QueryResult {
-            value: Value::Scalar(0, 1.0),
-            warnings: vec![],
-            infos: vec![],
-            stats: Default::default(),
-        })
-    })
+    let res = run_blocking(
+        &st,
+        Duration::from_millis(50),
+        |_, _| {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(QueryResult {
+                value: Value::Scalar(0, 1.0),
+                warnings: vec![],
+                infos: vec![],
+                stats: Default::default(),
+            })
+        },
+        |res| encode_result(res, 0),
+    )
     .await;
     let err = match res {
         Err(e) => e,

@@ -80,11 +80,6 @@ impl Point for sextant_storage::Sample {
     }
 }
 
-/// True when some sample of `points` is lower than the one before it (a counter reset).
-pub(super) fn has_reset<P: Point>(points: &[P]) -> bool {
-    points.windows(2).any(|w| w[1].v() < w[0].v())
-}
-
 /// [`extrapolated_rate`], told whether the window may contain a counter reset: a caller that
 /// knows the whole series has none skips the per-window scan (the result is the same).
 pub(super) fn counter_rate<P: Point>(
@@ -94,46 +89,88 @@ pub(super) fn counter_rate<P: Point>(
     is_rate: bool,
     may_reset: bool,
 ) -> Option<f64> {
-    if points.len() < 2 {
-        return None;
-    }
-    let first = points.first()?;
-    let last = points.last()?;
-    let (first_t, first_v, last_t, last_v) = (first.t(), first.v(), last.t(), last.v());
-    let mut result = last_v - first_v;
-    if is_counter && may_reset {
-        for w in points.windows(2) {
-            let (a, b) = (w[0].v(), w[1].v());
-            if b < a {
-                result += a;
+    RateWindow::of(points, arg.start, arg.end, is_counter, may_reset)
+        .map(|w| w.extrapolate(arg.range_ms, is_counter, is_rate))
+}
+
+/// What the extrapolation of `rate`/`increase`/`delta` needs from one window, as floats: the
+/// distances of its first and last samples from the window's bounds and from each other (in
+/// ms), the number of sample intervals, the first value and the (reset-corrected) change.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct RateWindow {
+    to_start_ms: f64,
+    to_end_ms: f64,
+    sampled_ms: f64,
+    intervals: f64,
+    first_v: f64,
+    result: f64,
+}
+
+impl RateWindow {
+    /// The window `(start, end]` holding `points`; `None` below two points.
+    pub(super) fn of<P: Point>(
+        points: &[P],
+        start: i64,
+        end: i64,
+        is_counter: bool,
+        may_reset: bool,
+    ) -> Option<RateWindow> {
+        if points.len() < 2 {
+            return None;
+        }
+        let first = points.first()?;
+        let last = points.last()?;
+        let mut result = last.v() - first.v();
+        if is_counter && may_reset {
+            for w in points.windows(2) {
+                let (a, b) = (w[0].v(), w[1].v());
+                if b < a {
+                    result += a;
+                }
             }
         }
+        Some(RateWindow {
+            to_start_ms: (first.t() - start) as f64,
+            to_end_ms: (end - last.t()) as f64,
+            sampled_ms: (last.t() - first.t()) as f64,
+            intervals: (points.len() - 1) as f64,
+            first_v: first.v(),
+            result,
+        })
     }
-    let mut to_start = (first_t - arg.start) as f64 / 1000.0;
-    let mut to_end = (arg.end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg = sampled / (points.len() - 1) as f64;
-    let threshold = avg * 1.1;
-    if to_start >= threshold {
-        to_start = avg / 2.0;
-    }
-    if is_counter {
-        let mut to_zero = to_start;
-        if result > 0.0 && first_v >= 0.0 {
-            to_zero = sampled * (first_v / result);
+
+    /// Prometheus' extrapolation of the change to the window's bounds (and per second for
+    /// `rate`).
+    #[inline]
+    pub(super) fn extrapolate(&self, range_ms: i64, is_counter: bool, is_rate: bool) -> f64 {
+        let result = self.result;
+        let mut to_start = self.to_start_ms / 1000.0;
+        let mut to_end = self.to_end_ms / 1000.0;
+        let sampled = self.sampled_ms / 1000.0;
+        let avg = sampled / self.intervals;
+        let threshold = avg * 1.1;
+        if to_start >= threshold {
+            to_start = avg / 2.0;
         }
-        if to_zero < to_start {
-            to_start = to_zero;
+        if is_counter {
+            let to_zero = if result > 0.0 && self.first_v >= 0.0 {
+                sampled * (self.first_v / result)
+            } else {
+                to_start
+            };
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
         }
+        if to_end >= threshold {
+            to_end = avg / 2.0;
+        }
+        let mut factor = (sampled + to_start + to_end) / sampled;
+        if is_rate {
+            factor /= range_ms as f64 / 1000.0;
+        }
+        result * factor
     }
-    if to_end >= threshold {
-        to_end = avg / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if is_rate {
-        factor /= arg.range_ms as f64 / 1000.0;
-    }
-    Some(result * factor)
 }
 
 /// irate/idelta from the last two samples.
@@ -218,6 +255,18 @@ fn avg_over_time(vals: impl IntoIterator<Item = f64>) -> f64 {
     }
 }
 
+fn sum_over_time(vals: impl IntoIterator<Item = f64>) -> f64 {
+    let (mut s, mut c) = (0.0, 0.0);
+    for v in vals {
+        (s, c) = kahan_inc(v, s, c);
+    }
+    if s.is_infinite() {
+        s
+    } else {
+        s + c
+    }
+}
+
 fn variance(vals: &[f64]) -> f64 {
     let (mut count, mut mean, mut cmean, mut aux, mut caux) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for &v in vals {
@@ -273,17 +322,7 @@ pub(super) fn apply(
         "irate" => instant_value(points, true),
         "idelta" => instant_value(points, false),
         "avg_over_time" => nonempty.then(|| avg_over_time(points.iter().map(|x| x.1))),
-        "sum_over_time" => nonempty.then(|| {
-            let (mut s, mut c) = (0.0, 0.0);
-            for x in points {
-                (s, c) = kahan_inc(x.1, s, c);
-            }
-            if s.is_infinite() {
-                s
-            } else {
-                s + c
-            }
-        }),
+        "sum_over_time" => nonempty.then(|| sum_over_time(points.iter().map(|x| x.1))),
         "count_over_time" => nonempty.then_some(points.len() as f64),
         "min_over_time" => points.split_first().map(|(f, rest)| {
             rest.iter()

@@ -232,12 +232,22 @@ fn select_k(cx: &mut Ctx<'_>, a: &AggregateExpr) -> R<Vec<SCol>> {
                     .filter(|&&si| input[si].col.p[i])
                     .map(|&si| (input[si].col.v[i], si)),
             );
-            if a.op == AggregateOp::Topk {
-                cand.sort_by(|x, y| cmp_nan_last(y.0, x.0, true));
-            } else {
-                cand.sort_by(|x, y| cmp_nan_last(x.0, y.0, false));
+            // The first `k` of a stable sort by value: ties keep input order, so the order
+            // is total with the input position as the last key, and selecting suffices.
+            let top = a.op == AggregateOp::Topk;
+            let order = |x: &(f64, usize), y: &(f64, usize)| {
+                let by_value = if top {
+                    cmp_nan_last(y.0, x.0, true)
+                } else {
+                    cmp_nan_last(x.0, y.0, false)
+                };
+                by_value.then(x.1.cmp(&y.1))
+            };
+            if k < cand.len() {
+                cand.select_nth_unstable_by(k - 1, order);
+                cand.truncate(k);
             }
-            for &(_, si) in cand.iter().take(k) {
+            for &(_, si) in &cand {
                 keep[si][i] = true;
             }
         }

@@ -8,14 +8,21 @@ use super::{Col, Ctx, Env, SCol, Sink, Stop, R};
 use crate::promql::ast::{Call, MatrixSelector, VectorSelector};
 use crate::promql::engine::eval::RangeArg;
 use crate::promql::engine::prefetch::{key, LazySelection};
-use crate::promql::engine::range_fns::{self, Params, Point};
+use crate::promql::engine::range_fns::{self, Params, Point, RateWindow};
 
 /// Series per sequential batch: bounds the columns held at once.
 const BATCH: usize = 4096;
-/// Series per parallel task.
-const CHUNK: usize = 64;
+/// Most series per parallel task.
+const CHUNK_MAX: usize = 64;
+/// Fewest series per parallel task.
+const CHUNK_MIN: usize = 16;
 /// Below this many series everything runs on the calling thread.
-const PARALLEL_MIN: usize = 512;
+const PARALLEL_MIN: usize = 64;
+/// Below this many series, queries with fewer steps than [`PARALLEL_MIN_STEPS`] (instant
+/// queries) run on the calling thread: their work per series is too small to wake others.
+const PARALLEL_MIN_FEW_STEPS: usize = 512;
+/// See [`PARALLEL_MIN_FEW_STEPS`].
+const PARALLEL_MIN_STEPS: usize = 8;
 
 /// A selector's series: decoded already, or decoded here one at a time.
 #[derive(Clone, Copy)]
@@ -103,12 +110,20 @@ where
             })?;
             Ok((out, counts))
         };
-        let results: Vec<R<(Vec<SCol>, Vec<usize>)>> = if total >= PARALLEL_MIN {
+        let parallel = if n >= PARALLEL_MIN_STEPS {
+            total >= PARALLEL_MIN
+        } else {
+            total >= PARALLEL_MIN_FEW_STEPS
+        };
+        let results: Vec<R<(Vec<SCol>, Vec<usize>)>> = if parallel {
+            // A few tasks per thread, so that uneven series still spread over every core.
+            let chunk =
+                ((hi - lo) / (4 * rayon::current_num_threads()).max(1)).clamp(CHUNK_MIN, CHUNK_MAX);
             (lo..hi)
-                .step_by(CHUNK)
+                .step_by(chunk)
                 .collect::<Vec<usize>>()
                 .into_par_iter()
-                .map(|a| run_chunk(a..(a + CHUNK).min(hi)))
+                .map(|a| run_chunk(a..(a + chunk).min(hi)))
                 .collect()
         } else {
             vec![run_chunk(lo..hi)]
@@ -226,16 +241,36 @@ fn range_series(
     range: i64,
     counts: &mut [usize],
 ) -> R<Option<SCol>> {
+    // rate/increase read the samples in place unless staleness markers must be skipped
+    // first, and look for counter resets in a window only when the series has some.
+    let (has_stale, may_reset) = if matches!(name, "rate" | "increase") {
+        stale_and_reset(samples)
+    } else {
+        (false, false)
+    };
     let col = match name {
-        // rate/increase read the samples in place unless staleness markers must be skipped
-        // first, and look for counter resets in a window only when the series has some.
-        "rate" | "increase" if !samples.iter().any(|p| is_stale_nan(p.v)) => {
-            let (is_rate, may_reset) = (name == "rate", range_fns::has_reset(samples));
-            window_steps(env, samples, offset, range, counts, |window, arg, _| {
-                Ok(range_fns::counter_rate(
-                    window, arg, true, is_rate, may_reset,
-                ))
-            })?
+        "rate" | "increase" if !has_stale => {
+            let is_rate = name == "rate";
+            let mut col = Col::empty(env.ts.len());
+            let mut any = false;
+            slide(
+                env,
+                samples,
+                offset,
+                range,
+                counts,
+                |step, _, window, lo, et| {
+                    let Some(w) = RateWindow::of(window, lo, et, true, may_reset) else {
+                        return;
+                    };
+                    if let (Some(slot), Some(p)) = (col.v.get_mut(step), col.p.get_mut(step)) {
+                        *slot = w.extrapolate(range, true, is_rate);
+                        *p = true;
+                        any = true;
+                    }
+                },
+            );
+            any.then_some(col)
         }
         _ => {
             // The non-stale points, once per series; each window is a slice of them.
@@ -260,32 +295,32 @@ fn range_series(
     }))
 }
 
+/// Whether `samples` hold a staleness marker, and whether a value drops below the one before
+/// (a counter reset), in one pass.
+fn stale_and_reset(samples: &[Sample]) -> (bool, bool) {
+    let (mut stale, mut reset) = (false, false);
+    let mut prev = samples.first().map_or(f64::NAN, |p| p.v);
+    for p in samples {
+        stale |= is_stale_nan(p.v);
+        reset |= p.v < prev;
+        prev = p.v;
+    }
+    (stale, reset)
+}
+
 /// Slides the window `(t - offset - range, t - offset]` over `points` (sorted, no staleness
-/// markers) for every step and stores `f(window, arg, t)` of each non-empty window. `None`
-/// when no step has a value.
-fn window_steps<P: Point>(
+/// markers) for every step, adds each window's size to the step's count and calls
+/// `f(step, index of the window's first point, window, window start, window end)` for every
+/// non-empty one.
+fn slide<P: Point>(
     env: &Env<'_>,
     points: &[P],
     offset: i64,
     range: i64,
     counts: &mut [usize],
-    mut f: impl FnMut(&[P], &RangeArg, i64) -> R<Option<f64>>,
-) -> R<Option<Col>> {
-    if points.is_empty() {
-        return Ok(None);
-    }
-    let n = env.ts.len();
-    let mut col = Col::empty(n);
-    let mut any = false;
+    mut f: impl FnMut(usize, usize, &[P], i64, i64),
+) {
     let (mut a, mut b) = (0usize, 0usize);
-    let mut arg = RangeArg {
-        series: Vec::new(),
-        start: 0,
-        end: 0,
-        range_ms: range,
-        anchored: false,
-        smoothed: false,
-    };
     for (step, &t) in env.ts.iter().enumerate() {
         let et = t.saturating_sub(offset);
         let lo = et.saturating_sub(range);
@@ -300,14 +335,63 @@ fn window_steps<P: Point>(
         if window.is_empty() {
             continue;
         }
-        counts[step] += window.len();
-        arg.start = lo;
-        arg.end = et;
-        if let Some(v) = f(window, &arg, t)? {
-            col.v[step] = v;
-            col.p[step] = true;
-            any = true;
+        if let Some(c) = counts.get_mut(step) {
+            *c += window.len();
         }
+        f(step, a, window, lo, et);
     }
+}
+
+/// Slides the window over `points` for every step ([`slide`]) and stores `f(window, arg, t)`
+/// of each non-empty window. `None` when no step has a value.
+fn window_steps<P: Point>(
+    env: &Env<'_>,
+    points: &[P],
+    offset: i64,
+    range: i64,
+    counts: &mut [usize],
+    mut f: impl FnMut(&[P], &RangeArg, i64) -> R<Option<f64>>,
+) -> R<Option<Col>> {
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let mut col = Col::empty(env.ts.len());
+    let mut any = false;
+    let mut arg = RangeArg {
+        series: Vec::new(),
+        start: 0,
+        end: 0,
+        range_ms: range,
+        anchored: false,
+        smoothed: false,
+    };
+    let mut result = Ok(());
+    slide(
+        env,
+        points,
+        offset,
+        range,
+        counts,
+        |step, _, window, lo, et| {
+            if result.is_err() {
+                return;
+            }
+            arg.start = lo;
+            arg.end = et;
+            let t = env.ts.get(step).copied().unwrap_or(et);
+            match f(window, &arg, t) {
+                Ok(Some(v)) => {
+                    if let (Some(slot), Some(p)) = (col.v.get_mut(step), col.p.get_mut(step)) {
+                        *slot = v;
+                        *p = true;
+                        any = true;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => result = Err(e),
+            }
+        },
+    );
+    result?;
     Ok(any.then_some(col))
 }
