@@ -2,12 +2,11 @@
 //! and the JSON encoding of query results.
 
 use std::fmt::Write as _;
-
-use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
+use rayon::prelude::*;
 use sextant_storage::{Db, FloatHistogram, Labels};
 
 use super::params::{parse_duration, parse_limit, parse_time, parse_time_param, Params};

@@ -96,7 +96,7 @@ pub(super) fn counter_rate<P: Point>(
 /// What the extrapolation of `rate`/`increase`/`delta` needs from one window, as floats: the
 /// distances of its first and last samples from the window's bounds and from each other (in
 /// ms), the number of sample intervals, the first value and the (reset-corrected) change.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct RateWindow {
     to_start_ms: f64,
     to_end_ms: f64,

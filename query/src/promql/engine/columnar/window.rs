@@ -259,7 +259,7 @@ fn range_series(
                 offset,
                 range,
                 counts,
-                |step, _, window, lo, et| {
+                |step, window, lo, et| {
                     let Some(w) = RateWindow::of(window, lo, et, true, may_reset) else {
                         return;
                     };
@@ -310,15 +310,14 @@ fn stale_and_reset(samples: &[Sample]) -> (bool, bool) {
 
 /// Slides the window `(t - offset - range, t - offset]` over `points` (sorted, no staleness
 /// markers) for every step, adds each window's size to the step's count and calls
-/// `f(step, index of the window's first point, window, window start, window end)` for every
-/// non-empty one.
+/// `f(step, window, window start, window end)` for every non-empty one.
 fn slide<P: Point>(
     env: &Env<'_>,
     points: &[P],
     offset: i64,
     range: i64,
     counts: &mut [usize],
-    mut f: impl FnMut(usize, usize, &[P], i64, i64),
+    mut f: impl FnMut(usize, &[P], i64, i64),
 ) {
     let (mut a, mut b) = (0usize, 0usize);
     for (step, &t) in env.ts.iter().enumerate() {
@@ -338,7 +337,7 @@ fn slide<P: Point>(
         if let Some(c) = counts.get_mut(step) {
             *c += window.len();
         }
-        f(step, a, window, lo, et);
+        f(step, window, lo, et);
     }
 }
 
@@ -372,7 +371,7 @@ fn window_steps<P: Point>(
         offset,
         range,
         counts,
-        |step, _, window, lo, et| {
+        |step, window, lo, et| {
             if result.is_err() {
                 return;
             }
