@@ -98,12 +98,12 @@ pub(super) fn counter_rate<P: Point>(
 /// ms), the number of sample intervals, the first value and the (reset-corrected) change.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct RateWindow {
-    to_start_ms: f64,
-    to_end_ms: f64,
-    sampled_ms: f64,
-    intervals: f64,
-    first_v: f64,
-    result: f64,
+    pub to_start_ms: f64,
+    pub to_end_ms: f64,
+    pub sampled_ms: f64,
+    pub intervals: f64,
+    pub first_v: f64,
+    pub result: f64,
 }
 
 impl RateWindow {
@@ -143,6 +143,12 @@ impl RateWindow {
     /// `rate`).
     #[inline]
     pub(super) fn extrapolate(&self, range_ms: i64, is_counter: bool, is_rate: bool) -> f64 {
+        self.result * self.factor(range_ms, is_counter, is_rate)
+    }
+
+    /// The factor [`RateWindow::extrapolate`] multiplies the change by.
+    #[inline]
+    pub(super) fn factor(&self, range_ms: i64, is_counter: bool, is_rate: bool) -> f64 {
         let result = self.result;
         let mut to_start = self.to_start_ms / 1000.0;
         let mut to_end = self.to_end_ms / 1000.0;
@@ -169,7 +175,7 @@ impl RateWindow {
         if is_rate {
             factor /= range_ms as f64 / 1000.0;
         }
-        result * factor
+        factor
     }
 }
 

@@ -393,27 +393,16 @@ fn extrapolated_histogram_rate(
     let (first_t, first) = points.first()?;
     let (last_t, _) = points.last()?;
     let mut result = histogram_increase(points, is_counter, metric, notes)?;
-    let mut to_start = (first_t - arg.start) as f64 / 1000.0;
-    let mut to_end = (arg.end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg = sampled / (points.len() - 1) as f64;
-    let threshold = avg * 1.1;
-    if to_start >= threshold {
-        to_start = avg / 2.0;
-    }
-    if is_counter && result.count > 0.0 && first.count >= 0.0 {
-        let to_zero = sampled * (first.count / result.count);
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = avg / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if is_rate {
-        factor /= arg.range_ms as f64 / 1000.0;
-    }
+    // The float extrapolation, driven by the count.
+    let window = range_fns::RateWindow {
+        to_start_ms: (first_t - arg.start) as f64,
+        to_end_ms: (arg.end - last_t) as f64,
+        sampled_ms: (last_t - first_t) as f64,
+        intervals: (points.len() - 1) as f64,
+        first_v: first.count,
+        result: result.count,
+    };
+    let factor = window.factor(arg.range_ms, is_counter, is_rate);
     result.mul(factor);
     Some(result)
 }
