@@ -97,6 +97,9 @@ pub(super) struct Env<'a> {
     pub opts: &'a EngineOptions,
     /// The evaluation times.
     pub ts: Vec<i64>,
+    /// The selector being streamed feeds an aggregation that reads none of its labels (set
+    /// by [`agg::aggregate`]): its series come out with an empty label set.
+    pub labels_unread: bool,
 }
 
 impl Env<'_> {
@@ -177,6 +180,7 @@ pub(super) fn try_range(
             lazy,
             opts,
             ts,
+            labels_unread: false,
         },
         query,
         annos: Annotations::default(),
@@ -222,6 +226,7 @@ pub(super) fn try_instant(
             lazy,
             opts,
             ts: vec![time_ms],
+            labels_unread: false,
         },
         query,
         annos: Annotations::default(),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use sextant_storage::Labels;
 
 use super::{eval_scalar, stream, Col, Ctx, SCol, Stop, R};
-use crate::promql::ast::{AggregateExpr, AggregateOp, Call};
+use crate::promql::ast::{AggregateExpr, AggregateOp, Call, Expr};
 use crate::promql::engine::eval::expr_pos;
 use crate::promql::engine::histogram::{bucket_quantile, parse_go_float};
 use crate::promql::engine::model::fmt_g;
@@ -107,6 +107,14 @@ fn group_labels(a: &AggregateExpr, l: &Labels) -> Labels {
     }
 }
 
+/// `e` without enclosing parentheses.
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(inner) => unparen(inner),
+        other => other,
+    }
+}
+
 /// Records the delayed-name-removal flag of an input series: all inputs must agree (then
 /// every group's flag is that one), otherwise the reference evaluator runs.
 fn same_flag(flag: &mut Option<bool>, f: bool) -> R<()> {
@@ -128,7 +136,22 @@ pub(super) fn aggregate(cx: &mut Ctx<'_>, a: &AggregateExpr) -> R<Vec<SCol>> {
     let mut groups: Vec<GroupCols> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut flag = None;
-    stream(cx, &a.expr, &mut |_, s| {
+    // `sum`/`count`/… of a plain selector into one group never read the series' labels: the
+    // selector can leave them uncopied (its series are distinct, so nothing collides).
+    let unread = !a.without
+        && a.grouping.is_empty()
+        && matches!(
+            op,
+            AggregateOp::Sum
+                | AggregateOp::Avg
+                | AggregateOp::Count
+                | AggregateOp::Min
+                | AggregateOp::Max
+                | AggregateOp::Group
+        )
+        && matches!(unparen(&a.expr), Expr::VectorSelector(_));
+    let outer = std::mem::replace(&mut cx.env.labels_unread, unread);
+    let streamed = stream(cx, &a.expr, &mut |_, s| {
         same_flag(&mut flag, s.drop)?;
         let gl = group_labels(a, &s.labels);
         let gi = match index.get(&gl) {
@@ -148,7 +171,9 @@ pub(super) fn aggregate(cx: &mut Ctx<'_>, a: &AggregateExpr) -> R<Vec<SCol>> {
             }
         }
         Ok(())
-    })?;
+    });
+    cx.env.labels_unread = outer;
+    streamed?;
     let drop = flag.unwrap_or(false);
     let out = groups
         .into_iter()

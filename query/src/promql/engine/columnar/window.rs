@@ -183,7 +183,11 @@ fn select_instant(
         any = true;
     }
     any.then(|| SCol {
-        labels: labels.clone(),
+        labels: if env.labels_unread {
+            Labels::empty()
+        } else {
+            labels.clone()
+        },
         drop: false,
         col,
     })
