@@ -27,7 +27,7 @@ impl Db {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Labels>, StorageError> {
-        let all = self.matching_labels_upto(matchers, mint, maxt, usize::MAX)?;
+        let all = self.series_if_few(matchers, mint, maxt, usize::MAX)?;
         Ok(all.unwrap_or_default())
     }
 
@@ -35,16 +35,6 @@ impl Db {
     /// blocks and head before any series is opened), `None` otherwise: a caller can answer
     /// small lookups inline and hand large ones to a blocking thread.
     pub fn series_if_few(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-        max: usize,
-    ) -> Result<Option<Vec<Labels>>, StorageError> {
-        self.matching_labels_upto(matchers, mint, maxt, max)
-    }
-
-    fn matching_labels_upto(
         &self,
         matchers: &[Matcher],
         mint: i64,

@@ -458,84 +458,6 @@ impl<W: Write> BlockWriter<W> {
         Ok(())
     }
 
-    fn add(&mut self, id: TraceId, part: Part) -> Result<(), StorageError> {
-        if part.is_empty() {
-            return Ok(());
-        }
-        self.check_order(id)?;
-        let mut bodies = std::mem::take(&mut self.bodies);
-        bodies.clear();
-        let mut at = Vec::with_capacity(part.len());
-        for (r, s, span) in &part {
-            let pair = self.pair(r, s);
-            let start = bodies.len();
-            codec::put_span_body(&mut bodies, span);
-            at.push((pair, start..bodies.len()));
-        }
-        let spans: Option<Vec<(u32, RawSpan<'_>)>> = at
-            .into_iter()
-            .map(|(pair, r)| Some((pair, RawSpan::parse(bodies.get(r)?)?)))
-            .collect();
-        let result = match spans {
-            Some(spans) => self.add_raw(id, spans),
-            None => Err(StorageError::Unsupported(format!(
-                "trace {id}: a span does not re-encode"
-            ))),
-        };
-        self.bodies = bodies;
-        result
-    }
-
-    /// Adds a head trace from its buffer (see [`super::head`]); `Ok(false)` (nothing added)
-    /// when an entry is malformed.
-    fn add_encoded(
-        &mut self,
-        id: TraceId,
-        buf: &[u8],
-        resources: &[Arc<Resource>],
-        scopes: &[Arc<Scope>],
-    ) -> Result<bool, StorageError> {
-        self.check_order(id)?;
-        let mut spans: Vec<(u32, RawSpan<'_>)> = Vec::new();
-        let mut ok = true;
-        let mut last: Option<((u32, u32), u32)> = None;
-        self.seen.clear();
-        let walked = super::head::for_each_entry(buf, |r, s, body| {
-            if !ok {
-                return;
-            }
-            let Some(span) = RawSpan::parse(body) else {
-                ok = false;
-                return;
-            };
-            if !self.seen.insert(span.span_id) {
-                return;
-            }
-            let pair = match last {
-                Some((k, p)) if k == (r, s) => p,
-                _ => {
-                    let (Some(res), Some(scope)) =
-                        (resources.get(r as usize), scopes.get(s as usize))
-                    else {
-                        ok = false;
-                        return;
-                    };
-                    let p = self.pair(res, scope);
-                    last = Some(((r, s), p));
-                    p
-                }
-            };
-            spans.push((pair, span));
-        });
-        if walked.is_none() || !ok {
-            return Ok(false);
-        }
-        if !spans.is_empty() {
-            self.add_raw(id, spans)?;
-        }
-        Ok(true)
-    }
-
     /// Adds one trace's spans (not empty, no duplicate span ids) to the row group.
     fn add_raw(
         &mut self,
@@ -738,7 +660,31 @@ impl<W: Write> BlockWriter<W> {
 
 impl<W: Write> BlockSink for BlockWriter<W> {
     fn add_trace(&mut self, id: TraceId, part: Part) -> Result<(), StorageError> {
-        self.add(id, part)
+        if part.is_empty() {
+            return Ok(());
+        }
+        self.check_order(id)?;
+        let mut bodies = std::mem::take(&mut self.bodies);
+        bodies.clear();
+        let mut at = Vec::with_capacity(part.len());
+        for (r, s, span) in &part {
+            let pair = self.pair(r, s);
+            let start = bodies.len();
+            codec::put_span_body(&mut bodies, span);
+            at.push((pair, start..bodies.len()));
+        }
+        let spans: Option<Vec<(u32, RawSpan<'_>)>> = at
+            .into_iter()
+            .map(|(pair, r)| Some((pair, RawSpan::parse(bodies.get(r)?)?)))
+            .collect();
+        let result = match spans {
+            Some(spans) => self.add_raw(id, spans),
+            None => Err(StorageError::Unsupported(format!(
+                "trace {id}: a span does not re-encode"
+            ))),
+        };
+        self.bodies = bodies;
+        result
     }
 
     fn add_encoded_trace(
@@ -748,7 +694,45 @@ impl<W: Write> BlockSink for BlockWriter<W> {
         resources: &[Arc<Resource>],
         scopes: &[Arc<Scope>],
     ) -> Result<bool, StorageError> {
-        self.add_encoded(id, buf, resources, scopes)
+        self.check_order(id)?;
+        let mut spans: Vec<(u32, RawSpan<'_>)> = Vec::new();
+        let mut ok = true;
+        let mut last: Option<((u32, u32), u32)> = None;
+        self.seen.clear();
+        let walked = super::head::for_each_entry(buf, |r, s, body| {
+            if !ok {
+                return;
+            }
+            let Some(span) = RawSpan::parse(body) else {
+                ok = false;
+                return;
+            };
+            if !self.seen.insert(span.span_id) {
+                return;
+            }
+            let pair = match last {
+                Some((k, p)) if k == (r, s) => p,
+                _ => {
+                    let (Some(res), Some(scope)) =
+                        (resources.get(r as usize), scopes.get(s as usize))
+                    else {
+                        ok = false;
+                        return;
+                    };
+                    let p = self.pair(res, scope);
+                    last = Some(((r, s), p));
+                    p
+                }
+            };
+            spans.push((pair, span));
+        });
+        if walked.is_none() || !ok {
+            return Ok(false);
+        }
+        if !spans.is_empty() {
+            self.add_raw(id, spans)?;
+        }
+        Ok(true)
     }
 }
 

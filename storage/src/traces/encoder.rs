@@ -1221,45 +1221,21 @@ impl<'a> SpanRef<'a> {
         self.end_unix_nano.saturating_sub(self.start_unix_nano)
     }
 
-    /// Reads a span body ([`super::codec::put_span_body`]'s layout); `None` if malformed.
+    /// Reads a span body ([`super::codec::put_span_body`]'s layout) through [`RawSpan::parse`],
+    /// checking the name and status message as UTF-8; `None` if malformed.
     pub(crate) fn parse(trace_id: TraceId, body: &'a [u8]) -> Option<SpanRef<'a>> {
-        let b = &mut &body[..];
-        let (span_id, parent_span_id) = get_span_ids(b)?;
-        get_bytes(b)?; // trace state
-        get_u(b)?; // flags
-        let name = std::str::from_utf8(get_bytes(b)?).ok()?;
-        let (kind, status_code) = split_kind_status(get_u8(b)?)?;
-        let start = get_u(b)?;
-        let end = start.wrapping_add(get_i(b)? as u64);
-        let (attrs, n) = skip_attrs(b, 0)?;
-        get_u(b)?; // dropped attributes
-        for _ in 0..get_count(b)? {
-            get_u(b)?; // time
-            get_bytes(b)?; // name
-            skip_attrs(b, 0)?;
-            get_u(b)?; // dropped attributes
-        }
-        get_u(b)?; // dropped events
-        for _ in 0..get_count(b)? {
-            get_fixed::<24>(b)?; // trace id, span id
-            get_bytes(b)?; // trace state
-            skip_attrs(b, 0)?;
-            get_u(b)?; // dropped attributes
-            get_u(b)?; // flags
-        }
-        get_u(b)?; // dropped links
-        let status_message = std::str::from_utf8(get_bytes(b)?).ok()?;
-        b.is_empty().then_some(SpanRef {
+        let raw = RawSpan::parse(body)?;
+        Some(SpanRef {
             trace_id,
-            span_id,
-            parent_span_id,
-            name,
-            kind,
-            status_code,
-            status_message,
-            start_unix_nano: start,
-            end_unix_nano: end,
-            attributes: AttrsRef(AttrsRepr::Encoded(attrs, n)),
+            span_id: raw.span_id,
+            parent_span_id: raw.parent_span_id,
+            name: std::str::from_utf8(raw.name).ok()?,
+            kind: raw.kind,
+            status_code: raw.status_code,
+            status_message: std::str::from_utf8(raw.status_message).ok()?,
+            start_unix_nano: raw.start_unix_nano,
+            end_unix_nano: raw.end_unix_nano,
+            attributes: AttrsRef(AttrsRepr::Encoded(raw.attrs.0, raw.attrs.1)),
         })
     }
 }

@@ -62,6 +62,18 @@ impl Col {
     fn any(&self) -> bool {
         self.p.iter().any(|&x| x)
     }
+
+    /// Stores `v` at `step`; false when the column has no such step.
+    fn set(&mut self, step: usize, v: f64) -> bool {
+        match (self.v.get_mut(step), self.p.get_mut(step)) {
+            (Some(slot), Some(p)) => {
+                *slot = v;
+                *p = true;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A series of an instant-vector node at every step.

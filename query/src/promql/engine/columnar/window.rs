@@ -267,11 +267,7 @@ fn range_series(
                     let Some(w) = RateWindow::of(window, lo, et, true, may_reset) else {
                         return;
                     };
-                    if let (Some(slot), Some(p)) = (col.v.get_mut(step), col.p.get_mut(step)) {
-                        *slot = w.extrapolate(range, true, is_rate);
-                        *p = true;
-                        any = true;
-                    }
+                    any |= col.set(step, w.extrapolate(range, true, is_rate));
                 },
             );
             any.then_some(col)
@@ -383,13 +379,7 @@ fn window_steps<P: Point>(
             arg.end = et;
             let t = env.ts.get(step).copied().unwrap_or(et);
             match f(window, &arg, t) {
-                Ok(Some(v)) => {
-                    if let (Some(slot), Some(p)) = (col.v.get_mut(step), col.p.get_mut(step)) {
-                        *slot = v;
-                        *p = true;
-                        any = true;
-                    }
-                }
+                Ok(Some(v)) => any |= col.set(step, v),
                 Ok(None) => {}
                 Err(e) => result = Err(e),
             }
