@@ -720,6 +720,11 @@ fn oversized_is_resource_exhausted<B>(
     response
 }
 
+/// HTTP/2 flow-control windows and largest frame of the OTLP/gRPC server (bytes).
+const GRPC_STREAM_WINDOW: u32 = 4 << 20;
+const GRPC_CONNECTION_WINDOW: u32 = 16 << 20;
+const GRPC_MAX_FRAME: u32 = 256 << 10;
+
 /// Serves OTLP/gRPC on `listener` until `shutdown` completes: metrics, logs and traces (logs
 /// and traces answer `UNIMPLEMENTED` without their store).
 pub async fn serve_grpc(
@@ -728,6 +733,12 @@ pub async fn serve_grpc(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
+        // Exporters send batches of hundreds of KiB: windows of a few such messages per
+        // stream and connection, and frames larger than h2's 16 KiB default, cut the
+        // WINDOW_UPDATE round trips and the per-frame work of receiving one.
+        .initial_stream_window_size(Some(GRPC_STREAM_WINDOW))
+        .initial_connection_window_size(Some(GRPC_CONNECTION_WINDOW))
+        .max_frame_size(Some(GRPC_MAX_FRAME))
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ))

@@ -16,6 +16,11 @@ pub(crate) fn write_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Bytes [`write_uvarint`] writes for `v`.
+pub(crate) fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 #[inline]
 pub(crate) fn read_uvarint(buf: &mut &[u8]) -> Option<u64> {
     let mut out = 0u64;

@@ -328,22 +328,27 @@ impl RgBuilder {
                     }
                 };
                 write_uvarint(&mut cols[C_ATTR_KEYS], u64::from(code));
-                if !self.span_codes.contains(&code) {
-                    // Only a span's first attribute with a key counts (as in filters).
-                    self.span_codes.push(code);
-                    self.sx.attr(t, code, *pair, value);
-                }
                 let (dict, vals) = &mut self.key_cols[code as usize];
                 let mut rest = value;
-                match get_u8(&mut rest) {
+                let str_code = match get_u8(&mut rest) {
                     Some(TAG_STR) => {
                         // A string body was checked by `RawSpan::parse`; a malformed one
                         // cannot get here, and would be stored as an empty string.
                         let text = get_bytes(&mut rest).unwrap_or_default();
+                        let c = dict.code(text);
                         vals.push(TAG_STR);
-                        write_uvarint(vals, u64::from(dict.code(text)));
+                        write_uvarint(vals, u64::from(c));
+                        Some(c)
                     }
-                    _ => vals.extend_from_slice(value),
+                    _ => {
+                        vals.extend_from_slice(value);
+                        None
+                    }
+                };
+                if !self.span_codes.contains(&code) {
+                    // Only a span's first attribute with a key counts (as in filters).
+                    self.span_codes.push(code);
+                    self.sx.attr(t, code, *pair, value, str_code);
                 }
             }
             cols[C_EVENTS_LINKS].extend_from_slice(s.events);
@@ -533,7 +538,8 @@ impl<W: Write> BlockWriter<W> {
                 write_uvarint(&mut cols[C_DIR], seg.get(i).copied().unwrap_or(0));
             }
         }
-        cols[C_SEARCH] = sx.finish(traces.len(), &names.list, n_keys);
+        let key_strs: Vec<&[Box<[u8]>]> = key_cols.iter().map(|(d, _)| &d.list[..]).collect();
+        cols[C_SEARCH] = sx.finish(traces.len(), &names.list, &key_strs);
         cols[C_NAME] = names.into_column();
         cols[C_STATUS_MSG] = smsgs.into_column();
         cols[C_TRACE_STATE] = tstates.into_column();

@@ -4,14 +4,18 @@
 //! span body ([`codec::put_span_body`], the same bytes the WAL holds). Resources and scopes are
 //! interned by their encoding. Spans are decoded only when read or cut into a block, so a
 //! span costs about its encoded size (~150–300 bytes) rather than a `Span` struct with heap
-//! strings. A [`Summary`] of keys and values, updated at append, answers autocomplete.
+//! strings. A [`Summary`] of keys and values answers autocomplete; it reads the spans appended
+//! since it was last asked (traces are listed when they get unsummarised bytes), so ingest
+//! pays nothing for it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::codec::{self, get_bytes, get_u32, FastMap, FastSet};
 use super::encoder::SummaryValue;
+use super::wal::RecBatch;
 use super::{AttrValue, Resource, Scope, Span, SpanRef, TraceId};
-use crate::varint::write_uvarint;
+use crate::varint::{uvarint_len, write_uvarint};
 
 /// One trace's spans in the head.
 pub(crate) struct HeadTrace {
@@ -21,6 +25,22 @@ pub(crate) struct HeadTrace {
     pub max_end: u64,
     /// Milliseconds since the store opened of the last append to this trace.
     pub last_ms: u64,
+    /// Length of the prefix of `buf` the head's [`Summary`] has read. Changed only with the
+    /// head locked for writing or the summary's mutex held.
+    summarized: AtomicUsize,
+}
+
+impl HeadTrace {
+    fn new(now_ms: u64) -> HeadTrace {
+        HeadTrace {
+            buf: Vec::new(),
+            spans: 0,
+            min_start: u64::MAX,
+            max_end: 0,
+            last_ms: now_ms,
+            summarized: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// A decoded head span: resource index, scope index, span.
@@ -84,6 +104,41 @@ impl Head {
         Some(i)
     }
 
+    /// Appends the spans of a record (`payload` and its parsed batches); `pairs[i]` holds
+    /// batch `i`'s resource and scope indices. Each trace's buffer grows once for all of its
+    /// spans in the record rather than doubling along the way.
+    pub(crate) fn push_record(
+        &mut self,
+        payload: &[u8],
+        rec: &[RecBatch],
+        pairs: &[(u32, u32)],
+        now_ms: u64,
+    ) {
+        let spans = rec.iter().map(|b| b.spans.len()).sum::<usize>();
+        let mut need: FastMap<TraceId, usize> =
+            FastMap::with_capacity_and_hasher(spans / 4 + 1, Default::default());
+        for (b, &(r, s)) in rec.iter().zip(pairs) {
+            let ids = uvarint_len(u64::from(r)) + uvarint_len(u64::from(s));
+            for sp in &b.spans {
+                let n = sp.body.len();
+                *need.entry(sp.trace_id).or_default() += ids + uvarint_len(n as u64) + n;
+            }
+        }
+        for (id, n) in need {
+            self.traces
+                .entry(id)
+                .or_insert_with(|| HeadTrace::new(now_ms))
+                .buf
+                .reserve(n);
+        }
+        for (b, &(r, s)) in rec.iter().zip(pairs) {
+            for sp in &b.spans {
+                let body = payload.get(sp.body.clone()).unwrap_or_default();
+                self.push(sp.trace_id, r, s, body, sp.start, sp.end, now_ms);
+            }
+        }
+    }
+
     /// Appends one encoded span body to its trace.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn push(
@@ -96,14 +151,16 @@ impl Head {
         end: u64,
         now_ms: u64,
     ) {
-        let t = self.traces.entry(id).or_insert_with(|| HeadTrace {
-            buf: Vec::new(),
-            spans: 0,
-            min_start: u64::MAX,
-            max_end: 0,
-            last_ms: now_ms,
-        });
+        let t = self
+            .traces
+            .entry(id)
+            .or_insert_with(|| HeadTrace::new(now_ms));
         let before = t.buf.len();
+        let summary = self.summary.get_mut();
+        if summary.valid && *t.summarized.get_mut() == before {
+            // Fully summarised until now: listed for the summary to read what follows.
+            summary.pending.push(id);
+        }
         write_uvarint(&mut t.buf, u64::from(res));
         write_uvarint(&mut t.buf, u64::from(scope));
         write_uvarint(&mut t.buf, body.len() as u64);
@@ -265,7 +322,7 @@ pub(crate) struct KeyStats {
     pub per_resource: Vec<u64>,
 }
 
-/// What autocomplete needs from the head, kept up to date at append: attribute keys and their
+/// What autocomplete needs from the head, brought up to date when read: attribute keys and their
 /// (capped) value sets, span names and status messages, and per resource how many spans use it
 /// and how many of those carry each span key (to tell whether an unscoped `.key` falls back to
 /// the resource). Answers only for ranges that hold every head span (see [`Summary::covers`]).
@@ -274,6 +331,9 @@ pub(crate) struct Summary {
     /// False when the head holds spans the summary has not seen (after WAL replay or a
     /// partial cut); it is then rebuilt by decoding the head.
     pub valid: bool,
+    /// Traces with spans appended since the summary last read them (see
+    /// [`Summary::catch_up`]).
+    pending: Vec<TraceId>,
     /// Latest span start and earliest span end (ns).
     max_start: u64,
     min_end: u64,
@@ -379,17 +439,34 @@ impl Summary {
         self.valid && (self.spans == 0 || (self.max_start <= end_ns && self.min_end >= start_ns))
     }
 
-    /// Rebuilt from every span of `head`.
-    pub(crate) fn rebuild(head: &Head) -> Summary {
-        let mut s = Summary::new();
-        for (id, t) in &head.traces {
-            match decode_trace(*id, t) {
-                Some(spans) => spans
-                    .iter()
-                    .for_each(|(r, _, sp)| s.add(*r, &SpanRef::of(sp))),
-                None => s.valid = false,
+    /// Reads the spans appended since the last call (or, when invalid, rebuilds the summary
+    /// from every span of `head`). Call with `head` locked at least for reading.
+    pub(crate) fn catch_up(&mut self, head: &Head) {
+        if !self.valid {
+            *self = Summary::new();
+            for (id, t) in &head.traces {
+                self.read_new(*id, t, 0);
+            }
+            return;
+        }
+        for id in std::mem::take(&mut self.pending) {
+            if let Some(t) = head.traces.get(&id) {
+                self.read_new(id, t, t.summarized.load(Ordering::Relaxed));
             }
         }
-        s
+    }
+
+    /// Adds the spans of `t.buf[from..]` and marks the whole buffer summarised.
+    fn read_new(&mut self, id: TraceId, t: &HeadTrace, from: usize) {
+        let ok = t.buf.get(from..).and_then(|new| {
+            for_each_entry(new, |res, _, body| match SpanRef::parse(id, body) {
+                Some(v) => self.add(res, &v),
+                None => self.valid = false,
+            })
+        });
+        if ok.is_none() {
+            self.valid = false;
+        }
+        t.summarized.store(t.buf.len(), Ordering::Relaxed);
     }
 }

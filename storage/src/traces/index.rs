@@ -62,6 +62,48 @@ fn put_list(out: &mut Vec<u8>, list: &[u32], tmp: &mut Vec<u8>) {
     put_bytes(out, tmp);
 }
 
+/// One key's traces per value: strings by their code in the key's value dictionary (no
+/// second hashing of the text), other scalars by their encoding.
+#[derive(Default)]
+struct ValueLists {
+    /// By dictionary code; empty for codes not (yet) seen as a span's first value of the key.
+    strs: Vec<Vec<u32>>,
+    distinct_strs: usize,
+    others: FastMap<Vec<u8>, Vec<u32>>,
+}
+
+impl ValueLists {
+    /// The list of `v` (`str_code`: its dictionary code, for strings), created if there is
+    /// room; `None` when `v` would be value number [`KEY_VALUES_CAP`] + 1.
+    fn list(&mut self, v: &[u8], str_code: Option<u32>) -> Option<&mut Vec<u32>> {
+        let full = self.distinct_strs + self.others.len() >= KEY_VALUES_CAP;
+        match str_code {
+            Some(c) => {
+                let c = c as usize;
+                if self.strs.len() <= c {
+                    self.strs.resize_with(c + 1, Vec::new);
+                }
+                if self.strs[c].is_empty() {
+                    if full {
+                        return None;
+                    }
+                    self.distinct_strs += 1;
+                }
+                Some(&mut self.strs[c])
+            }
+            None => {
+                if !self.others.contains_key(v) {
+                    if full {
+                        return None;
+                    }
+                    self.others.insert(v.to_vec(), Vec::new());
+                }
+                self.others.get_mut(v)
+            }
+        }
+    }
+}
+
 /// Collects the index of one row group while its spans are written (traces in order).
 #[derive(Default)]
 pub(crate) struct IndexBuilder {
@@ -75,7 +117,7 @@ pub(crate) struct IndexBuilder {
     pairs: BTreeMap<u32, Vec<u32>>,
     durs: BTreeMap<u32, Vec<u32>>,
     /// By key code; `None` once the key has too many values or a non-scalar one.
-    keys: Vec<Option<FastMap<Vec<u8>, Vec<u32>>>>,
+    keys: Vec<Option<ValueLists>>,
     /// Spans per pair, and by key code the spans per pair carrying the key.
     pair_spans: BTreeMap<u32, u64>,
     key_pairs: Vec<Vec<u64>>,
@@ -104,11 +146,12 @@ impl IndexBuilder {
 
     /// Records the first attribute with key code `code` of a span of local trace `t` whose
     /// (resource, scope) pair is `pair`.
-    /// `v` is the value's encoding ([`put_value`]'s, tag byte first).
-    pub(crate) fn attr(&mut self, t: u32, code: u32, pair: u32, v: &[u8]) {
+    /// `v` is the value's encoding ([`put_value`]'s, tag byte first); `str_code`, for a string,
+    /// its code in the key's value dictionary of this row group.
+    pub(crate) fn attr(&mut self, t: u32, code: u32, pair: u32, v: &[u8], str_code: Option<u32>) {
         let c = code as usize;
         if self.keys.len() <= c {
-            self.keys.resize_with(c + 1, || Some(FastMap::default()));
+            self.keys.resize_with(c + 1, || Some(ValueLists::default()));
             self.key_pairs.resize_with(c + 1, Vec::new);
         }
         let per_pair = &mut self.key_pairs[c];
@@ -117,27 +160,28 @@ impl IndexBuilder {
         }
         per_pair[pair as usize] += 1;
         let slot = &mut self.keys[c];
-        let Some(map) = slot else {
+        let Some(values) = slot else {
             return;
         };
-        if !matches!(
+        let scalar = matches!(
             v.first(),
             Some(&(TAG_STR | TAG_INT | TAG_DOUBLE | TAG_TRUE | TAG_FALSE))
-        ) {
-            *slot = None;
-            return;
-        }
-        if let Some(list) = map.get_mut(v) {
-            add(list, t);
-        } else if map.len() >= KEY_VALUES_CAP {
-            *slot = None;
-        } else {
-            map.insert(v.to_vec(), vec![t]);
+        );
+        match values.list(v, str_code).filter(|_| scalar) {
+            Some(list) => add(list, t),
+            None => *slot = None,
         }
     }
 
     /// The column bytes.
-    pub(crate) fn finish(mut self, traces: usize, names: &[Box<[u8]>], n_keys: usize) -> Vec<u8> {
+    /// `key_strs[c]`: the value dictionary of key code `c` (the strings `attr` got codes of).
+    pub(crate) fn finish(
+        mut self,
+        traces: usize,
+        names: &[Box<[u8]>],
+        key_strs: &[&[Box<[u8]>]],
+    ) -> Vec<u8> {
+        let n_keys = key_strs.len();
         let mut out = Vec::with_capacity(self.times.len() * 8);
         let mut tmp = Vec::new();
         write_uvarint(&mut out, traces as u64);
@@ -167,11 +211,12 @@ impl IndexBuilder {
                 put_list(&mut out, list, &mut tmp);
             }
         }
-        self.keys.resize_with(n_keys, || Some(FastMap::default()));
+        self.keys
+            .resize_with(n_keys, || Some(ValueLists::default()));
         self.key_pairs.resize_with(n_keys, Vec::new);
         write_uvarint(&mut out, n_keys as u64);
         let mut section = Vec::new();
-        for (key, with) in self.keys.iter().zip(&self.key_pairs) {
+        for (c, (key, with)) in self.keys.iter().zip(&self.key_pairs).enumerate() {
             section.clear();
             // Pairs with a span lacking the key (an unscoped `.key` falls back to their
             // resource there).
@@ -187,12 +232,24 @@ impl IndexBuilder {
             }
             match key {
                 None => write_uvarint(&mut section, 0),
-                Some(map) => {
-                    write_uvarint(&mut section, map.len() as u64 + 1);
-                    let mut entries: Vec<(&Vec<u8>, &Vec<u32>)> = map.iter().collect();
+                Some(values) => {
+                    let strs = key_strs.get(c).copied().unwrap_or_default();
+                    let mut entries: Vec<(Vec<u8>, &Vec<u32>)> = (values.strs.iter())
+                        .enumerate()
+                        .filter(|(_, list)| !list.is_empty())
+                        .map(|(code, list)| {
+                            let text = strs.get(code).map_or(&[][..], |s| s);
+                            let mut v = Vec::with_capacity(text.len() + 6);
+                            v.push(TAG_STR);
+                            put_bytes(&mut v, text);
+                            (v, list)
+                        })
+                        .chain(values.others.iter().map(|(v, list)| (v.clone(), list)))
+                        .collect();
                     entries.sort_unstable();
+                    write_uvarint(&mut section, entries.len() as u64 + 1);
                     for (v, list) in entries {
-                        section.extend_from_slice(v);
+                        section.extend_from_slice(&v);
                         put_list(&mut section, list, &mut tmp);
                     }
                 }

@@ -771,33 +771,31 @@ fn insert_record(
             }
         }
     }
-    for b in rec {
-        let res_enc = &payload[b.resource.clone()];
-        let scope_enc = &payload[b.scope.clone()];
-        let r = head.intern_resource(res_enc, || {
-            let mut x = res_enc;
-            get_resource(&mut x).map(Arc::new)
-        });
-        let s = head.intern_scope(scope_enc, || {
-            let mut x = scope_enc;
-            get_scope(&mut x).map(Arc::new)
-        });
-        let (Some(r), Some(s)) = (r, s) else {
-            return false;
-        };
-        for sp in &b.spans {
-            head.push(
-                sp.trace_id,
-                r,
-                s,
-                &payload[sp.body.clone()],
-                sp.start,
-                sp.end,
-                now_ms,
-            );
-        }
-    }
+    let Some(pairs) = intern_pairs(head, payload, rec) else {
+        return false;
+    };
+    head.push_record(payload, rec, &pairs, now_ms);
     true
+}
+
+/// The head's resource and scope indices of each batch of a record (interning new ones);
+/// `None` if one does not decode.
+fn intern_pairs(head: &mut Head, payload: &[u8], rec: &[wal::RecBatch]) -> Option<Vec<(u32, u32)>> {
+    rec.iter()
+        .map(|b| {
+            let res_enc = payload.get(b.resource.clone())?;
+            let scope_enc = payload.get(b.scope.clone())?;
+            let r = head.intern_resource(res_enc, || {
+                let mut x = res_enc;
+                get_resource(&mut x).map(Arc::new)
+            })?;
+            let s = head.intern_scope(scope_enc, || {
+                let mut x = scope_enc;
+                get_scope(&mut x).map(Arc::new)
+            })?;
+            Some((r, s))
+        })
+        .collect()
 }
 
 fn head_part(head: &Head, id: &TraceId) -> Option<Part> {
@@ -976,10 +974,6 @@ impl TraceAppender for TraceStore {
                         now,
                     );
                 }
-                let summary = head.summary.get_mut();
-                for &i in keep {
-                    summary.add(r, &super::SpanRef::of(&batch.spans[i]));
-                }
             }
             (head.bytes >= self.opts.max_head_bytes, ticket)
         };
@@ -1002,7 +996,7 @@ impl TraceAppender for TraceStore {
         self.append_record(spans, None)
     }
 
-    /// As `append_encoded`; the views `observe` gets are the ones the head summary reads.
+    /// As `append_encoded`, calling `observe` with views of the record before the append.
     fn append_encoded_observed(
         &self,
         spans: super::EncodedSpans,
@@ -1016,8 +1010,8 @@ impl TraceAppender for TraceStore {
 type Observer<'o> = &'o mut dyn FnMut(&[super::BatchRef<'_>]);
 
 impl TraceStore {
-    /// The encoded append: parse the record once into views (for `observe` and the head
-    /// summary) before taking any lock; under the WAL lock write the frame and, under the head
+    /// The encoded append: parse the record into views for `observe` (if any) before taking
+    /// any lock; under the WAL lock write the frame and, under the head
     /// lock, copy the span bodies in; release both, then wait for the (group-committed) fsync.
     fn append_record(
         &self,
@@ -1038,20 +1032,20 @@ impl TraceStore {
         let rec = wal::parse_record(payload)
             .ok_or_else(|| corrupt("encoded trace record does not parse"))?;
         debug_assert!(insert_record(&mut Head::default(), payload, &rec, 0, true));
-        let views = rec
-            .iter()
-            .map(|b| {
-                let resource = super::encoder::resource_attrs(&payload[b.resource.clone()])?;
-                let spans = b
-                    .spans
-                    .iter()
-                    .map(|sp| super::SpanRef::parse(sp.trace_id, &payload[sp.body.clone()]))
-                    .collect::<Option<Vec<_>>>()?;
-                Some(super::BatchRef { resource, spans })
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| corrupt("encoded span does not parse"))?;
         if let Some(observe) = observe {
+            let views = rec
+                .iter()
+                .map(|b| {
+                    let resource = super::encoder::resource_attrs(&payload[b.resource.clone()])?;
+                    let spans = b
+                        .spans
+                        .iter()
+                        .map(|sp| super::SpanRef::parse(sp.trace_id, &payload[sp.body.clone()]))
+                        .collect::<Option<Vec<_>>>()?;
+                    Some(super::BatchRef { resource, spans })
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| corrupt("encoded span does not parse"))?;
             observe(&views);
         }
         let (full, ticket) = {
@@ -1062,36 +1056,9 @@ impl TraceStore {
             };
             let mut head = self.head.write();
             let now = self.now_ms();
-            for (b, view) in rec.iter().zip(&views) {
-                let res_enc = &payload[b.resource.clone()];
-                let scope_enc = &payload[b.scope.clone()];
-                let r = head.intern_resource(res_enc, || {
-                    let mut x = res_enc;
-                    get_resource(&mut x).map(Arc::new)
-                });
-                let s = head.intern_scope(scope_enc, || {
-                    let mut x = scope_enc;
-                    get_scope(&mut x).map(Arc::new)
-                });
-                let (Some(r), Some(s)) = (r, s) else {
-                    return Err(corrupt("encoded resource or scope does not decode"));
-                };
-                for sp in &b.spans {
-                    head.push(
-                        sp.trace_id,
-                        r,
-                        s,
-                        &payload[sp.body.clone()],
-                        sp.start,
-                        sp.end,
-                        now,
-                    );
-                }
-                let summary = head.summary.get_mut();
-                for v in &view.spans {
-                    summary.add(r, v);
-                }
-            }
+            let pairs = intern_pairs(&mut head, payload, &rec)
+                .ok_or_else(|| corrupt("encoded resource or scope does not decode"))?;
+            head.push_record(payload, &rec, &pairs, now);
             (head.bytes >= self.opts.max_head_bytes, ticket)
         };
         // Durable before the answer; the fsync is shared with concurrent appends.
@@ -1237,9 +1204,7 @@ impl TraceSource for TraceStore {
 /// exact for `[start_ns, end_ns]`; false (nothing done) otherwise.
 fn with_summary(head: &Head, start_ns: u64, end_ns: u64, f: impl FnOnce(&Summary) -> bool) -> bool {
     let mut s = head.summary.lock();
-    if !s.valid {
-        *s = Summary::rebuild(head);
-    }
+    s.catch_up(head);
     s.covers(start_ns, end_ns) && f(&s)
 }
 
