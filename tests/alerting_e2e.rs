@@ -484,6 +484,23 @@ async fn an_slo_page_carries_budget_figures_and_is_not_resent_after_kill_9() {
         .iter()
         .map(|p| firing_count(&sink, p))
         .collect();
+    // A receiver has the notification before the notification log records it (at-least-once,
+    // as Alertmanager): wait until every notification received is on disk, then kill.
+    let sent: usize = before.iter().sum();
+    let nflog = data.join("notify/nflog.json");
+    poll(
+        Duration::from_secs(30),
+        "every notification in the notification log on disk",
+        || {
+            let logged = std::fs::read(&nflog)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v.as_object().map(|m| m.len()))
+                .unwrap_or(0);
+            async move { (logged >= sent).then_some(()) }
+        },
+    )
+    .await;
     server.kill();
     let mut server = Server::start(&config, &data, &log).await;
     let base = server.base.clone();

@@ -678,17 +678,20 @@ impl Notifier {
     /// `delivered[i]` is the outcome of `flush.notifications[i]`.
     pub fn complete(&self, flush: &GroupFlush, delivered: &[bool]) {
         let now = self.clock.now_ms();
-        for (n, ok) in flush.notifications.iter().zip(delivered) {
-            if *ok {
-                if let Err(e) = self.nflog.log(
+        let sent = flush
+            .notifications
+            .iter()
+            .zip(delivered)
+            .filter(|(_, ok)| **ok)
+            .map(|(n, _)| {
+                (
                     nflog::key(&flush.group_key, &n.receiver_key),
                     n.firing.clone(),
                     n.resolved.clone(),
-                    now,
-                ) {
-                    tracing::error!(error = %e, "persisting the notification log failed");
-                }
-            }
+                )
+            });
+        if let Err(e) = self.nflog.log(sent, now) {
+            tracing::error!(error = %e, "persisting the notification log failed");
         }
         let mut state = self.state.lock();
         let id = (flush.route, flush.group_key.clone());

@@ -81,28 +81,30 @@ impl NotificationLog {
         self.entries.lock().get(key).cloned()
     }
 
-    /// Records a sent notification and persists the log.
+    /// Records sent notifications (`(key, firing, resolved)`) and persists the log once.
     pub fn log(
         &self,
-        key: String,
-        firing: BTreeSet<u64>,
-        resolved: BTreeSet<u64>,
+        sent: impl IntoIterator<Item = (String, BTreeSet<u64>, BTreeSet<u64>)>,
         now_ms: i64,
     ) -> Result<(), String> {
         let mut entries = self.entries.lock();
         entries.retain(|_, e| e.expires_at_ms > now_ms);
-        entries.insert(
-            key,
-            Entry {
-                firing,
-                resolved,
-                timestamp_ms: now_ms,
-                expires_at_ms: now_ms + self.retention_ms,
-            },
-        );
+        let mut changed = false;
+        for (key, firing, resolved) in sent {
+            changed = true;
+            entries.insert(
+                key,
+                Entry {
+                    firing,
+                    resolved,
+                    timestamp_ms: now_ms,
+                    expires_at_ms: now_ms + self.retention_ms,
+                },
+            );
+        }
         match &self.path {
-            Some(p) => write_json_atomic(p, &*entries),
-            None => Ok(()),
+            Some(p) if changed => write_json_atomic(p, &*entries),
+            _ => Ok(()),
         }
     }
 }
@@ -197,7 +199,7 @@ mod tests {
     fn log_survives_reopen_and_expires() {
         let dir = tempfile::tempdir().unwrap();
         let log = NotificationLog::open(Some(dir.path()), 10_000, 0).unwrap();
-        log.log(key("g", "r/webhook/0"), set(&[7]), set(&[]), 100)
+        log.log([(key("g", "r/webhook/0"), set(&[7]), set(&[]))], 100)
             .unwrap();
         let again = NotificationLog::open(Some(dir.path()), 10_000, 5_000).unwrap();
         assert_eq!(
