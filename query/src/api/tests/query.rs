@@ -204,8 +204,25 @@ async fn timeout_param_only_lowers_the_engine_deadline() {
     assert_eq!(query_timeout(&p("timeout=-1"), &st), Ok(Duration::ZERO));
 }
 
+/// On the multi-threaded runtime the query runs in place and its late answer is replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_queries_time_out() {
+    assert_slow_query_times_out().await;
+}
+
+/// On a current-thread runtime the wait for the blocking pool is cut at the deadline.
+#[tokio::test]
+async fn slow_queries_time_out_on_a_current_thread_runtime() {
+    let started = std::time::Instant::now();
+    assert_slow_query_times_out().await;
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+async fn assert_slow_query_times_out() {
     let st = state(Duration::from_millis(50));
     let res = run_blocking(
         &st,

@@ -312,6 +312,85 @@ pub(super) struct Params {
     pub t: i64,
 }
 
+/// Whether [`values_over_time`] computes `name`.
+pub(super) fn is_values_over_time(name: &str) -> bool {
+    matches!(
+        name,
+        "avg_over_time"
+            | "sum_over_time"
+            | "count_over_time"
+            | "min_over_time"
+            | "max_over_time"
+            | "last_over_time"
+            | "first_over_time"
+            | "ts_of_last_over_time"
+            | "ts_of_first_over_time"
+    )
+}
+
+/// The `*_over_time` functions that need nothing but the window's points (sorted, without
+/// staleness markers), on any kind of point; `None` for an empty window or another name.
+pub(super) fn values_over_time<P: Point>(name: &str, points: &[P]) -> Option<f64> {
+    let (first, last) = (points.first()?, points.last()?);
+    Some(match name {
+        "avg_over_time" => avg_over_time(points.iter().map(P::v)),
+        "sum_over_time" => sum_over_time(points.iter().map(P::v)),
+        "count_over_time" => points.len() as f64,
+        "min_over_time" => extreme::<P, false>(points),
+        "max_over_time" => extreme::<P, true>(points),
+        "last_over_time" => last.v(),
+        "first_over_time" => first.v(),
+        "ts_of_last_over_time" => last.t() as f64 / 1000.0,
+        "ts_of_first_over_time" => first.t() as f64 / 1000.0,
+        _ => return None,
+    })
+}
+
+/// `max_over_time` (`MAX`) or `min_over_time` of a non-empty window, as Prometheus folds it:
+/// the first value, replaced by each later one that is greater (smaller), or whenever the kept
+/// one is NaN. That is the earliest of the extreme non-NaN values (NaN when all are NaN).
+/// Lanes kept apart break the dependency from one comparison to the next; the only values
+/// that compare equal but differ are ±0, so a zero result is looked up in order.
+fn extreme<P: Point, const MAX: bool>(points: &[P]) -> f64 {
+    const LANES: usize = 4;
+    let better = |x: f64, m: f64| if MAX { x > m } else { x < m };
+    let start = if MAX {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
+    let mut lanes = [start; LANES];
+    let mut groups = points.chunks_exact(LANES);
+    for g in &mut groups {
+        for (m, p) in lanes.iter_mut().zip(g) {
+            let x = p.v();
+            // NaN never compares better, so it is skipped.
+            *m = if better(x, *m) { x } else { *m };
+        }
+    }
+    for p in groups.remainder() {
+        let x = p.v();
+        lanes[0] = if better(x, lanes[0]) { x } else { lanes[0] };
+    }
+    let best = lanes
+        .into_iter()
+        .fold(start, |m, x| if better(x, m) { x } else { m });
+    if best == start || best == 0.0 {
+        // No value beyond the starting infinity (all NaN, or the extreme is that infinity), or
+        // a zero whose sign the first occurrence decides: the sequential fold.
+        let first = points.first().map_or(f64::NAN, P::v);
+        return points.iter().skip(1).fold(first, |m, p| {
+            let x = p.v();
+            if better(x, m) || m.is_nan() {
+                x
+            } else {
+                m
+            }
+        });
+    }
+    best
+}
+
 /// Computes `name` over one series' points. `None` means no output for the series.
 pub(super) fn apply(
     name: &str,
@@ -327,21 +406,7 @@ pub(super) fn apply(
         "delta" => extrapolated_rate(points, arg, false, false),
         "irate" => instant_value(points, true),
         "idelta" => instant_value(points, false),
-        "avg_over_time" => nonempty.then(|| avg_over_time(points.iter().map(|x| x.1))),
-        "sum_over_time" => nonempty.then(|| sum_over_time(points.iter().map(|x| x.1))),
-        "count_over_time" => nonempty.then_some(points.len() as f64),
-        "min_over_time" => points.split_first().map(|(f, rest)| {
-            rest.iter()
-                .fold(f.1, |m, x| if x.1 < m || m.is_nan() { x.1 } else { m })
-        }),
-        "max_over_time" => points.split_first().map(|(f, rest)| {
-            rest.iter()
-                .fold(f.1, |m, x| if x.1 > m || m.is_nan() { x.1 } else { m })
-        }),
-        "last_over_time" => points.last().map(|x| x.1),
-        "first_over_time" => points.first().map(|x| x.1),
-        "ts_of_last_over_time" => points.last().map(|x| x.0 as f64 / 1000.0),
-        "ts_of_first_over_time" => points.first().map(|x| x.0 as f64 / 1000.0),
+        _ if is_values_over_time(name) => values_over_time(name, points),
         "ts_of_max_over_time" => points.split_first().map(|(f, rest)| {
             let best = rest
                 .iter()
@@ -433,15 +498,6 @@ pub(super) fn is_range_fn(name: &str) -> bool {
             | "delta"
             | "irate"
             | "idelta"
-            | "avg_over_time"
-            | "sum_over_time"
-            | "count_over_time"
-            | "min_over_time"
-            | "max_over_time"
-            | "last_over_time"
-            | "first_over_time"
-            | "ts_of_last_over_time"
-            | "ts_of_first_over_time"
             | "ts_of_max_over_time"
             | "ts_of_min_over_time"
             | "present_over_time"
@@ -455,5 +511,58 @@ pub(super) fn is_range_fn(name: &str) -> bool {
             | "changes"
             | "double_exponential_smoothing"
             | "holt_winters"
-    )
+    ) || is_values_over_time(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prometheus' sequential `max_over_time`/`min_over_time` fold.
+    fn fold(vals: &[f64], max: bool) -> f64 {
+        vals[1..].iter().fold(vals[0], |m, &x| {
+            if (max && x > m) || (!max && x < m) || m.is_nan() {
+                x
+            } else {
+                m
+            }
+        })
+    }
+
+    #[test]
+    fn extreme_matches_the_sequential_fold_bit_for_bit() {
+        let pool = [
+            1.5,
+            -2.0,
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            7.25,
+            -7.25,
+            1e300,
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..4000 {
+            let len = 1 + (next() % 13) as usize;
+            // Small pools make ties, all-NaN and all-infinite windows common.
+            let kinds = 1 + (case % pool.len());
+            let vals: Vec<f64> = (0..len)
+                .map(|_| pool[(next() % kinds as u64) as usize])
+                .collect();
+            let points: Vec<(i64, f64)> = vals.iter().map(|&v| (0, v)).collect();
+            for (max, name) in [(true, "max_over_time"), (false, "min_over_time")] {
+                let got = values_over_time(name, &points).map(f64::to_bits);
+                assert_eq!(got, Some(fold(&vals, max).to_bits()), "{name} {vals:?}");
+            }
+        }
+        assert_eq!(values_over_time::<(i64, f64)>("max_over_time", &[]), None);
+    }
 }

@@ -272,6 +272,12 @@ fn range_series(
             );
             any.then_some(col)
         }
+        _ if range_fns::is_values_over_time(name) && !has_stale_marker(samples) => {
+            // No staleness markers to drop: the windows are slices of the samples themselves.
+            window_steps(env, samples, offset, range, counts, |window, _, _| {
+                Ok(range_fns::values_over_time(name, window))
+            })?
+        }
         _ => {
             // The non-stale points, once per series; each window is a slice of them.
             let points: Vec<(i64, f64)> = samples
@@ -295,6 +301,11 @@ fn range_series(
     }))
 }
 
+/// Whether `samples` hold a staleness marker (a pass without early exit, which vectorizes).
+fn has_stale_marker(samples: &[Sample]) -> bool {
+    samples.iter().fold(false, |any, p| any | is_stale_nan(p.v))
+}
+
 /// Whether `samples` hold a staleness marker, and whether a value drops below the one before
 /// (a counter reset), in one pass.
 fn stale_and_reset(samples: &[Sample]) -> (bool, bool) {
@@ -306,6 +317,23 @@ fn stale_and_reset(samples: &[Sample]) -> (bool, bool) {
         prev = p.v;
     }
     (stale, reset)
+}
+
+/// The index of the first point at or after `from` whose time is past `bound` (`points` sorted
+/// by time). Over many steps a window moves by a few points per step, which a scan finds
+/// fastest; a single step (an instant query) bisects, so a window reaching thousands of points
+/// back (`[1d]`) costs a few dozen comparisons instead of a scan.
+#[inline]
+fn past<P: Point>(points: &[P], from: usize, bound: i64, single: bool) -> usize {
+    if single {
+        let rest = points.get(from..).unwrap_or(&[]);
+        return from + rest.partition_point(|p| p.t() <= bound);
+    }
+    let mut i = from;
+    while points.get(i).is_some_and(|p| p.t() <= bound) {
+        i += 1;
+    }
+    i
 }
 
 /// Slides the window `(t - offset - range, t - offset]` over `points` (sorted, no staleness
@@ -320,16 +348,12 @@ fn slide<P: Point>(
     mut f: impl FnMut(usize, &[P], i64, i64),
 ) {
     let (mut a, mut b) = (0usize, 0usize);
+    let single = env.ts.len() == 1;
     for (step, &t) in env.ts.iter().enumerate() {
         let et = t.saturating_sub(offset);
         let lo = et.saturating_sub(range);
-        while points.get(a).is_some_and(|p| p.t() <= lo) {
-            a += 1;
-        }
-        b = b.max(a);
-        while points.get(b).is_some_and(|p| p.t() <= et) {
-            b += 1;
-        }
+        a = past(points, a, lo, single);
+        b = past(points, b.max(a), et, single);
         let window = points.get(a..b).unwrap_or(&[]);
         if window.is_empty() {
             continue;
@@ -387,4 +411,30 @@ fn window_steps<P: Point>(
     );
     result?;
     Ok(any.then_some(col))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_finds_what_a_scan_finds() {
+        let mut times = vec![
+            1i64, 3, 3, 4, 8, 9, 9, 9, 12, 20, 21, 40, 41, 42, 43, 44, 45, 100,
+        ];
+        times.extend((0..60).map(|i| 100 + i / 3));
+        let points: Vec<(i64, f64)> = times.iter().map(|&t| (t, 0.0)).collect();
+        for from in 0..=points.len() {
+            for bound in -1..=121 {
+                let mut scan = from;
+                while points.get(scan).is_some_and(|p| p.0 <= bound) {
+                    scan += 1;
+                }
+                for single in [false, true] {
+                    assert_eq!(past(&points, from, bound, single), scan, "{from} {bound}");
+                }
+            }
+        }
+        assert_eq!(past::<(i64, f64)>(&[], 0, 5, true), 0);
+    }
 }
