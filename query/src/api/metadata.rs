@@ -59,13 +59,17 @@ where
     blocking(st, f).await
 }
 
-/// Runs a storage lookup on the blocking pool.
+/// Runs a storage lookup off the async scheduler: in place ([`super::runs_in_place`]), else
+/// on the blocking pool.
 async fn blocking<T, F>(st: &Arc<ApiState>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Db) -> Result<T, StorageError> + Send + 'static,
 {
     let db = Arc::clone(&st.db);
+    if super::runs_in_place() {
+        return tokio::task::block_in_place(|| f(&db)).map_err(ApiError::from);
+    }
     tokio::task::spawn_blocking(move || f(&db))
         .await
         .map_err(|e| ApiError::internal(format!("lookup failed: {e}")))?

@@ -148,12 +148,11 @@ pub(super) fn query_timeout(p: &Params, st: &ApiState) -> Result<Duration, ApiEr
 /// Runs an evaluation, and the encoding of its answer, off the async scheduler, and answers
 /// with a timeout error when it takes longer than `timeout`.
 ///
-/// On the multi-threaded runtime the query runs on the calling thread (`block_in_place`: the
-/// worker's other tasks move to another thread), which saves the hand-off to a blocking-pool
-/// thread and the wake-up back: tens of microseconds, a third of a small query's latency. The
-/// engine checks its deadline as it goes; an answer that still comes late is replaced by the
-/// timeout error. On a current-thread runtime the blocking pool runs it and the wait for it is
-/// cut at `timeout` (the thread finishes on its own).
+/// On the multi-threaded runtime the query runs in place ([`super::runs_in_place`]; a third of
+/// a small query's latency was the hand-off). The engine checks its deadline as it goes; an
+/// answer that still comes late is replaced by the timeout error. On a current-thread runtime
+/// the blocking pool runs it and the wait for it is cut at `timeout` (the thread finishes on
+/// its own).
 pub(super) async fn run_blocking<F, G>(
     st: &Arc<ApiState>,
     timeout: Duration,
@@ -175,9 +174,7 @@ where
         })
     };
     let timed_out = || ApiError::from(QueryError::Timeout("expression evaluation"));
-    if tokio::runtime::Handle::current().runtime_flavor()
-        == tokio::runtime::RuntimeFlavor::MultiThread
-    {
+    if super::runs_in_place() {
         let res = tokio::task::block_in_place(run);
         if queued.elapsed() > timeout {
             return Err(timed_out());
