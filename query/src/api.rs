@@ -2,7 +2,7 @@
 //!
 //! Every endpoint answers GET and POST (form-encoded body), reading its parameters the way
 //! Prometheus' `r.FormValue`/`r.Form` do, and answers with Prometheus' JSON envelope and error
-//! types. Queries run on tokio's blocking pool under the engine's deadline.
+//! types. Queries run off the async scheduler ([`runs_in_place`]) under the engine's deadline.
 
 mod admin;
 mod exemplars;

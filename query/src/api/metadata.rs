@@ -18,7 +18,7 @@ use super::ApiState;
 
 const TRUNCATED: &str = "results truncated due to limit";
 
-/// Most series a `series` lookup may select to be answered without a blocking thread.
+/// Most series a `series` lookup may select to be answered inline, on the async worker.
 const INLINE_SERIES_MAX: usize = 1000;
 
 /// The parameters shared by the three lookups.
@@ -46,8 +46,8 @@ fn lookup_params(p: &Params, match_err: fn(ParamError) -> ApiError) -> Result<Lo
     })
 }
 
-/// Runs a label name or value lookup: inline when the indexes alone answer it (a hand-off to
-/// the blocking pool costs more than the lookup), on the blocking pool otherwise.
+/// Runs a label name or value lookup: inline when the indexes alone answer it, otherwise
+/// through [`blocking`].
 async fn label_lookup<T, F>(st: &Arc<ApiState>, unfiltered: bool, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
@@ -138,8 +138,8 @@ pub async fn series(State(st): State<Arc<ApiState>>, p: Params) -> Result<Succes
         end,
         sets,
     } = q;
-    // One selector that picks few series is answered inline: the hand-off to a blocking
-    // thread would cost more than the lookup.
+    // One selector that picks few series is answered inline: moving off the async worker
+    // would cost more than the lookup.
     let inline = match sets.as_slice() {
         [one] => st
             .db
