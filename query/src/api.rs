@@ -101,18 +101,31 @@ impl Default for ServerInfo {
     }
 }
 
-/// The `/api/v1/...` routes. Paths under `/api/v1/` that name no endpoint answer 404 with a
-/// `not_found` error; the router sets no global fallback, so it merges freely.
-/// Whether a handler runs its blocking work (storage reads, evaluation) in place with
-/// `block_in_place`, as on the server's multi-threaded runtime: the worker's other tasks move to
-/// another thread, the request saves the hand-off to a blocking-pool thread and the wake-up
-/// back (tens of microseconds), and what the work allocates is freed on the thread that
-/// allocated it. A current-thread runtime (tests) cannot; there the blocking pool runs it.
+/// Whether a handler runs its blocking work (storage reads, evaluation) in place, through
+/// [`in_place`], as on the server's multi-threaded runtime. A current-thread runtime (tests)
+/// cannot; there the blocking pool runs it.
 fn runs_in_place() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
+/// Runs blocking work on the calling worker thread (`block_in_place`: the worker's other tasks
+/// move to another thread). The request saves the hand-off to a blocking-pool thread and the
+/// wake-up back (tens of microseconds), and what the work allocates is freed on the thread that
+/// allocated it. A panic is caught and returned as its message, as a pool thread's would be.
+fn in_place<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panicked".to_string())
+        })
+}
+
+/// The `/api/v1/...` routes. Paths under `/api/v1/` that name no endpoint answer 404 with a
+/// `not_found` error; the router sets no global fallback, so it merges freely.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/query", get(query::query).post(query::query))

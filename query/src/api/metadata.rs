@@ -67,12 +67,15 @@ where
     F: FnOnce(&Db) -> Result<T, StorageError> + Send + 'static,
 {
     let db = Arc::clone(&st.db);
+    let failed = |e: &dyn std::fmt::Display| ApiError::internal(format!("lookup failed: {e}"));
     if super::runs_in_place() {
-        return tokio::task::block_in_place(|| f(&db)).map_err(ApiError::from);
+        return super::in_place(|| f(&db))
+            .map_err(|e| failed(&e))?
+            .map_err(ApiError::from);
     }
     tokio::task::spawn_blocking(move || f(&db))
         .await
-        .map_err(|e| ApiError::internal(format!("lookup failed: {e}")))?
+        .map_err(|e| failed(&e))?
         .map_err(ApiError::from)
 }
 

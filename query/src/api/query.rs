@@ -174,8 +174,10 @@ where
         })
     };
     let timed_out = || ApiError::from(QueryError::Timeout("expression evaluation"));
+    let failed =
+        |e: &dyn std::fmt::Display| ApiError::internal(format!("query evaluation failed: {e}"));
     if super::runs_in_place() {
-        let res = tokio::task::block_in_place(run);
+        let res = super::in_place(run).map_err(|e| failed(&e))?;
         if queued.elapsed() > timeout {
             return Err(timed_out());
         }
@@ -183,9 +185,7 @@ where
     }
     match tokio::time::timeout(timeout, tokio::task::spawn_blocking(run)).await {
         Err(_) => Err(timed_out()),
-        Ok(Err(join)) => Err(ApiError::internal(format!(
-            "query evaluation failed: {join}"
-        ))),
+        Ok(Err(join)) => Err(failed(&join)),
         Ok(Ok(res)) => res.map_err(ApiError::from),
     }
 }

@@ -222,6 +222,25 @@ async fn slow_queries_time_out_on_a_current_thread_runtime() {
     );
 }
 
+/// A panicking evaluation is answered with an internal error, in place as on the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_query_is_an_internal_error() {
+    let st = state(Duration::from_secs(5));
+    let res = run_blocking(
+        &st,
+        Duration::from_secs(5),
+        |_, _| -> Result<QueryResult, QueryError> { panic!("engine bug") },
+        |res| encode_result(res, 0),
+    )
+    .await;
+    let err = match res {
+        Err(e) => e,
+        Ok(_) => panic!("expected an error"),
+    };
+    assert_eq!(err.kind, ErrorType::Internal);
+    assert!(err.message.contains("engine bug"), "{}", err.message);
+}
+
 async fn assert_slow_query_times_out() {
     let st = state(Duration::from_millis(50));
     let res = run_blocking(
