@@ -9,13 +9,12 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{urlencode, Server};
+use support::{free_port, urlencode, Server};
 
 fn venv_python() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
@@ -32,14 +31,6 @@ fn venv_python() -> PathBuf {
         python.display()
     );
     python
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Setup {

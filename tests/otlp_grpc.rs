@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::net::TcpListener;
-
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -18,16 +16,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::Value;
-use support::{urlencode, Server};
+use support::{free_port, urlencode, Server};
 use tonic::codegen::http::uri::PathAndQuery;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn now_ns() -> u64 {
     std::time::SystemTime::now()

@@ -28,13 +28,22 @@ impl Drop for Server {
     }
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now and that this test process has not handed out before:
+/// a port is picked by binding port 0 and closing the socket, and the system may pick the same
+/// one again for the next call (a server then fails to bind its second listener).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Writes `storage` (YAML lines under `storage:`, without indentation) as a config file.

@@ -202,7 +202,7 @@ impl Head {
         } else if self.traces.is_empty() {
             *self.summary.get_mut() = Summary::new();
         } else {
-            self.summary.get_mut().valid = false;
+            self.summary.get_mut().invalidate();
         }
         if self.traces.is_empty() {
             // Forget resources and scopes nobody refers to any more.
@@ -437,6 +437,12 @@ impl Summary {
     /// for that range).
     pub(crate) fn covers(&self, start_ns: u64, end_ns: u64) -> bool {
         self.valid && (self.spans == 0 || (self.max_start <= end_ns && self.min_end >= start_ns))
+    }
+
+    /// Marks the summary stale (rebuilt when next read) and drops its list of traces to read.
+    fn invalidate(&mut self) {
+        self.valid = false;
+        self.pending = Vec::new();
     }
 
     /// Reads the spans appended since the last call (or, when invalid, rebuilds the summary
